@@ -1,0 +1,106 @@
+"""One settings object for the whole project, read once from ``OPS_*`` environment variables.
+
+Every path, URL, token and business setting lives here; nothing else in the code base
+spells one out. The README's settings table documents each field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    warehouse: str
+    warehouse_path: Path
+    published_path: Path
+    postgres_url: str
+    shop_db_url: str
+    marketing_api_url: str
+    marketing_api_token: str
+    support_api_url: str
+    support_api_token: str
+    landing_dir: Path
+    demo_dir: Path
+    demo_seed: int
+    demo_scale: float
+    demo_until: date
+    demo_port: int
+    business_tz: str
+    reporting_currency: str
+    ad_lookback_days: int
+    page_size: int
+    http_timeout_s: float
+    http_max_attempts: int
+    http_backoff_max_s: float
+    dlt_dir: Path
+    dbt_target: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        home = Path(_env("OPS_HOME", str(PROJECT_ROOT / "var"))).resolve()
+        demo_dir = Path(_env("OPS_DEMO_DIR", str(home / "demo")))
+        demo_port = int(_env("OPS_DEMO_PORT", "8765"))
+        demo_api = f"http://127.0.0.1:{demo_port}"
+        warehouse = _env("OPS_WAREHOUSE", "duckdb")
+        if warehouse not in ("duckdb", "postgres"):
+            raise ValueError(f"OPS_WAREHOUSE must be 'duckdb' or 'postgres', not {warehouse!r}")
+        return cls(
+            home=home,
+            warehouse=warehouse,
+            warehouse_path=Path(_env("OPS_WAREHOUSE_PATH", str(home / "warehouse" / "working.duckdb"))),
+            published_path=Path(
+                _env("OPS_PUBLISHED_PATH", str(home / "warehouse" / "published.duckdb"))
+            ),
+            postgres_url=_env("OPS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/ops_warehouse"),
+            shop_db_url=_env("OPS_SHOP_DB_URL", f"sqlite:///{demo_dir / 'shop.sqlite'}"),
+            marketing_api_url=_env("OPS_MARKETING_API_URL", demo_api).rstrip("/"),
+            marketing_api_token=_env("OPS_MARKETING_API_TOKEN", "demo-marketing-token"),
+            support_api_url=_env("OPS_SUPPORT_API_URL", demo_api).rstrip("/"),
+            support_api_token=_env("OPS_SUPPORT_API_TOKEN", "demo-support-token"),
+            landing_dir=Path(_env("OPS_LANDING_DIR", str(demo_dir / "landing"))),
+            demo_dir=demo_dir,
+            demo_seed=int(_env("OPS_DEMO_SEED", "42")),
+            demo_scale=float(_env("OPS_DEMO_SCALE", "1")),
+            demo_until=date.fromisoformat(_env("OPS_DEMO_UNTIL", "2026-11-22")),
+            demo_port=demo_port,
+            business_tz=_env("OPS_BUSINESS_TZ", "UTC"),
+            reporting_currency=_env("OPS_REPORTING_CURRENCY", "USD"),
+            ad_lookback_days=int(_env("OPS_AD_LOOKBACK_DAYS", "3")),
+            page_size=int(_env("OPS_PAGE_SIZE", "1000")),
+            http_timeout_s=float(_env("OPS_HTTP_TIMEOUT_S", "30")),
+            http_max_attempts=int(_env("OPS_HTTP_MAX_ATTEMPTS", "8")),
+            http_backoff_max_s=float(_env("OPS_HTTP_BACKOFF_MAX_S", "20")),
+            dlt_dir=Path(_env("OPS_DLT_DIR", str(home / "dlt"))),
+            dbt_target=_env("OPS_DBT_TARGET", warehouse),
+        )
+
+    def redacted(self) -> dict[str, str]:
+        """Settings as printable strings, with tokens and passwords masked."""
+        out = {}
+        for f in fields(self):
+            value = str(getattr(self, f.name))
+            if "token" in f.name:
+                value = "***" if value else ""
+            elif "url" in f.name and "@" in value and ":" in value.split("@")[0].split("//")[-1]:
+                scheme, rest = value.split("//", 1)
+                value = f"{scheme}//***@{rest.split('@', 1)[1]}"
+            out[f.name] = value
+        return out
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,31 @@
+{#
+    The SQL type of a field type of the source contract (plugins/ops_warehouse/contracts.py).
+    Staging casts every raw column with it, so each contract type has one warehouse type, the same
+    on DuckDB and PostgreSQL (both accept these names):
+
+        text -> text                          float     -> double precision
+        int  -> bigint                        date      -> date
+        decimal (money) -> numeric(18, 2)     timestamp -> timestamp with time zone (UTC)
+        bool -> boolean
+
+    dbt's own type macros are not used here: dbt.type_timestamp() is a timestamp without time zone
+    and dbt.type_float() is a 4-byte float on DuckDB.
+#}
+{% macro contract_type(field_type) -%}
+    {%- set sql_types = {
+        "text": "text",
+        "int": "bigint",
+        "decimal": "numeric(18, 2)",
+        "float": "double precision",
+        "date": "date",
+        "timestamp": "timestamp with time zone",
+        "bool": "boolean",
+    } -%}
+    {%- if field_type not in sql_types -%}
+        {{ exceptions.raise_compiler_error(
+            "contract_type: unknown contract field type '" ~ field_type ~ "' in " ~ model.name
+            ~ "; use one of: " ~ sql_types.keys() | join(", ")
+        ) }}
+    {%- endif -%}
+    {{- sql_types[field_type] -}}
+{%- endmacro %}

@@ -1,0 +1,67 @@
+with
+
+source as (
+
+    select
+        customer_id,
+        email,
+        full_name,
+        country,
+        segment,
+        created_at,
+        updated_at,
+        _loaded_at,
+        _load_id
+    from {{ source('sales', 'customers') }}
+
+),
+
+renamed as (
+
+    select
+        cast(customer_id as {{ contract_type('text') }}) as customer_id,
+        cast(email as {{ contract_type('text') }}) as email,
+        lower(trim(cast(email as {{ contract_type('text') }}))) as email_normalized,
+        cast(full_name as {{ contract_type('text') }}) as full_name,
+        cast(country as {{ contract_type('text') }}) as country,
+        cast(segment as {{ contract_type('text') }}) as segment,
+        cast(created_at as {{ contract_type('timestamp') }}) as created_at,
+        cast(updated_at as {{ contract_type('timestamp') }}) as updated_at,
+        cast(_loaded_at as {{ contract_type('timestamp') }}) as _loaded_at,
+        cast(_load_id as {{ contract_type('text') }}) as _load_id
+    from source
+
+),
+
+ranked as (
+
+    -- raw keeps every version a load delivered; the newest version of each key wins
+    select
+        *,
+        row_number() over (
+            partition by customer_id
+            order by updated_at desc nulls last, _loaded_at desc nulls last
+        ) as recency_rank
+    from renamed
+
+),
+
+final as (
+
+    select
+        customer_id,
+        email,
+        email_normalized,
+        full_name,
+        country,
+        segment,
+        created_at,
+        updated_at,
+        _loaded_at,
+        _load_id
+    from ranked
+    where recency_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,53 @@
+with
+
+source as (
+
+    select
+        rate_date,
+        currency,
+        rate_to_usd,
+        _loaded_at,
+        _load_id
+    from {{ source('sales', 'fx_rates') }}
+
+),
+
+renamed as (
+
+    select
+        cast(rate_date as {{ contract_type('date') }}) as rate_date,
+        cast(currency as {{ contract_type('text') }}) as currency,
+        cast(rate_to_usd as {{ contract_type('float') }}) as rate_to_usd,
+        cast(_loaded_at as {{ contract_type('timestamp') }}) as _loaded_at,
+        cast(_load_id as {{ contract_type('text') }}) as _load_id
+    from source
+
+),
+
+ranked as (
+
+    -- raw keeps every row a load delivered; the row loaded last wins
+    select
+        *,
+        row_number() over (
+            partition by rate_date, currency
+            order by _loaded_at desc nulls last
+        ) as recency_rank
+    from renamed
+
+),
+
+final as (
+
+    select
+        rate_date,
+        currency,
+        rate_to_usd,
+        _loaded_at,
+        _load_id
+    from ranked
+    where recency_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,62 @@
+with
+
+source as (
+
+    select
+        order_item_id,
+        order_id,
+        product_id,
+        quantity,
+        unit_price,
+        updated_at,
+        _loaded_at,
+        _load_id
+    from {{ source('sales', 'order_items') }}
+
+),
+
+renamed as (
+
+    select
+        cast(order_item_id as {{ contract_type('text') }}) as order_item_id,
+        cast(order_id as {{ contract_type('text') }}) as order_id,
+        cast(product_id as {{ contract_type('text') }}) as product_id,
+        cast(quantity as {{ contract_type('int') }}) as quantity,
+        cast(unit_price as {{ contract_type('decimal') }}) as unit_price,
+        cast(updated_at as {{ contract_type('timestamp') }}) as updated_at,
+        cast(_loaded_at as {{ contract_type('timestamp') }}) as _loaded_at,
+        cast(_load_id as {{ contract_type('text') }}) as _load_id
+    from source
+
+),
+
+ranked as (
+
+    -- raw keeps every version a load delivered; the newest version of each key wins
+    select
+        *,
+        row_number() over (
+            partition by order_item_id
+            order by updated_at desc nulls last, _loaded_at desc nulls last
+        ) as recency_rank
+    from renamed
+
+),
+
+final as (
+
+    select
+        order_item_id,
+        order_id,
+        product_id,
+        quantity,
+        unit_price,
+        updated_at,
+        _loaded_at,
+        _load_id
+    from ranked
+    where recency_rank = 1
+
+)
+
+select * from final

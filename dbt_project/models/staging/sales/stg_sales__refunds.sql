@@ -1,0 +1,62 @@
+with
+
+source as (
+
+    select
+        refund_id,
+        order_id,
+        refunded_at,
+        amount,
+        reason,
+        updated_at,
+        _loaded_at,
+        _load_id
+    from {{ source('sales', 'refunds') }}
+
+),
+
+renamed as (
+
+    select
+        cast(refund_id as {{ contract_type('text') }}) as refund_id,
+        cast(order_id as {{ contract_type('text') }}) as order_id,
+        cast(refunded_at as {{ contract_type('timestamp') }}) as refunded_at,
+        cast(amount as {{ contract_type('decimal') }}) as amount,
+        cast(reason as {{ contract_type('text') }}) as reason,
+        cast(updated_at as {{ contract_type('timestamp') }}) as updated_at,
+        cast(_loaded_at as {{ contract_type('timestamp') }}) as _loaded_at,
+        cast(_load_id as {{ contract_type('text') }}) as _load_id
+    from source
+
+),
+
+ranked as (
+
+    -- raw keeps every version a load delivered; the newest version of each key wins
+    select
+        *,
+        row_number() over (
+            partition by refund_id
+            order by updated_at desc nulls last, _loaded_at desc nulls last
+        ) as recency_rank
+    from renamed
+
+),
+
+final as (
+
+    select
+        refund_id,
+        order_id,
+        refunded_at,
+        amount,
+        reason,
+        updated_at,
+        _loaded_at,
+        _load_id
+    from ranked
+    where recency_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,68 @@
+with
+
+source as (
+
+    select
+        event_id,
+        ticket_id,
+        created_at,
+        event_type,
+        author_role,
+        is_public,
+        new_status,
+        score,
+        _loaded_at,
+        _load_id
+    from {{ source('support', 'ticket_events') }}
+
+),
+
+renamed as (
+
+    select
+        cast(event_id as {{ contract_type('int') }}) as event_id,
+        cast(ticket_id as {{ contract_type('int') }}) as ticket_id,
+        cast(created_at as {{ contract_type('timestamp') }}) as created_at,
+        cast(event_type as {{ contract_type('text') }}) as event_type,
+        cast(author_role as {{ contract_type('text') }}) as author_role,
+        cast(is_public as {{ contract_type('bool') }}) as is_public,
+        cast(new_status as {{ contract_type('text') }}) as new_status,
+        cast(score as {{ contract_type('text') }}) as score,
+        cast(_loaded_at as {{ contract_type('timestamp') }}) as _loaded_at,
+        cast(_load_id as {{ contract_type('text') }}) as _load_id
+    from source
+
+),
+
+ranked as (
+
+    -- raw keeps every row a load delivered; the row loaded last wins
+    select
+        *,
+        row_number() over (
+            partition by event_id
+            order by _loaded_at desc nulls last
+        ) as recency_rank
+    from renamed
+
+),
+
+final as (
+
+    select
+        event_id,
+        ticket_id,
+        created_at,
+        event_type,
+        author_role,
+        is_public,
+        new_status,
+        score,
+        _loaded_at,
+        _load_id
+    from ranked
+    where recency_rank = 1
+
+)
+
+select * from final

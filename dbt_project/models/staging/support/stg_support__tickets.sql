@@ -1,0 +1,76 @@
+with
+
+source as (
+
+    select
+        ticket_id,
+        requester_email,
+        subject,
+        category,
+        channel,
+        priority,
+        status,
+        assignee_id,
+        created_at,
+        updated_at,
+        _loaded_at,
+        _load_id
+    from {{ source('support', 'tickets') }}
+
+),
+
+renamed as (
+
+    select
+        cast(ticket_id as {{ contract_type('int') }}) as ticket_id,
+        cast(requester_email as {{ contract_type('text') }}) as requester_email,
+        lower(trim(cast(requester_email as {{ contract_type('text') }}))) as requester_email_normalized,
+        cast(subject as {{ contract_type('text') }}) as subject,
+        cast(category as {{ contract_type('text') }}) as category,
+        cast(channel as {{ contract_type('text') }}) as channel,
+        cast(priority as {{ contract_type('text') }}) as priority,
+        cast(status as {{ contract_type('text') }}) as ticket_status,
+        cast(assignee_id as {{ contract_type('int') }}) as assignee_id,
+        cast(created_at as {{ contract_type('timestamp') }}) as created_at,
+        cast(updated_at as {{ contract_type('timestamp') }}) as updated_at,
+        cast(_loaded_at as {{ contract_type('timestamp') }}) as _loaded_at,
+        cast(_load_id as {{ contract_type('text') }}) as _load_id
+    from source
+
+),
+
+ranked as (
+
+    -- raw keeps every version a load delivered; the newest version of each key wins
+    select
+        *,
+        row_number() over (
+            partition by ticket_id
+            order by updated_at desc nulls last, _loaded_at desc nulls last
+        ) as recency_rank
+    from renamed
+
+),
+
+final as (
+
+    select
+        ticket_id,
+        requester_email,
+        requester_email_normalized,
+        subject,
+        category,
+        channel,
+        priority,
+        ticket_status,
+        assignee_id,
+        created_at,
+        updated_at,
+        _loaded_at,
+        _load_id
+    from ranked
+    where recency_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,155 @@
+"""`ops`: the project's command line.
+
+    ops demo [--fresh]            whole pipeline on the demo world, through Airflow
+    ops demo generate|advance     make or move the demo world
+    ops demo serve                the demo marketing + support APIs
+    ops load SOURCE --date D      load one source for day D, without Airflow
+    ops transform                 dbt build on the working warehouse
+    ops airflow-init              metadata DB + writer pool for the embedded Airflow
+    ops settings                  the effective settings (secrets masked)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+from rich.console import Console
+from rich.table import Table
+
+from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.settings import get_settings
+
+console = Console()
+
+
+def _day(value: str) -> date:
+    return date.fromisoformat(value)
+
+
+def cmd_settings(args: argparse.Namespace) -> None:
+    table = Table("setting", "value", title="Effective settings")
+    for name, value in get_settings().redacted().items():
+        table.add_row(name, value)
+    console.print(table)
+
+
+def cmd_load(args: argparse.Namespace) -> None:
+    from ops_warehouse.loading import load_source
+    from ops_warehouse.sources.window import Window
+
+    day = args.date or get_settings().demo_until
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    window = Window.of(start, start + timedelta(days=1))
+    sources = ["marketing", "sales", "support"] if args.source == "all" else [args.source]
+    table = Table("source", "entity", "rows read", "rows in raw", title=f"Loaded {day}")
+    for source in sources:
+        with console.status(f"loading {source} for {day} …"):
+            summary = load_source(source, window, run_id=f"cli__{day}")
+        for name, stats in summary.entities.items():
+            table.add_row(source, name, f"{stats.rows_read:,}", f"{stats.raw_rows:,}")
+    console.print(table)
+    console.print(f"Warehouse: {get_settings().warehouse_path}")
+
+
+def cmd_transform(args: argparse.Namespace) -> None:
+    from ops_warehouse.transform import dbt_invoke
+
+    dbt_invoke(["build", *(["--select", args.select] if args.select else [])])
+    console.print(f"[green]dbt build passed[/] on {get_settings().dbt_target}")
+
+
+def cmd_airflow_init(args: argparse.Namespace) -> None:
+    from ops_warehouse.airflow_env import init_airflow
+
+    with console.status("migrating the Airflow metadata DB and creating the writer pool …"):
+        init_airflow(get_settings())
+    console.print("Airflow metadata DB ready; pool warehouse_writer has 1 slot.")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ops_warehouse.demo.run import run_demo
+
+    run_demo(fresh=args.fresh, console=console)
+
+
+def cmd_demo_generate(args: argparse.Namespace) -> None:
+    from ops_warehouse.demo.run import generate_world
+
+    s = get_settings()
+    generate_world(
+        seed=args.seed if args.seed is not None else s.demo_seed,
+        scale=args.scale if args.scale is not None else s.demo_scale,
+        until=args.until or s.demo_until,
+        console=console,
+    )
+
+
+def cmd_demo_advance(args: argparse.Namespace) -> None:
+    from ops_warehouse.demo.run import advance_world
+
+    advance_world(args.days, console=console)
+
+
+def cmd_demo_serve(args: argparse.Namespace) -> None:
+    from ops_warehouse.demo import server
+
+    s = get_settings()
+    server.main(["--dir", str(s.demo_dir), "--port", str(args.port or s.demo_port), *args.extra])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ops", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("settings", help="print the effective settings").set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("load", help="load a source for one day (no Airflow)")
+    p.add_argument("source", choices=["marketing", "sales", "support", "all"])
+    p.add_argument("--date", type=_day, help="the day to load (default: OPS_DEMO_UNTIL)")
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("transform", help="dbt build on the working warehouse")
+    p.add_argument("--select")
+    p.set_defaults(func=cmd_transform)
+
+    sub.add_parser("airflow-init", help="prepare the embedded Airflow").set_defaults(
+        func=cmd_airflow_init)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the demo world")
+    demo.add_argument("--fresh", action="store_true", help="regenerate world and warehouse")
+    demo.set_defaults(func=cmd_demo)
+    demo_sub = demo.add_subparsers(dest="demo_command")
+    p = demo_sub.add_parser("generate", help="generate the demo world")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--scale", type=float)
+    p.add_argument("--until", type=_day)
+    p.set_defaults(func=cmd_demo_generate)
+    p = demo_sub.add_parser("advance", help="move the demo world forward")
+    p.add_argument("--days", type=int, required=True)
+    p.set_defaults(func=cmd_demo_advance)
+    p = demo_sub.add_parser("serve", help="serve the demo APIs in the foreground")
+    p.add_argument("--port", type=int)
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="options passed to the server")
+    p.set_defaults(func=cmd_demo_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except OpsWarehouseError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

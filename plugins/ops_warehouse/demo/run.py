@@ -1,0 +1,146 @@
+"""`make demo`: the whole pipeline on the demo world, run through Airflow itself."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+from rich.console import Console
+from rich.table import Table
+
+from ops_warehouse.contracts import ENTITIES
+from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.settings import Settings, get_settings
+
+DAG_ORDER = ("ingest_marketing", "ingest_sales", "ingest_support", "transform")
+
+
+def generate_world(*, seed: int, scale: float, until: date, console: Console):
+    from ops_warehouse.demo import world
+
+    s = get_settings()
+    started = time.monotonic()
+    with console.status(f"generating the demo world (seed {seed}, scale {scale}, until {until}) …") as st:
+        info = world.generate(s.demo_dir, seed=seed, scale=scale, until=until,
+                              progress=lambda msg: st.update(f"generating the demo world: {msg}"))
+    console.print(f"Demo world generated in {time.monotonic() - started:.1f} s at {s.demo_dir} "
+                  f"({sum(info.row_counts.values()):,} rows, {info.start} … {info.until}).")
+    return info
+
+
+def advance_world(days: int, *, console: Console):
+    from ops_warehouse.demo import world
+
+    s = get_settings()
+    with console.status(f"moving the demo world {days} day(s) forward …") as st:
+        info = world.advance(s.demo_dir, days=days,
+                             progress=lambda msg: st.update(f"advancing: {msg}"))
+    console.print(f"Demo world now ends on {info.until} ({sum(info.row_counts.values()):,} rows).")
+    return info
+
+
+def ensure_world(s: Settings, console: Console):
+    """Keep an existing world with the same seed and scale (it may have been advanced)."""
+    from ops_warehouse.demo import world
+
+    if (s.demo_dir / "world.json").exists():
+        info = world.read_info(s.demo_dir)
+        if info.seed == s.demo_seed and info.scale == s.demo_scale:
+            console.print(f"Using the demo world at {s.demo_dir} (until {info.until}).")
+            return info
+    return generate_world(seed=s.demo_seed, scale=s.demo_scale, until=s.demo_until,
+                          console=console)
+
+
+@contextmanager
+def demo_server(s: Settings, log_path) -> Iterator[str]:
+    """The demo APIs in a child process, for the duration of the block."""
+    url = f"http://127.0.0.1:{s.demo_port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ops_warehouse.demo.server", "--dir", str(s.demo_dir),
+             "--port", str(s.demo_port)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_demo/config", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise OpsWarehouseError(
+                        f"the demo server did not start on port {s.demo_port} (see {log_path}); "
+                        "is the port taken? Set OPS_DEMO_PORT to another one."
+                    ) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _reset(s: Settings) -> None:
+    for path in (s.demo_dir, s.dlt_dir, s.home / "dbt"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (s.warehouse_path, s.published_path):
+        path.unlink(missing_ok=True)
+        path.with_suffix(path.suffix + ".wal").unlink(missing_ok=True)
+
+
+def run_demo(*, fresh: bool, console: Console) -> None:
+    from ops_warehouse.airflow_env import airflow, init_airflow
+    from ops_warehouse.loading import raw_counts
+
+    s = get_settings()
+    if fresh:
+        _reset(s)
+    started = time.monotonic()
+    info = ensure_world(s, console)
+    log_path = s.home / "logs" / "demo.log"
+    logical_date = info.clock.date().isoformat()
+    with demo_server(s, s.home / "logs" / "demo-server.log"):
+        with console.status("preparing Airflow (metadata DB, writer pool) …"):
+            init_airflow(s, log_path)
+        for dag_id in DAG_ORDER:
+            t0 = time.monotonic()
+            with console.status(f"airflow dags test {dag_id} {logical_date} …"):
+                result = airflow(["dags", "test", dag_id, logical_date], s, log_path, check=False)
+            if result.returncode != 0:
+                raise OpsWarehouseError(
+                    f"DAG {dag_id} failed for {logical_date}; the task log is in {log_path}"
+                )
+            console.print(f"[green]✓[/] {dag_id} ({time.monotonic() - t0:.0f} s)")
+
+    table = Table("raw table", "source rows", "raw rows", title="What was loaded")
+    ok = True
+    for source in ("marketing", "sales", "support"):
+        counts = raw_counts(s, source)
+        for entity in (e for e in ENTITIES if e.source == source):
+            src = info.row_counts.get(entity.name)
+            raw = counts.get(entity.name, 0)
+            ok &= src == raw
+            style = "" if src == raw else "red"
+            table.add_row(f"raw_{source}.{entity.name}", f"{src:,}" if src is not None else "?",
+                          f"[{style}]{raw:,}[/]" if style else f"{raw:,}")
+    console.print(table)
+    console.print(
+        f"Pipeline ran for the day {info.until} in {time.monotonic() - started:.0f} s.\n"
+        f"Working warehouse: {s.warehouse_path}\n"
+        f"Airflow log of this run: {log_path}\n"
+        "Next: `make up` to browse the DAGs in Airflow's UI, or open the warehouse with "
+        f"`duckdb -readonly {s.warehouse_path}` and `select * from staging.stg_sales__orders limit 5`."
+    )
+    if not ok:
+        raise OpsWarehouseError("raw row counts differ from the source row counts (see the table)")

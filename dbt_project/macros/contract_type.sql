@@ -10,6 +10,10 @@
 
     dbt's own type macros are not used here: dbt.type_timestamp() is a timestamp without time zone
     and dbt.type_float() is a 4-byte float on DuckDB.
+
+    Staging uses a plain cast (dbt.safe_cast is the same plain cast on both adapters): a value
+    that does not parse fails the build instead of silently becoming null. The loaders quarantine
+    such values before they reach raw, so a failure here means the contract itself changed.
 #}
 {% macro contract_type(field_type) -%}
     {%- set sql_types = {

@@ -5,6 +5,7 @@
     ops demo serve                the demo marketing + support APIs
     ops load SOURCE --date D      load one source for day D, without Airflow
     ops transform                 dbt build on the working warehouse
+    ops up                        Airflow standalone + the demo APIs (`make up`)
     ops airflow-init              metadata DB + writer pool for the embedded Airflow
     ops settings                  the effective settings (secrets masked)
 """
@@ -75,6 +76,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(fresh=args.fresh, console=console)
 
 
+def cmd_up(args: argparse.Namespace) -> None:
+    from ops_warehouse.demo.run import run_up
+
+    run_up(console=console)
+
+
 def cmd_demo_generate(args: argparse.Namespace) -> None:
     from ops_warehouse.demo.run import generate_world
 
@@ -119,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("airflow-init", help="prepare the embedded Airflow").set_defaults(
         func=cmd_airflow_init)
+
+    sub.add_parser("up", help="Airflow standalone + demo APIs").set_defaults(func=cmd_up)
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the demo world")
     demo.add_argument("--fresh", action="store_true", help="regenerate world and warehouse")

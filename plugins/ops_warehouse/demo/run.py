@@ -144,3 +144,26 @@ def run_demo(*, fresh: bool, console: Console) -> None:
     )
     if not ok:
         raise OpsWarehouseError("raw row counts differ from the source row counts (see the table)")
+
+
+def run_up(*, console: Console) -> None:
+    """Airflow standalone (scheduler, API server, dag-processor, triggerer) plus the demo APIs."""
+    from ops_warehouse.airflow_env import airflow_bin, airflow_env, init_airflow
+
+    s = get_settings()
+    ensure_world(s, console)
+    with demo_server(s, s.home / "logs" / "demo-server.log") as url:
+        with console.status("preparing Airflow (metadata DB, writer pool) …"):
+            init_airflow(s, s.home / "logs" / "up.log")
+        env = airflow_env(s)
+        console.print(
+            f"Demo APIs at {url}. Starting Airflow: UI at http://localhost:8080 "
+            f"(the admin password is printed by Airflow and kept in {env['AIRFLOW_HOME']}). "
+            "Ctrl-C stops everything."
+        )
+        proc = subprocess.Popen([airflow_bin(), "standalone"], env=env)
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait(timeout=60)

@@ -218,8 +218,10 @@ def _decode_token(name: str, value: str, stream: _Stream) -> dict[str, Any]:
         token = json.loads(raw)
     except (binascii.Error, ValueError):
         raise BadRequest(f"{name} is not a token this server issued") from None
-    if not isinstance(token, dict) or token.get("e") != stream.entity:
-        raise BadRequest(f"{name} was not issued for {stream.entity}")
+    if not isinstance(token, dict) or "e" not in token:
+        raise BadRequest(f"{name} is not a token this server issued")
+    if token["e"] != stream.entity:
+        raise BadRequest(f"{name} was issued for {token['e']}, not {stream.entity}")
     for key in ("g", "u", "b"):
         if key in token and (type(token[key]) is not int or (key == "b" and token[key] < 0)):
             raise BadRequest(f"{name} is malformed")
@@ -568,20 +570,20 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             raise BadRequest(f"schema.{entity}.drop must be a list of field names")
         if not all(isinstance(v, str) for v in rename.values()):
             raise BadRequest(f"schema.{entity}.rename must map field names to field names")
-        _json_text(f"schema.{entity}.add", add)
+        _check_json(f"schema.{entity}.add", add)
     for entity, rows in _entity_map("bad_rows", out.get("bad_rows", {})).items():
         if not isinstance(rows, list):
             raise BadRequest(f"bad_rows.{entity} must be a list of rows")
-        _json_text(f"bad_rows.{entity}", rows)
+        _check_json(f"bad_rows.{entity}", rows)
     for entity, limit in _entity_map("fail_after_rows", out.get("fail_after_rows", {})).items():
         if limit is not None and (type(limit) is not int or limit < 0):
             raise BadRequest(f"fail_after_rows.{entity} must be a row count or null")
     return out
 
 
-def _json_text(what: str, value: Any) -> str:
+def _check_json(what: str, value: Any) -> None:
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"{what} is not JSON: {exc}") from None
 
@@ -615,14 +617,12 @@ class _App:
         changes = validate_config(changes)
         with self._lock:
             self.config = {**self.config, **copy.deepcopy(changes)}
-            if "seed" in changes:
-                self.rng = random.Random(self.config["seed"])
-            self._derive(keep_rng="seed" not in changes)
+            self._derive(reseed="seed" in changes)
             return copy.deepcopy(self.config)
 
-    def _derive(self, keep_rng: bool = False) -> None:
-        """Pre-compute what requests read, so a request takes one consistent snapshot."""
-        if not keep_rng:
+    def _derive(self, reseed: bool = True) -> None:
+        """Pre-compute what requests need from the configuration, once per change."""
+        if reseed:
             self.rng = random.Random(self.config["seed"])
         self.shapes = {e: _Shape.of(spec) for e, spec in self.config["schema"].items()}
         self.bad_rows = {
@@ -805,6 +805,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         config = app.config
         if config["slow_ms"] and app.stopping.wait(config["slow_ms"] / 1000):
+            self.close_connection = True  # the server is stopping
             return
         budget = app.row_budget(stream.entity)
         if budget == 0:
@@ -869,7 +870,35 @@ class _HTTPServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.app = app
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Hang up on keep-alive clients: a stopped server must not answer on old sockets."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its handler
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("%s hung up", client_address[0])  # clients time out by design
+        else:
+            log.exception("demo server: error while answering %s", client_address[0])
 
 
 # --- public API -----------------------------------------------------------------------
@@ -921,6 +950,7 @@ class DemoServer:
         self._app.stopping.set()  # wakes handlers delaying a response
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._httpd.close_connections()
         if self._thread is not None:
             self._thread.join()
         self._httpd = self._thread = None

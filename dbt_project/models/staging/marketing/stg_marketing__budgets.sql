@@ -2,6 +2,7 @@ with
 
 source as (
 
+    -- the contract's columns by name: dlt's own columns and new source fields stay in raw
     select
         month,
         channel,
@@ -45,7 +46,7 @@ newest_file_per_month as (
 
 ranked as (
 
-    -- a file loaded twice delivers its rows twice; the last load wins
+    -- one row per key of the winning file, should its rows arrive twice: the latest load wins
     select
         *,
         row_number() over (

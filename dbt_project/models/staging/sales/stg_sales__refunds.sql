@@ -2,6 +2,7 @@ with
 
 source as (
 
+    -- the contract's columns by name: dlt's own columns and new source fields stay in raw
     select
         refund_id,
         order_id,
@@ -32,7 +33,8 @@ renamed as (
 
 ranked as (
 
-    -- raw keeps every version a load delivered; the newest version of each key wins
+    -- one row per key even if raw holds several versions (a replayed or appended load):
+    -- the newest updated_at wins, then the latest load
     select
         *,
         row_number() over (

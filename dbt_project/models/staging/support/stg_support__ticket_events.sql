@@ -2,6 +2,7 @@ with
 
 source as (
 
+    -- the contract's columns by name: dlt's own columns and new source fields stay in raw
     select
         event_id,
         ticket_id,
@@ -36,7 +37,8 @@ renamed as (
 
 ranked as (
 
-    -- raw keeps every row a load delivered; the row loaded last wins
+    -- one row per key even if raw holds several (a restatement, a replayed load):
+    -- the latest load wins
     select
         *,
         row_number() over (

@@ -2,6 +2,7 @@ with
 
 source as (
 
+    -- the contract's columns by name: dlt's own columns and new source fields stay in raw
     select
         ticket_id,
         requester_email,
@@ -24,7 +25,8 @@ renamed as (
     select
         cast(ticket_id as {{ contract_type('int') }}) as ticket_id,
         cast(requester_email as {{ contract_type('text') }}) as requester_email,
-        lower(trim(cast(requester_email as {{ contract_type('text') }}))) as requester_email_normalized,
+        lower(trim(cast(requester_email as {{ contract_type('text') }})))
+            as requester_email_normalized,
         cast(subject as {{ contract_type('text') }}) as subject,
         cast(category as {{ contract_type('text') }}) as category,
         cast(channel as {{ contract_type('text') }}) as channel,
@@ -41,7 +43,8 @@ renamed as (
 
 ranked as (
 
-    -- raw keeps every version a load delivered; the newest version of each key wins
+    -- one row per key even if raw holds several versions (a replayed or appended load):
+    -- the newest updated_at wins, then the latest load
     select
         *,
         row_number() over (

@@ -2,6 +2,7 @@ with
 
 source as (
 
+    -- the contract's columns by name: dlt's own columns and new source fields stay in raw
     select
         time_entry_id,
         ticket_id,
@@ -30,7 +31,8 @@ renamed as (
 
 ranked as (
 
-    -- raw keeps every row a load delivered; the row loaded last wins
+    -- one row per key even if raw holds several (a restatement, a replayed load):
+    -- the latest load wins
     select
         *,
         row_number() over (

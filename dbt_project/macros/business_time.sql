@@ -1,0 +1,24 @@
+{#
+    Business calendar helpers, the same on DuckDB and PostgreSQL.
+
+    as_of_date(): the last complete day the run covers (var as_of_date, passed by the DAG as
+    its data interval end minus one day); a bare `dbt build` falls back to yesterday.
+    to_business_date(ts): the calendar date of a UTC timestamp in the business time zone.
+    to_business_timestamp(ts): the wall-clock time of a UTC timestamp in the business zone.
+#}
+{% macro as_of_date() -%}
+    {%- set as_of = var("as_of_date", none) -%}
+    {%- if as_of -%}
+        cast('{{ as_of }}' as date)
+    {%- else -%}
+        cast({{ dbt.dateadd("day", -1, "current_date") }} as date)
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro to_business_timestamp(ts) -%}
+    ({{ ts }} at time zone '{{ var("business_tz") }}')
+{%- endmacro %}
+
+{% macro to_business_date(ts) -%}
+    cast({{ to_business_timestamp(ts) }} as date)
+{%- endmacro %}

@@ -1,0 +1,88 @@
+{#
+    One row per customer with at least one recognized order up to the as-of date: the first
+    recognized order (earliest ordered_at, ties broken by the lowest order_id), the customer's
+    cohort and lifetime totals. Only recognized orders count (paid, shipped, completed, refunded):
+    a customer whose orders were all cancelled or are still pending has no row.
+#}
+
+with
+
+orders as (
+
+    select * from {{ ref('int_orders_converted') }}
+
+),
+
+recognized_orders as (
+
+    select * from orders
+    where
+        is_recognized
+        and customer_id is not null
+
+),
+
+ranked_orders as (
+
+    select
+        customer_id,
+        order_id,
+        ordered_at,
+        order_date,
+        row_number() over (
+            partition by customer_id
+            order by ordered_at, order_id
+        ) as order_rank
+    from recognized_orders
+
+),
+
+first_orders as (
+
+    select
+        customer_id,
+        order_id as first_order_id,
+        ordered_at as first_order_at,
+        order_date as first_order_date
+    from ranked_orders
+    where order_rank = 1
+
+),
+
+lifetime_totals as (
+
+    select
+        customer_id,
+        count(*) as lifetime_orders,
+        max(ordered_at) as last_order_at,
+        max(order_date) as last_order_date,
+        sum(net_revenue) as lifetime_net_revenue,
+        sum(gross_margin) as lifetime_gross_margin
+    from recognized_orders
+    group by customer_id
+
+),
+
+final as (
+
+    select
+        first_orders.customer_id,
+        first_orders.first_order_id,
+        first_orders.first_order_at,
+        first_orders.first_order_date,
+        cast(
+            {{ dbt.date_trunc("month", "cast(first_orders.first_order_date as timestamp)") }}
+            as date
+        ) as cohort_month,
+        lifetime_totals.last_order_at,
+        lifetime_totals.last_order_date,
+        lifetime_totals.lifetime_orders,
+        cast(lifetime_totals.lifetime_net_revenue as numeric(18, 2)) as lifetime_net_revenue,
+        cast(lifetime_totals.lifetime_gross_margin as numeric(18, 2)) as lifetime_gross_margin
+    from first_orders
+    inner join lifetime_totals
+        on first_orders.customer_id = lifetime_totals.customer_id
+
+)
+
+select * from final

@@ -1,0 +1,100 @@
+{#-
+    One row per time entry logged up to the as-of date (business zone), with the agent's team and
+    the entry's cost in the reporting currency: minutes / 60 x the agent's hourly_cost, converted
+    at the as-of fx rate of the entry's logged_date (int_fx_rates_daily).
+
+    The helpdesk serves each agent's current team and hourly_cost only, so history is costed at
+    today's rates and credited to today's team. Entries of an unknown agent (no currency to
+    convert from) or with no fx rate at or before their date are left out, never guessed.
+
+    cost is rounded to the cent once, per entry, half up, with exact decimal arithmetic: Σ cost
+    over any grain is then exact and the same on DuckDB and PostgreSQL (DuckDB divides decimals
+    in floating point, so the division by 60 is done as an exact floor division with %).
+-#}
+with
+
+time_entries as (
+
+    select
+        time_entry_id,
+        ticket_id,
+        agent_id,
+        minutes,
+        logged_at,
+        {{ to_business_date('logged_at') }} as logged_date
+    from {{ ref('stg_support__time_entries') }}
+    where {{ to_business_date('logged_at') }} <= {{ as_of_date() }}
+
+),
+
+agents as (
+
+    select
+        agent_id,
+        team,
+        hourly_cost,
+        currency
+    from {{ ref('stg_support__agents') }}
+
+),
+
+fx_rates_daily as (
+
+    select
+        date_day,
+        currency,
+        rate_to_reporting
+    from {{ ref('int_fx_rates_daily') }}
+
+),
+
+priced as (
+
+    select
+        time_entries.time_entry_id,
+        time_entries.ticket_id,
+        time_entries.agent_id,
+        agents.team,
+        time_entries.logged_at,
+        time_entries.logged_date,
+        time_entries.minutes,
+        agents.hourly_cost,
+        agents.currency as hourly_cost_currency,
+        fx_rates_daily.rate_to_reporting as fx_rate_to_reporting,
+        -- 60 x the cost in reporting cents, exact; + 30 rounds half up in the floor division
+        time_entries.minutes * agents.hourly_cost * fx_rates_daily.rate_to_reporting * 100 + 30
+            as cost_cents_x60_rounding
+    from time_entries
+    inner join agents
+        on time_entries.agent_id = agents.agent_id
+    inner join fx_rates_daily
+        on time_entries.logged_date = fx_rates_daily.date_day
+        and agents.currency = fx_rates_daily.currency
+
+),
+
+final as (
+
+    select
+        time_entry_id,
+        ticket_id,
+        agent_id,
+        team,
+        logged_at,
+        logged_date,
+        minutes,
+        hourly_cost,
+        hourly_cost_currency,
+        fx_rate_to_reporting,
+        cast(
+            cast(
+                (cost_cents_x60_rounding - cost_cents_x60_rounding % 60) / 60
+                as numeric(18, 0)
+            ) * 0.01
+            as numeric(18, 2)
+        ) as cost
+    from priced
+
+)
+
+select * from final

@@ -1,0 +1,125 @@
+{#
+    The business calendar: one row per day from the earliest date found in any source to the
+    as-of date, in the business time zone. Weeks are ISO weeks (starting Monday). Every daily,
+    weekly and monthly grain of the marts can be joined here.
+
+    "Any source" is every dated business fact the sources deliver: customers, orders, refunds,
+    fx rates, signups, ad days, tickets, ticket events and time entries (updated_at and load
+    times are bookkeeping and do not count; see docs/decisions.md).
+#}
+
+with
+
+customers as (
+
+    select * from {{ ref('stg_sales__customers') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_sales__orders') }}
+
+),
+
+refunds as (
+
+    select * from {{ ref('stg_sales__refunds') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('stg_sales__fx_rates') }}
+
+),
+
+signups as (
+
+    select * from {{ ref('stg_marketing__signups') }}
+
+),
+
+ad_performance as (
+
+    select * from {{ ref('stg_marketing__ad_performance') }}
+
+),
+
+tickets as (
+
+    select * from {{ ref('stg_support__tickets') }}
+
+),
+
+ticket_events as (
+
+    select * from {{ ref('stg_support__ticket_events') }}
+
+),
+
+time_entries as (
+
+    select * from {{ ref('stg_support__time_entries') }}
+
+),
+
+first_dates as (
+
+    select min({{ to_business_date("created_at") }}) as first_date from customers
+    union all
+    select min({{ to_business_date("ordered_at") }}) as first_date from orders
+    union all
+    select min({{ to_business_date("refunded_at") }}) as first_date from refunds
+    union all
+    select min(rate_date) as first_date from fx_rates
+    union all
+    select min({{ to_business_date("signed_up_at") }}) as first_date from signups
+    union all
+    select min(date_day) as first_date from ad_performance
+    union all
+    select min({{ to_business_date("created_at") }}) as first_date from tickets
+    union all
+    select min({{ to_business_date("created_at") }}) as first_date from ticket_events
+    union all
+    select min({{ to_business_date("logged_at") }}) as first_date from time_entries
+
+),
+
+calendar_bounds as (
+
+    select
+        min(first_date) as first_day,
+        {{ as_of_date() }} as last_day
+    from first_dates
+
+),
+
+calendar_days as (
+
+    -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL;
+    -- without-time-zone timestamps keep the session zone out of it
+    select cast(day_ts as date) as date_day
+    from calendar_bounds
+    cross join generate_series(
+        cast(calendar_bounds.first_day as timestamp),
+        cast(calendar_bounds.last_day as timestamp),
+        interval '1 day'
+    ) as days (day_ts)
+
+),
+
+final as (
+
+    select
+        date_day,
+        cast({{ dbt.date_trunc("week", "cast(date_day as timestamp)") }} as date) as week_start,
+        cast({{ dbt.date_trunc("month", "cast(date_day as timestamp)") }} as date) as month_start,
+        cast(extract(quarter from date_day) as integer) as quarter,
+        cast(extract(year from date_day) as integer) as year,
+        extract(isodow from date_day) in (6, 7) as is_weekend
+    from calendar_days
+
+)
+
+select * from final

@@ -1,0 +1,143 @@
+"""Loaders against the demo server and shop database: completeness, increments, faults, crashes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pytest
+
+from ops_warehouse.errors import SourceConfigError, SourceSchemaError
+from ops_warehouse.loading import load_source
+from ops_warehouse.sources.window import Window
+from tests.conftest import UNTIL, make_settings
+from tests.helpers import duplicate_keys, raw_snapshot, source_snapshot
+
+SOURCES = ("marketing", "sales", "support")
+
+
+def day_window(day: date) -> Window:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return Window(start, start + timedelta(days=1))
+
+
+def load_all(settings, day: date = UNTIL) -> None:
+    for source in SOURCES:
+        load_source(source, day_window(day), settings=settings, run_id=f"test__{day}")
+
+
+def test_initial_load_equals_source(settings, world_dir):
+    load_all(settings)
+    source, raw = source_snapshot(world_dir), raw_snapshot(settings)
+    for name, rows in source.items():
+        assert len(rows) > 0, f"the demo world has no {name}"
+        assert raw[name] == rows, f"raw {name} differs from the source"
+    assert set(duplicate_keys(settings).values()) == {0}
+
+
+def test_rerun_of_same_interval_changes_nothing(settings):
+    load_all(settings)
+    first = raw_snapshot(settings)
+    load_all(settings)
+    assert raw_snapshot(settings) == first
+
+
+def test_incremental_days_pick_up_new_and_updated_rows(settings, world_dir, server):
+    from ops_warehouse.demo import world
+
+    load_all(settings)
+    before = raw_snapshot(settings)
+    world.advance(world_dir, days=3)
+    for offset in (1, 2, 3):
+        load_all(settings, UNTIL + timedelta(days=offset))
+    source, raw = source_snapshot(world_dir), raw_snapshot(settings)
+    for name, rows in source.items():
+        assert raw[name] == rows, f"raw {name} differs from the advanced source"
+    assert set(duplicate_keys(settings).values()) == {0}
+    # the world really changed: new rows, updated rows (orders change status) and restated ads
+    assert len(raw["orders"]) > len(before["orders"])
+    old_orders = {r[0]: r for r in before["orders"]}
+    assert any(old_orders.get(r[0]) not in (None, r) for r in raw["orders"]), "no order was updated"
+    old_ads = {(r[0], r[2]): r for r in before["ad_performance"]}
+    restated = [r for r in raw["ad_performance"] if old_ads.get((r[0], r[2])) not in (None, r)]
+    assert restated and {r[0] for r in restated} <= {
+        (UNTIL - timedelta(days=d)).isoformat() for d in range(3)
+    }
+
+
+def test_faults_do_not_change_the_result(tmp_path, world_dir, server):
+    clean = make_settings(tmp_path / "clean", world_dir, server.url)
+    load_all(clean)
+    server.configure(fault_rate=0.2, faults=["429", "500", "502", "503", "timeout"],
+                     retry_after_s=0, timeout_s=2.5, seed=3)
+    faulty = make_settings(tmp_path / "faulty", world_dir, server.url, http_timeout_s=1.0)
+    load_all(faulty)
+    stats = server.stats()
+    assert raw_snapshot(faulty) == raw_snapshot(clean)
+    injected = stats.get("faults", {})
+    assert sum(injected.values()) > 0, stats
+    assert {"429", "timeout"} <= set(injected), injected
+
+
+def _load_forever(settings):
+    load_all(settings)
+
+
+def test_killed_load_resumes_to_identical_result(tmp_path, world_dir, server):
+    reference = make_settings(tmp_path / "reference", world_dir, server.url)
+    load_all(reference)
+    victim = make_settings(tmp_path / "victim", world_dir, server.url)
+    server.configure(slow_ms=40)  # long enough to be killed in the middle
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=_load_forever, args=(victim,))
+    proc.start()
+    time.sleep(4)
+    assert proc.is_alive(), "the load finished before it could be killed; slow it down more"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    server.configure(slow_ms=0)
+    load_all(victim)
+    assert raw_snapshot(victim) == raw_snapshot(reference)
+
+
+@pytest.mark.parametrize("source,setting", [("marketing", "OPS_MARKETING_API_TOKEN"),
+                                            ("support", "OPS_SUPPORT_API_TOKEN")])
+def test_wrong_token_fails_fast_naming_source_and_setting(settings, source, setting):
+    import dataclasses
+
+    bad = dataclasses.replace(settings, **{f"{source}_api_token": "wrong"})
+    started = time.monotonic()
+    with pytest.raises(SourceConfigError) as err:
+        load_source(source, day_window(UNTIL), settings=bad)
+    assert time.monotonic() - started < 5
+    assert source in str(err.value) and setting in str(err.value)
+
+
+def test_missing_required_field_stops_and_keeps_raw(settings, server):
+    load_all(settings)
+    before = raw_snapshot(settings)
+    server.configure(schema={"signups": {"rename": {"email": "email_address"}}})
+    with pytest.raises(SourceSchemaError) as err:
+        load_source("marketing", day_window(UNTIL + timedelta(days=1)), settings=settings)
+    message = str(err.value)
+    assert "marketing" in message and "signups" in message and "'email'" in message
+    assert "email_address" in message
+    assert raw_snapshot(settings) == before
+
+
+def test_new_field_is_loaded_not_dropped(settings, server):
+    server.configure(schema={"tickets": {"add": {"sentiment": "calm"}}})
+    load_source("support", day_window(UNTIL), settings=settings)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        values = con.execute("select distinct sentiment from raw_support.tickets").fetchall()
+    assert values == [("calm",)]
+
+
+def test_zero_length_interval_loads_the_day_ending_at_it():
+    end = datetime(2026, 11, 23, tzinfo=UTC)
+    window = Window.of(end, end)
+    assert window.start == end - timedelta(days=1) and window.last_day == date(2026, 11, 22)

@@ -25,11 +25,11 @@ from ops_warehouse.orchestration import DEFAULT_ARGS, RAW_ASSETS, STAGED, START_
 )
 def transform():
     @task(pool=WRITER_POOL, outlets=[STAGED])
-    def dbt_build() -> None:
-        """`dbt build` of every model and test; fails the task on any failing model or test."""
-        from ops_warehouse.pipeline_tasks import run_dbt
+    def dbt_build(triggering_asset_events=None, data_interval_end=None) -> dict:
+        """`dbt build` of every model and test as of the loaded day; fails on any failure."""
+        from ops_warehouse.pipeline_tasks import run_transform
 
-        run_dbt(["build"])
+        return run_transform(triggering_asset_events, data_interval_end)
 
     dbt_build()
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from ops_warehouse.contracts import Entity, entities_of
+from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings, get_settings
 from ops_warehouse.sources import marketing, sales, support
 from ops_warehouse.sources.window import Window
@@ -108,7 +109,7 @@ def _pipeline(source: str, settings: Settings):
     import dlt
 
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     # Decimal/timestamp hints from Arrow are kept; dlt's notice about it is noise here.
     logging.getLogger("dlt").setLevel(logging.ERROR)
     return dlt.pipeline(
@@ -146,14 +147,29 @@ def load_source(
         for entity in chosen:
             stats = summary.entities.setdefault(entity.name, EntityStats())
             resources.append(_resource(entity, readers[entity.name], window, run_id, stats))
-        pipeline.extract(resources)
-    pipeline.normalize(loader_file_format="parquet")
-    pipeline.load(raise_on_failed_jobs=True)
+        _unwrapped(pipeline.extract, resources)
+    _unwrapped(pipeline.normalize)
+    _unwrapped(pipeline.load, raise_on_failed_jobs=True)
     for name, count in raw_counts(settings, source).items():
         if name in summary.entities:
             summary.entities[name].raw_rows = count
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _unwrapped(step, *args, **kwargs):
+    """Run a dlt step; surface our own error (source, entity, field) instead of dlt's wrapper."""
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    try:
+        return step(*args, **kwargs)
+    except PipelineStepFailed as exc:
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, OpsWarehouseError):
+                raise cause from None
+            cause = cause.__cause__ or cause.__context__
+        raise
 
 
 def raw_counts(settings: Settings, source: str) -> dict[str, int]:

@@ -53,11 +53,16 @@ def ingest_dag(source: str, doc_md: str | None):
     )
     def ingest():
         @task(task_id=f"load_{source}", pool=WRITER_POOL, outlets=[RAW_ASSETS[source]])
-        def load(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        def load(
+            data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None
+        ) -> dict:
             """Load every entity of the source for the run's data interval into raw."""
             from ops_warehouse.pipeline_tasks import run_load
 
-            return run_load(source, data_interval_start, data_interval_end, run_id)
+            summary = run_load(source, data_interval_start, data_interval_end, run_id)
+            # transform reads the as-of date of what was loaded from the asset event
+            outlet_events[RAW_ASSETS[source]].extra = {"as_of_date": summary["as_of_date"]}
+            return summary
 
         load()
 

@@ -4,6 +4,7 @@ contract, the invariants the pipeline relies on, and the signal the marts should
 from __future__ import annotations
 
 import csv
+import functools
 import shutil
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +16,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-
 from ops_warehouse.contracts import BY_NAME, ENTITIES, entities_of
 from ops_warehouse.demo import snapshot, world
 from ops_warehouse.demo.genesis import CHANNELS, ORGANIC
@@ -25,7 +25,9 @@ from ops_warehouse.shop_schema import metadata
 
 SEED = 7
 SCALE = 0.03
-D = date(2026, 11, 22)
+# D + 3 falls in the next month: the two worlds simulate different horizons (sheets plan
+# two months past the clock), which must not change any shared history
+D = date(2026, 11, 29)
 HISTORY = 120
 START = D - timedelta(days=HISTORY - 1)
 API = ("ad_performance", "campaigns", "signups", "tickets", "ticket_events", "agents",
@@ -92,8 +94,10 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path / 'shop.sqlite'}"
 
 
+@functools.cache
 def load(path: Path) -> dict[str, list[dict]]:
-    """Every entity of a world as a list of row dicts (sheets: rows of all files)."""
+    """Every entity of a world as a list of row dicts (sheets: rows of all files).
+    Cached: worlds of the module fixture do not change; do not modify the rows."""
     out = {name: pq.read_table(path / "api" / f"{name}.parquet").to_pylist() for name in API}
     out.update(shop_rows(sqlite_url(path)))
     for kind in ("budget", "kpi_targets"):
@@ -143,7 +147,7 @@ def test_advance_equals_regenerating_at_the_later_clock(worlds):
 def test_world_json_counts_every_entity(worlds):
     info = world.read_info(worlds["d"])
     assert (info.seed, info.scale, info.start, info.until) == (SEED, SCALE, START, D)
-    assert info.clock == datetime(2026, 11, 23, tzinfo=UTC)
+    assert info.clock == datetime(2026, 11, 30, tzinfo=UTC)
     data = load(worlds["d"])
     assert info.row_counts == {e.name: len(data[e.name]) for e in ENTITIES}
     assert all(n > 0 for n in info.row_counts.values()), info.row_counts
@@ -272,12 +276,43 @@ def test_shop_tables_have_exactly_the_contract_columns(worlds):
 def test_sheets_have_the_contract_columns(worlds):
     landing = worlds["d"] / "landing"
     names = sorted(p.name for p in landing.iterdir())
-    revision = (D - timedelta(days=45)).isoformat()
-    assert names == [f"budget_{START}.csv", f"budget_{revision}.csv",
-                     f"kpi_targets_{START}.csv", f"kpi_targets_{revision}.csv"]
+    # the original plan, and the quarterly revision of mid-August and mid-November
+    assert names == [f"{kind}_{day}.csv" for kind in ("budget", "kpi_targets")
+                     for day in (START, "2026-08-15", "2026-11-15")]
     for kind in ("budget", "kpi_targets"):
         for f in landing.glob(f"{kind}_*.csv"):
             assert next(csv.reader(f.open())) == BY_NAME[kind].field_names
+
+
+def test_sheets_plan_every_month_and_revisions_change_numbers(worlds):
+    landing = worlds["d"] / "landing"
+    plan = {(r["month"], r["channel"]): float(r["planned_spend"])
+            for r in csv.DictReader((landing / f"budget_{START}.csv").open())}
+    months = sorted({m for m, _ in plan})
+    assert months[0] == f"{START:%Y-%m}" and months[-1] == "2027-01"
+    assert len(plan) == len(months) * len(CHANNELS)
+    revised = {(r["month"], r["channel"]): float(r["planned_spend"])
+               for r in csv.DictReader((landing / "budget_2026-11-15.csv").open())}
+    assert sorted({m for m, _ in revised}) == ["2026-11", "2026-12", "2027-01"]
+    assert sum(revised[k] != plan[k] for k in revised) >= len(revised) - 1
+    targets = list(csv.DictReader((landing / f"kpi_targets_{START}.csv").open()))
+    kpis = {r["kpi"] for r in targets}
+    assert kpis >= {"spend", "new_customers", "blended_cac", "orders", "net_revenue",
+                    "gross_margin_pct", "aov", "sla_attainment", "csat",
+                    "median_first_reply_minutes", "cost_per_ticket"}
+    assert all(0 < float(r["target"]) <= 1 for r in targets
+               if r["kpi"] in ("sla_attainment", "csat", "gross_margin_pct"))
+
+
+def test_sheets_only_accumulate_as_the_clock_moves(worlds):
+    """A dropped sheet is never withdrawn or rewritten; the original plan only grows."""
+    def sheets(path):
+        return {f.name: f.read_text() for f in (path / "landing").iterdir()}
+
+    old, new = sheets(worlds["d"]), sheets(worlds["d3"])
+    assert old.keys() <= new.keys()
+    for name, text in old.items():
+        assert new[name].startswith(text), name
 
 
 @pytest.mark.parametrize("name", [e.name for e in ENTITIES if e.allowed])
@@ -323,10 +358,13 @@ def test_ad_numbers_are_consistent(worlds):
     assert campaigns["campaign_id"].str.fullmatch(r"(gads|meta|ttk|lnkd)-\d{4}").all()
 
 
+def cents(money: pd.Series) -> pd.Series:
+    return (money.astype(float) * 100).round().astype(np.int64)
+
+
 def test_order_money_adds_up_to_the_cent(worlds):
     orders = frame(worlds["d"], "orders").set_index("order_id")
     items = frame(worlds["d"], "order_items")
-    cents = lambda s: (s.astype(float) * 100).round().astype(np.int64)  # noqa: E731
     line = cents(items["unit_price"]) * items["quantity"]
     subtotal = line.groupby(items["order_id"]).sum()
     assert (subtotal.reindex(orders.index) == cents(orders["subtotal"])).all()

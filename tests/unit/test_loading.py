@@ -70,17 +70,19 @@ def test_incremental_days_pick_up_new_and_updated_rows(settings, world_dir, serv
 
 
 def test_faults_do_not_change_the_result(tmp_path, world_dir, server):
-    clean = make_settings(tmp_path / "clean", world_dir, server.url)
+    # small pages: many requests, so every fault kind is hit
+    clean = make_settings(tmp_path / "clean", world_dir, server.url, page_size=40)
     load_all(clean)
     server.configure(fault_rate=0.2, faults=["429", "500", "502", "503", "timeout"],
                      retry_after_s=0, timeout_s=2.5, seed=3)
-    faulty = make_settings(tmp_path / "faulty", world_dir, server.url, http_timeout_s=1.0)
+    faulty = make_settings(tmp_path / "faulty", world_dir, server.url, page_size=40,
+                           http_timeout_s=1.0)
     load_all(faulty)
     stats = server.stats()
     assert raw_snapshot(faulty) == raw_snapshot(clean)
     injected = stats.get("faults", {})
     assert sum(injected.values()) > 0, stats
-    assert {"429", "timeout"} <= set(injected), injected
+    assert {"429", "500", "502", "503", "timeout"} <= set(injected), injected
 
 
 def _load_forever(settings):

@@ -196,6 +196,9 @@ def _always_on(cal: Calendar, channel: Channel, scale: float, r: np.random.Gener
     """Slot 0: started long before the world, budget revised every few months, now and
     then paused for a few days."""
     fx = BUDGET_FX[channel.currency]
+    # everything but the open-ended plan is drawn first: how far the plan reaches (the
+    # horizon) must not change what comes after it in the stream
+    quality, theme = float(r.lognormal(0, 0.15)), int(r.integers(1 << 30))
     start = -int(r.integers(60, 400))
     events: list[PlanEvent] = [
         (start, ACTIVE, _slot_budget(cal, channel, scale, start, r.lognormal(0, 0.15), fx))
@@ -207,8 +210,7 @@ def _always_on(cal: Calendar, channel: Channel, scale: float, r: np.random.Gener
         if r.random() < 0.35:
             pause = day + int(r.integers(10, 40))
             events += [(pause, PAUSED, None), (pause + int(r.integers(2, 8)), ACTIVE, None)]
-    return Flight(start, NO_END, 0, float(r.lognormal(0, 0.15)), int(r.integers(1 << 30)),
-                  tuple(events))
+    return Flight(start, NO_END, 0, quality, theme, tuple(events))
 
 
 def _flights(cal: Calendar, channel: Channel, scale: float, r: np.random.Generator) -> list[Flight]:
@@ -224,7 +226,8 @@ def _flights(cal: Calendar, channel: Channel, scale: float, r: np.random.Generat
         events: list[PlanEvent] = [(day, ACTIVE, budget)]
         if r.random() < 0.35:
             pause = day + int(r.integers(10, length - 15))
-            events += [(pause, PAUSED, None), (min(pause + int(r.integers(3, 13)), end), ACTIVE, None)]
+            resume = min(pause + int(r.integers(3, 13)), end)
+            events += [(pause, PAUSED, None), (resume, ACTIVE, None)]
         if r.random() < 0.3:
             revised = max(100, int(budget * r.uniform(0.8, 1.25)) // 100 * 100)
             events.append((day + int(r.integers(7, length)), None, revised))
@@ -252,7 +255,10 @@ def plan_campaigns(cal: Calendar, seed: int, scale: float) -> Campaigns:
         flights = []
         for slot in range(channel.slots):
             r = rng(seed, Stream.CAMPAIGNS, ci, slot)
-            planned = [_always_on(cal, channel, scale, r)] if slot == 0 else _flights(cal, channel, scale, r)
+            if slot == 0:
+                planned = [_always_on(cal, channel, scale, r)]
+            else:
+                planned = _flights(cal, channel, scale, r)
             flights += [(f.start, slot, f) for f in planned]
         # numbered by start day (ties by slot): a later clock only appends campaigns
         for number, (_, _, f) in enumerate(sorted(flights, key=lambda x: x[:2]), start=1):
@@ -361,7 +367,8 @@ def plan_products(cal: Calendar, seed: int) -> Products:
         cats.append(cat)
         list_price = _price_cents(CATEGORY_PRICE_USD[cat] * float(r.lognormal(0, 0.45)))
         margin = float(r.uniform(0.35, 0.65))
-        created = cal.start_ts - int(r.integers(30, 600)) * DAY + int(r.integers(8 * HOUR, 18 * HOUR))
+        created = (cal.start_ts - int(r.integers(30, 600)) * DAY
+                   + int(r.integers(8 * HOUR, 18 * HOUR)))
         ev_p.append(i), ev_ts.append(created), ev_lp.append(list_price)
         ev_uc.append(round(list_price * margin))
         # a few price updates later on, each product from its own stream
@@ -420,8 +427,8 @@ def plan_agents(cal: Calendar, seed: int) -> Agents:
     cost = np.array([round(r.uniform(*HOURLY_COST[c]) * 100) for c in currency])
     left = np.full(n, STAYS, dtype=np.int64)
     # two people leave (one in logistics, one in general) and are inactive afterwards
-    for member, day in ((int(np.flatnonzero(team == 1)[-1]), 200), (int(np.flatnonzero(team == 3)[-1]), 420)):
-        left[member] = cal.day_ts(day) + 17 * HOUR
+    for k, day in ((TEAMS.index("logistics"), 200), (TEAMS.index("general"), 420)):
+        left[np.flatnonzero(team == k)[-1]] = cal.day_ts(day) + 17 * HOUR
     return Agents(
         agent_id=np.arange(101, 101 + n, dtype=np.int64),
         name=np.array(names.AGENT_NAMES[:n], dtype=object),

@@ -6,10 +6,12 @@ the end of the last planned month) times a factor drawn from a stream of its own
 month's numbers never depend on the clock, and some months beat their plan while others
 miss it.
 
-Two files of each kind: the original plan, dated on the world's start and covering
-every month up to two months after ``until``; and a revision, dated 45 days before
-``until``, that changes the numbers of three months (the revision's month and the two
-after it), so that "the newest file wins" has work to do.
+Files of each kind: the original plan, dated on the world's start and covering every
+month up to two months after ``until``; and quarterly revisions (dated 15 Feb, May, Aug
+and Nov, so the newest is 0-90 days, ~45 days on average, before ``until``), each
+changing the numbers of three months (its own month and the next two), so that "the
+newest file wins" has work to do. Revisions are dated on a fixed calendar: moving the
+clock adds sheets, never removes or rewrites one (the original plan only gains months).
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import pandas as pd
 from ops_warehouse.demo.genesis import BUDGET_FX, CHANNELS, DAY, Stream, rng
 from ops_warehouse.demo.simulation import NEVER, Simulation
 
-REVISION_LEAD_DAYS = 45
-REVISED_MONTHS = 3
 PLANNED_MONTHS_AHEAD = 2
+# the team revises the plan of the current and the next two months once a quarter
+REVISION_MONTHS = (2, 5, 8, 11)
+REVISION_DAY = 15
+REVISED_MONTHS = 3
 
 # kpi -> (higher is better?, decimals); None = neither (spend is a plan, not a goal)
 KPIS: dict[str, tuple[bool | None, int]] = {
@@ -53,21 +57,21 @@ class Sheet:
 
 def last_planned_day(until: date) -> date:
     """The last day of the month ``PLANNED_MONTHS_AHEAD`` months after ``until``."""
-    first = _month_start(until)
-    for _ in range(PLANNED_MONTHS_AHEAD + 1):
-        first = (first + timedelta(days=32)).replace(day=1)
-    return first - timedelta(days=1)
+    return _add_months(until.replace(day=1), PLANNED_MONTHS_AHEAD + 1) - timedelta(days=1)
 
 
-def _month_start(day: date) -> date:
-    return day.replace(day=1)
+def _add_months(first: date, months: int) -> date:
+    """The first day of the month ``months`` after the month of ``first``."""
+    index = first.year * 12 + first.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
 
 
 def _months(first: date, last: date) -> list[date]:
-    out, m = [], _month_start(first)
+    """The first days of the months from ``first``'s to ``last``'s."""
+    out, m = [], first.replace(day=1)
     while m <= last:
         out.append(m)
-        m = (m + timedelta(days=32)).replace(day=1)
+        m = _add_months(m, 1)
     return out
 
 
@@ -83,15 +87,19 @@ def _month_index(ts: np.ndarray) -> pd.PeriodIndex:
     return pd.to_datetime(ts, unit="s").to_period("M")
 
 
+def _by_month(values: np.ndarray, ts: np.ndarray) -> pd.core.groupby.SeriesGroupBy:
+    return pd.Series(values, index=_month_index(ts)).groupby(level=0)
+
+
 def monthly_actuals(sim: Simulation) -> pd.DataFrame:
     """What really happened each month (USD): the basis of every plan. Approximates the
     marts' definitions closely enough for targets; lifecycles are taken as final."""
     o, t = sim.orders, sim.tickets
     recognized = o["cancelled_ts"] == NEVER
     gross = (o["subtotal"] - o["discount"]) * o["rate"] / 100
-    refunded = np.zeros(len(gross))
-    if len(sim.refunds["order_no"]):
-        np.add.at(refunded, sim.refunds["order_no"] - 1, sim.refunds["amount"] * o["rate"][sim.refunds["order_no"] - 1] / 100)
+    refund_order = sim.refunds["order_no"] - 1
+    refunded = np.bincount(refund_order, minlength=len(gross),
+                           weights=sim.refunds["amount"] * o["rate"][refund_order] / 100)
     net = gross - np.minimum(refunded, gross)
     cogs = np.where(o["refunded_ts"] < NEVER, 0, o["cogs_usd"] / 100)
     orders = pd.DataFrame({
@@ -103,7 +111,7 @@ def monthly_actuals(sim: Simulation) -> pd.DataFrame:
                                            net_revenue=("net", "sum"), margin=("margin", "sum"))
     by_month["new_customers"] = first.groupby("month").size()
     ads_day = sim.calendar.start_ts + sim.ads["day"] * DAY
-    by_month["spend"] = pd.Series(sim.ads["spend_usd"], index=_month_index(ads_day)).groupby(level=0).sum()
+    by_month["spend"] = _by_month(sim.ads["spend_usd"], ads_day).sum()
 
     created = pd.DataFrame({"month": _month_index(t["created_ts"]), "breached": t["breached"],
                             "reply_min": (t["first_reply_ts"] - t["created_ts"]) / 60})
@@ -111,12 +119,12 @@ def monthly_actuals(sim: Simulation) -> pd.DataFrame:
     by_month["median_first_reply_minutes"] = created.groupby("month")["reply_min"].median()
     e = sim.events
     rated = e["score"] >= 0
-    by_month["csat"] = pd.Series(e["score"][rated] == 0, index=_month_index(e["ts"][rated])).groupby(level=0).mean()
-    solved = pd.Series(1, index=_month_index(t["solved_ts"])).groupby(level=0).sum()
+    by_month["csat"] = _by_month(e["score"][rated] == 0, e["ts"][rated]).mean()
+    solved = _by_month(np.ones(len(t["solved_ts"])), t["solved_ts"]).sum()
     te = sim.time_entries
     fx = np.array([BUDGET_FX[c] for c in te["currency"]]) if len(te["currency"]) else np.zeros(0)
-    cost = pd.Series(te["minutes"] / 60 * te["cost_cents_per_hour"] / 100 * fx,
-                     index=_month_index(te["logged_ts"])).groupby(level=0).sum()
+    cost = _by_month(te["minutes"] / 60 * te["cost_cents_per_hour"] / 100 * fx,
+                     te["logged_ts"]).sum()
     by_month["cost_per_ticket"] = cost / solved
     by_month["blended_cac"] = by_month["spend"] / by_month["new_customers"]
     by_month["gross_margin_pct"] = by_month["margin"] / by_month["net_revenue"]
@@ -134,50 +142,73 @@ def monthly_spend_by_account(sim: Simulation) -> pd.DataFrame:
     return frame.groupby(["month", "channel"])["spend"].sum()
 
 
-def _factor(seed: int, stream: Stream, month: date, key: int, low: float, high: float) -> float:
-    return float(rng(seed, stream, month.year, month.month, key).uniform(low, high))
+def revision_dates(start: date, until: date) -> list[date]:
+    """Mid-quarter revisions (15 Feb, May, Aug, Nov) after the start, up to ``until``."""
+    out = []
+    for year in range(start.year, until.year + 1):
+        for month in REVISION_MONTHS:
+            day = date(year, month, REVISION_DAY)
+            if start < day <= until:
+                out.append(day)
+    return out
+
+
+def _factor(seed: int, stream: Stream, keys: tuple[int, ...], low: float, high: float) -> float:
+    return float(rng(seed, stream, *keys).uniform(low, high))
+
+
+def _budget_rows(seed: int, month: date, spend: pd.Series,
+                 revision: date | None) -> list[tuple[str, ...]]:
+    period, rows = pd.Period(month, "M"), []
+    for ci, channel in enumerate(CHANNELS):
+        base = float(spend.get((period, ci), 0.0))
+        planned = _nice(base * _factor(seed, Stream.SHEETS, (month.year, month.month, ci),
+                                       0.88, 1.15))
+        if revision is not None:
+            keys = (revision.year, revision.month, month.year, month.month, ci)
+            planned = _nice(planned * _factor(seed, Stream.SHEET_REVISION, keys, 0.85, 1.2))
+        rows.append((f"{month:%Y-%m}", channel.name, f"{planned:.2f}", channel.currency))
+    return rows
+
+
+def _target_rows(seed: int, month: date, actual: pd.DataFrame,
+                 revision: date | None) -> list[tuple[str, ...]]:
+    period, rows = pd.Period(month, "M"), []
+    for ki, (kpi, (higher, decimals)) in enumerate(KPIS.items()):
+        value = actual[kpi].get(period, np.nan)
+        if not np.isfinite(value) or value <= 0:
+            continue  # nothing sensible to aim at (e.g. no customers that month)
+        low, high = (0.9, 1.1) if higher is None else (0.93, 1.1) if higher else (0.9, 1.07)
+        target = value * _factor(seed, Stream.SHEETS, (month.year, month.month, 100 + ki),
+                                 low, high)
+        if revision is not None:
+            keys = (revision.year, revision.month, month.year, month.month, 100 + ki)
+            target *= _factor(seed, Stream.SHEET_REVISION, keys, 0.94, 1.06)
+        if kpi in ("sla_attainment", "csat", "gross_margin_pct"):
+            target = min(target, 0.99)
+        rows.append((f"{month:%Y-%m}", kpi, _format(target, decimals)))
+    return rows
 
 
 def build_sheets(sim: Simulation, start: date, until: date) -> list[Sheet]:
-    seed = sim.seed
-    months = _months(start, last_planned_day(until))
+    """The original plan (dated ``start``) and every revision up to ``until``."""
     spend = monthly_spend_by_account(sim)
     actual = monthly_actuals(sim)
-    revision_day = until - timedelta(days=REVISION_LEAD_DAYS)
-    revised = _months(revision_day, revision_day)
-    while len(revised) < REVISED_MONTHS:
-        revised.append((revised[-1] + timedelta(days=32)).replace(day=1))
-    sheets_dated = [(start, months, False)]
-    if start < revision_day:
-        sheets_dated.append((revision_day, revised, True))
-
+    plans: list[tuple[date, list[date], date | None]] = [
+        (start, _months(start, last_planned_day(until)), None)
+    ]
+    for revision in revision_dates(start, until):
+        first = revision.replace(day=1)
+        plans.append((revision, _months(first, _add_months(first, REVISED_MONTHS - 1)),
+                      revision))
     out = []
-    for dated, covered, is_revision in sheets_dated:
-        budget_rows, target_rows = [], []
-        for m in covered:
-            period = pd.Period(m, "M")
-            for ci, channel in enumerate(CHANNELS):
-                base = float(spend.get((period, ci), 0.0))
-                planned = _nice(base * _factor(seed, Stream.SHEETS, m, ci, 0.88, 1.15))
-                if is_revision:
-                    planned = _nice(planned * _factor(seed, Stream.SHEET_REVISION, m, ci, 0.85, 1.2))
-                budget_rows.append((m.strftime("%Y-%m"), channel.name, f"{planned:.2f}",
-                                    channel.currency))
-            for ki, (kpi, (higher, decimals)) in enumerate(KPIS.items()):
-                value = actual[kpi].get(period, np.nan) if kpi in actual else np.nan
-                if not np.isfinite(value) or value <= 0:
-                    continue  # nothing sensible to aim at (e.g. no customers that month)
-                low, high = (0.9, 1.1) if higher is None else (0.93, 1.1) if higher else (0.9, 1.07)
-                target = value * _factor(seed, Stream.SHEETS, m, 100 + ki, low, high)
-                if is_revision:
-                    target *= _factor(seed, Stream.SHEET_REVISION, m, 100 + ki, 0.94, 1.06)
-                if kpi in ("sla_attainment", "csat", "gross_margin_pct"):
-                    target = min(target, 0.99)
-                target_rows.append((m.strftime("%Y-%m"), kpi, _format(target, decimals)))
+    for dated, months, revision in plans:
+        budget = [row for m in months for row in _budget_rows(sim.seed, m, spend, revision)]
+        targets = [row for m in months for row in _target_rows(sim.seed, m, actual, revision)]
         out.append(Sheet(f"budget_{dated.isoformat()}.csv",
-                         ("month", "channel", "planned_spend", "currency"), budget_rows))
+                         ("month", "channel", "planned_spend", "currency"), budget))
         out.append(Sheet(f"kpi_targets_{dated.isoformat()}.csv", ("month", "kpi", "target"),
-                         target_rows))
+                         targets))
     return out
 
 

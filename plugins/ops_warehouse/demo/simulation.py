@@ -18,10 +18,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from enum import IntEnum
 from typing import ClassVar
 
 import numpy as np
 
+from ops_warehouse.contracts import CURRENCIES, TICKET_STATUSES
 from ops_warehouse.demo import names
 from ops_warehouse.demo.genesis import (
     CATEGORY_TEAM,
@@ -34,6 +36,7 @@ from ops_warehouse.demo.genesis import (
     SOURCE_ORDER_RATE,
     SOURCE_SEGMENT_MIX,
     STAYS,
+    TEAMS,
     UNATTRIBUTED,
     Agents,
     Calendar,
@@ -52,7 +55,6 @@ MINUTE = 60
 
 # --- the business's constants ---------------------------------------------------------
 
-CURRENCIES = ("USD", "EUR", "CNY")
 SHIPPING = np.array([695, 595, 3900])  # cents, by currency
 FREE_SHIPPING_FROM = np.array([10_000, 9_000, 70_000])
 
@@ -88,7 +90,6 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 SLA_MINUTES = np.array([1440, 480, 240, 60])
 FIRST_REPLY_MEDIAN = np.array([520.0, 190.0, 95.0, 25.0])  # minutes, at normal load
 SOLVE_MEAN_HOURS = np.array([48.0, 24.0, 8.0, 3.0])
-TICKET_STATUSES = ("new", "open", "pending", "solved", "closed")
 EVENT_TYPES = ("created", "comment", "status_change", "satisfaction_rated")
 ROLES = ("agent", "end_user", "system")
 SCORES = ("good", "bad")
@@ -100,6 +101,54 @@ POOR_SUPPORT_EFFECT = 0.4  # repeat purchase rate multiplier (hazard divided by 
 ORDER_TIMELINE = ("paid_ts", "shipped_ts", "completed_ts", "cancelled_ts", "refunded_ts")
 REFUND_REASONS_FULL = ("returned", "not delivered", "wrong item", None)
 REFUND_REASONS_PARTIAL = ("damaged item", "late delivery", "price adjustment", "missing item", None)
+
+
+class Slot(IntEnum):
+    """The events a ticket can have, in the order they happen."""
+
+    CREATED = 0
+    FIRST_REPLY = 1
+    OPENED = 2
+    ASKED = 3  # the agent asks the customer something: pending
+    NOTE = 4  # an internal note
+    ANSWER = 5
+    ANSWER_REOPENS = 6
+    FOLLOW_UP = 7
+    SOLVED = 8
+    COMPLAINT = 9  # "still broken"
+    REOPENED = 10
+    SECOND_ANSWER = 11
+    SOLVED_AGAIN = 12
+    RATED = 13
+    CLOSED = 14  # four days after the last solve
+
+
+# what each slot is: (event_type, author_role, is_public, new_status)
+EVENT_SLOTS: dict[Slot, tuple[str, str, bool | None, str | None]] = {
+    Slot.CREATED: ("created", "end_user", None, None),
+    Slot.FIRST_REPLY: ("comment", "agent", True, None),
+    Slot.OPENED: ("status_change", "agent", None, "open"),
+    Slot.ASKED: ("status_change", "agent", None, "pending"),
+    Slot.NOTE: ("comment", "agent", False, None),
+    Slot.ANSWER: ("comment", "end_user", True, None),
+    Slot.ANSWER_REOPENS: ("status_change", "system", None, "open"),
+    Slot.FOLLOW_UP: ("comment", "agent", True, None),
+    Slot.SOLVED: ("status_change", "agent", None, "solved"),
+    Slot.COMPLAINT: ("comment", "end_user", True, None),
+    Slot.REOPENED: ("status_change", "system", None, "open"),
+    Slot.SECOND_ANSWER: ("comment", "agent", True, None),
+    Slot.SOLVED_AGAIN: ("status_change", "agent", None, "solved"),
+    Slot.RATED: ("satisfaction_rated", "end_user", None, None),
+    Slot.CLOSED: ("status_change", "system", None, "closed"),
+}
+# when agents work on a ticket (and may log time)
+AGENT_WORK_SLOTS = [Slot.FIRST_REPLY, Slot.NOTE, Slot.FOLLOW_UP, Slot.SOLVED,
+                    Slot.SECOND_ANSWER, Slot.SOLVED_AGAIN]
+
+
+def _seconds(r: np.random.Generator, low: float, high: float, n: int) -> np.ndarray:
+    """A uniform delay in whole seconds for each of n rows."""
+    return r.uniform(low, high, size=n).astype(np.int64)
 
 
 def seconds_of_day(r: np.random.Generator, business: np.ndarray) -> np.ndarray:
@@ -407,10 +456,11 @@ class Simulator:
             last = last_pool[int(picks[i, 1] * len(last_pool))]
             number = 1 + int(picks[i, 2] * 999)
             domain = names.CUSTOMER_DOMAINS[int(picks[i, 3] * 1.6) % 2]
-            email = f"{ascii_slug(first)}.{ascii_slug(last)}{number}@{domain}"
+            local = f"{ascii_slug(first)}.{ascii_slug(last)}{number}"
+            email = f"{local}@{domain}"
             if email in self.customers.used_emails:
                 # unique by construction: the customer number is unique
-                email = f"{ascii_slug(first)}.{ascii_slug(last)}{number}.{self.customers.n + i + 1}@{domain}"
+                email = f"{local}.{self.customers.n + i + 1}@{domain}"
             self.customers.used_emails.add(email)
             full_names.append(f"{first} {last}")
             emails.append(email)
@@ -440,7 +490,8 @@ class Simulator:
                            pages[r.integers(0, 4, size=n)])
         # a tracking bug loses some landing pages; they are fixed up days later
         broken = r.random(n) < 0.08
-        fix_ts = cols["signed_up"][keep] + ((0.5 + r.exponential(15, size=n)) * DAY).astype(np.int64)
+        fix_delay = (0.5 + r.exponential(15, size=n)) * DAY
+        fix_ts = cols["signed_up"][keep] + fix_delay.astype(np.int64)
         self.signups.add(
             signup_no=self.signup_count + 1 + np.arange(n),
             customer_no=base + 1 + keep,
@@ -473,7 +524,8 @@ class Simulator:
     def _orders(self, d: int, first: dict[str, np.ndarray], repeat: dict[str, np.ndarray]) -> None:
         cust_idx = np.concatenate([first["customer"], repeat["customer"]]).astype(np.int64)
         ts = np.concatenate([first["ts"], repeat["ts"]]).astype(np.int64)
-        is_first = np.concatenate([np.ones(len(first["ts"]), bool), np.zeros(len(repeat["ts"]), bool)])
+        is_first = np.concatenate([np.ones(len(first["ts"]), bool),
+                                   np.zeros(len(repeat["ts"]), bool)])
         order = np.lexsort((cust_idx, ts))
         cust_idx, ts, is_first = cust_idx[order], ts[order], is_first[order]
         n = len(ts)
@@ -532,13 +584,13 @@ class Simulator:
         pay_delay = np.where(bank_transfer, r.uniform(2 * HOUR, 48 * HOUR, size=n),
                              30 + r.lognormal(np.log(120), 0.9, size=n))
         paid = np.where(never_paid, NEVER, ts + pay_delay.astype(np.int64))
-        cancelled = np.where(never_paid, ts + r.uniform(DAY, 3 * DAY, size=n).astype(np.int64), NEVER)
+        cancelled = np.where(never_paid, ts + _seconds(r, DAY, 3 * DAY, n), NEVER)
         cancelled_after_pay = ~never_paid & (u[2] < 0.015)
         cancelled = np.where(cancelled_after_pay,
-                             paid + r.uniform(HOUR, 20 * HOUR, size=n).astype(np.int64), cancelled)
+                             paid + _seconds(r, HOUR, 20 * HOUR, n), cancelled)
         goes_out = ~never_paid & ~cancelled_after_pay
-        shipped = np.where(goes_out, paid + r.uniform(20 * HOUR, 70 * HOUR, size=n).astype(np.int64), NEVER)
-        completed = np.where(goes_out, shipped + r.uniform(2 * DAY, 5 * DAY, size=n).astype(np.int64), NEVER)
+        shipped = np.where(goes_out, paid + _seconds(r, 20 * HOUR, 70 * HOUR, n), NEVER)
+        completed = np.where(goes_out, shipped + _seconds(r, 2 * DAY, 5 * DAY, n), NEVER)
         # refunds after completion: full (status -> refunded) or partial (status stays);
         # about 1 in 2000 orders gets both, refunding more than was paid (a data error)
         full = goes_out & (u[3] < 0.025)
@@ -593,11 +645,11 @@ class Simulator:
         issue_cat = np.array([1, 2, 0])[kind]
         # a cancelled order: the customer asks about the money
         asks = cancelled & (u[0] < 0.12)
-        asks_ts = np.minimum(t["cancelled_ts"], NEVER - DAY) + r.uniform(600, DAY, size=n).astype(np.int64)
+        asks_ts = np.minimum(t["cancelled_ts"], NEVER - DAY) + _seconds(r, 600, DAY, n)
         # a refund usually follows a complaint
         refund_ts = np.minimum(t["refunded_ts"], t["partial_ts"])
         complains = refunded & (u[2] < 0.45)
-        complain_ts = np.maximum(refund_ts - r.uniform(0.2 * DAY, 3 * DAY, size=n).astype(np.int64), ts + HOUR)
+        complain_ts = np.maximum(refund_ts - _seconds(r, 0.2 * DAY, 3 * DAY, n), ts + HOUR)
         complain_cat = np.where(t["full"] | (u[1] < 0.5), 2, 1)
         sel = [np.flatnonzero(issue), np.flatnonzero(asks), np.flatnonzero(complains)]
         created = np.concatenate([issue_ts[sel[0]], asks_ts[sel[1]], complain_ts[sel[2]]])
@@ -644,9 +696,12 @@ class Simulator:
         customer, created, category = cols["customer"], cols["ts"], cols["category"]
         is_customer = customer >= 0
         segment = np.zeros(n, dtype=np.int8)
-        segment[is_customer] = self.customers.segment_at(customer[is_customer], created[is_customer])
+        known = np.flatnonzero(is_customer)
+        segment[known] = self.customers.segment_at(customer[known], created[known])
 
-        weights = np.where((category == 0)[:, None], [0.15, 0.45, 0.3, 0.1], [0.25, 0.5, 0.18, 0.07])
+        # priority: billing trouble is more pressing; enterprise customers get a step up
+        weights = np.where((category == 0)[:, None], [0.15, 0.45, 0.3, 0.1],
+                           [0.25, 0.5, 0.18, 0.07])
         priority = (r.random(n)[:, None] > np.cumsum(weights, axis=1)[:, :3]).sum(axis=1)
         priority = np.minimum(priority + ((segment == 2) & (r.random(n) < 0.5)), 3)
         channel = r.choice(4, size=n, p=[0.45, 0.25, 0.2, 0.1])
@@ -654,22 +709,27 @@ class Simulator:
         subjects = self._subjects(r, category, cols["order_no"])
 
         # first reply: slower under load, at night and at weekends
-        capacity = SUPPORT_CAPACITY_PER_DAY * scale * (1 + 0.25 * (d // 240)) * (0.5 if weekend else 1.1)
+        # the team grows by a quarter every 240 days, behind the business; half of it
+        # works at weekends
+        staffing = (1 + 0.25 * (d // 240)) * (0.5 if weekend else 1.1)
+        capacity = SUPPORT_CAPACITY_PER_DAY * scale * staffing
         load = np.clip((n / capacity / 0.7) ** 1.5, 0.5, 3.0)
         hour = (created - t0) // HOUR
         night = (hour < 7) | (hour >= 20)
         off_hours = np.where(night, np.where(priority >= 2, 1.3, 1.8), 1.0)
-        first_reply_min = FIRST_REPLY_MEDIAN[priority] * load * off_hours * r.lognormal(0, 0.7, size=n)
+        first_reply_min = (FIRST_REPLY_MEDIAN[priority] * load * off_hours
+                           * r.lognormal(0, 0.7, size=n))
         breached = first_reply_min > SLA_MINUTES[priority]
         life = self._ticket_life(r, created, priority, breached, np.maximum(first_reply_min, 1.0))
 
-        team = np.array([CATEGORY_TEAM[TICKET_CATEGORIES[c]] for c in category])
+        first_reply = life["ts"][:, Slot.FIRST_REPLY]
+        team = np.array([CATEGORY_TEAM[TICKET_CATEGORIES[c]] for c in category], dtype=np.int64)
         assignee = self._assign(r, team, t0)
         self.tickets.add(
             ticket_id=ticket_id, customer_no=np.where(is_customer, customer + 1, 0), email=emails,
             subject=subjects, category=category, channel=channel, priority=priority,
             created_ts=created, assignee_id=self.agents.agent_id[assignee],
-            assigned_ts=life["ts"][:, 1], first_reply_ts=life["ts"][:, 1], breached=breached,
+            assigned_ts=first_reply, first_reply_ts=first_reply, breached=breached,
             solved_ts=life["final_solve"],
         )
         self._events(ticket_id, channel, life)
@@ -677,8 +737,8 @@ class Simulator:
         # customers who were let down buy less and go quiet sooner
         poor = is_customer & (breached | life["bad"])
         hurt = customer[poor]
-        self.customers.support[hurt] = np.maximum(self.customers.support[hurt] * POOR_SUPPORT_EFFECT,
-                                                  0.15)
+        support = self.customers.support
+        support[hurt] = np.maximum(support[hurt] * POOR_SUPPORT_EFFECT, 0.15)
 
     def _requester_emails(self, r: np.random.Generator, customer: np.ndarray) -> list[str]:
         """Customers' addresses, some typed with other capitals or stray spaces; visitors'
@@ -697,7 +757,8 @@ class Simulator:
             out.append(email)
         return out
 
-    def _subjects(self, r: np.random.Generator, category: np.ndarray, order_no: np.ndarray) -> list[str]:
+    def _subjects(self, r: np.random.Generator, category: np.ndarray,
+                  order_no: np.ndarray) -> list[str]:
         picks = r.random(len(category))
         out = []
         for c, o, p in zip(category, order_no, picks, strict=True):
@@ -709,64 +770,67 @@ class Simulator:
 
     def _ticket_life(self, r: np.random.Generator, created: np.ndarray, priority: np.ndarray,
                      breached: np.ndarray, first_reply_min: np.ndarray) -> dict[str, np.ndarray]:
-        """All events a ticket will ever have, as a (tickets x 14) matrix of timestamps
-        (-1 = this ticket has no such event); see EVENT_SLOTS for what each column is."""
+        """All events a ticket will ever have, as a (tickets x Slot) matrix of timestamps
+        (-1: this ticket has no such event)."""
         n = len(created)
-        u = r.random((6, n))
-        ts = np.full((n, len(EVENT_SLOTS)), -1, dtype=np.int64)
-        ts[:, 0] = created
+        u = r.random((5, n))
+        ts = np.full((n, len(Slot)), -1, dtype=np.int64)
+        ts[:, Slot.CREATED] = created
         t1 = created + (first_reply_min * MINUTE).astype(np.int64)
-        ts[:, 1] = t1
-        ts[:, 2] = t1 + 1
-        asks = u[0] < 0.4  # the agent needs something from the customer: pending
-        note = u[1] < 0.25
-        ts[note, 3] = t1[note] + r.integers(5 * MINUTE, 2 * HOUR, size=n)[note]
-        reply = t1 + 600 + (r.exponential(18 * HOUR, size=n)).astype(np.int64)
-        ts[asks, 4] = reply[asks]
-        ts[asks, 5] = reply[asks] + 1
-        follow_up = reply + 300 + r.lognormal(np.log(90 * MINUTE), 0.8, size=n).astype(np.int64)
-        ts[asks, 6] = follow_up[asks]
+        ts[:, Slot.FIRST_REPLY] = t1
+        ts[:, Slot.OPENED] = t1 + 1
+        note = u[0] < 0.25
+        ts[note, Slot.NOTE] = t1[note] + r.integers(5 * MINUTE, 2 * HOUR, size=n)[note]
+        # the agent needs something from the customer: pending until they answer
+        asks = u[1] < 0.4
+        answer = t1 + 600 + r.exponential(18 * HOUR, size=n).astype(np.int64)
+        follow_up = answer + 300 + r.lognormal(np.log(90 * MINUTE), 0.8, size=n).astype(np.int64)
+        ts[asks, Slot.ASKED] = t1[asks] + 2
+        ts[asks, Slot.ANSWER] = answer[asks]
+        ts[asks, Slot.ANSWER_REOPENS] = answer[asks] + 1
+        ts[asks, Slot.FOLLOW_UP] = follow_up[asks]
         last_agent = np.where(asks, follow_up, t1)
-        solved = last_agent + 300 + (r.exponential(1, size=n) * SOLVE_MEAN_HOURS[priority] * HOUR).astype(np.int64)
-        ts[:, 7] = solved
+        work = r.exponential(1, size=n) * SOLVE_MEAN_HOURS[priority] * HOUR
+        solved = last_agent + 300 + work.astype(np.int64)
+        ts[:, Slot.SOLVED] = solved
+        # "still broken": reopened within the four days before closing, more often when
+        # the first reply was late
         reopened = u[2] < 0.07 + 0.08 * breached
         back = solved + r.integers(2 * HOUR, int(3.5 * DAY), size=n)
-        ts[reopened, 8] = back[reopened]
-        ts[reopened, 9] = back[reopened] + 1
-        answer = back + 300 + r.lognormal(np.log(120 * MINUTE), 0.7, size=n).astype(np.int64)
-        ts[reopened, 10] = answer[reopened]
-        solved_again = answer + 300 + r.exponential(4 * HOUR, size=n).astype(np.int64)
-        ts[reopened, 11] = solved_again[reopened]
+        second = back + 300 + r.lognormal(np.log(120 * MINUTE), 0.7, size=n).astype(np.int64)
+        solved_again = second + 300 + r.exponential(4 * HOUR, size=n).astype(np.int64)
+        ts[reopened, Slot.COMPLAINT] = back[reopened]
+        ts[reopened, Slot.REOPENED] = back[reopened] + 1
+        ts[reopened, Slot.SECOND_ANSWER] = second[reopened]
+        ts[reopened, Slot.SOLVED_AGAIN] = solved_again[reopened]
         final_solve = np.where(reopened, solved_again, solved)
         rated = u[3] < 0.4
-        ts[rated, 12] = final_solve[rated] + r.integers(10 * MINUTE, 2 * DAY, size=n)[rated]
-        bad = rated & (u[4] < np.clip(0.08 + 0.3 * breached + 0.3 * reopened
-                                      + 0.1 * (first_reply_min > 2 * SLA_MINUTES[priority]), 0, 0.9))
-        ts[:, 13] = final_solve + 4 * DAY + r.integers(0, 2 * HOUR, size=n)
-        return {"ts": ts, "asks": asks, "bad": bad, "final_solve": final_solve}
+        ts[rated, Slot.RATED] = final_solve[rated] + r.integers(10 * MINUTE, 2 * DAY, size=n)[rated]
+        p_bad = (0.08 + 0.3 * breached + 0.3 * reopened
+                 + 0.1 * (first_reply_min > 2 * SLA_MINUTES[priority]))
+        bad = rated & (u[4] < np.clip(p_bad, 0, 0.9))
+        ts[:, Slot.CLOSED] = final_solve + 4 * DAY + r.integers(0, 2 * HOUR, size=n)
+        return {"ts": ts, "bad": bad, "final_solve": final_solve}
 
-    def _events(self, ticket_id: np.ndarray, channel: np.ndarray, life: dict[str, np.ndarray]) -> None:
+    def _events(self, ticket_id: np.ndarray, channel: np.ndarray,
+                life: dict[str, np.ndarray]) -> None:
         ts = life["ts"]
-        for slot, (etype, role, public, status) in enumerate(EVENT_SLOTS):
+        for slot, (etype, role, public, status) in EVENT_SLOTS.items():
             present = np.flatnonzero(ts[:, slot] >= 0)
-            if len(present) == 0:
-                continue
             k = len(present)
-            if slot == 0:  # phone tickets are logged by the helpdesk itself
-                roles = np.where(channel[present] == 3, ROLES.index("system"), ROLES.index("end_user"))
+            roles = np.full(k, ROLES.index(role))
+            if slot == Slot.CREATED:  # phone tickets are logged by the helpdesk itself
+                roles[channel[present] == TICKET_CHANNELS.index("phone")] = ROLES.index("system")
+            if etype == "satisfaction_rated":
+                score = np.where(life["bad"][present], SCORES.index("bad"), SCORES.index("good"))
             else:
-                roles = np.full(k, ROLES.index(role))
-            if slot == 2:  # the first reply either opens the ticket or asks the customer
-                statuses = np.where(life["asks"][present], TICKET_STATUSES.index("pending"),
-                                    TICKET_STATUSES.index("open"))
-            else:
-                statuses = np.full(k, TICKET_STATUSES.index(status) if status else -1)
-            score = np.where(life["bad"][present], 1, 0) if etype == "satisfaction_rated" else np.full(k, -1)
+                score = np.full(k, -1)
             self.events.add(
-                ticket_id=ticket_id[present], seq=np.full(k, slot), ts=ts[present, slot],
+                ticket_id=ticket_id[present], seq=np.full(k, int(slot)), ts=ts[present, slot],
                 event_type=np.full(k, EVENT_TYPES.index(etype)), role=roles,
                 is_public=np.full(k, -1 if public is None else int(public)),
-                new_status=statuses, score=score,
+                new_status=np.full(k, TICKET_STATUSES.index(status) if status else -1),
+                score=score,
             )
 
     def _assign(self, r: np.random.Generator, team: np.ndarray, t0: int) -> np.ndarray:
@@ -797,8 +861,9 @@ class Simulator:
         agent = np.where(r.random(n) < 0.1, helper, assignee)[row]
         # whoever has left by then hands over to the first colleague who stays
         gone = logged >= a.left_ts[agent]
-        stays = {k: int(np.flatnonzero((a.team == k) & (a.left_ts == STAYS))[0]) for k in np.unique(a.team)}
-        agent = np.where(gone, [stays[a.team[x]] for x in agent], agent)
+        stays = np.array([np.flatnonzero((a.team == k) & (a.left_ts == STAYS))[0]
+                          for k in range(len(TEAMS))])
+        agent = np.where(gone, stays[a.team[agent]], agent)
         self.time_entries.add(
             ticket_id=ticket_id[row], agent_id=a.agent_id[agent], minutes=minutes, logged_ts=logged,
             cost_cents_per_hour=a.hourly_cost[agent], currency=a.currency[agent],
@@ -815,27 +880,6 @@ class Simulator:
         )
 
 
-# what each column of a ticket's life matrix is: (event_type, author_role, is_public,
-# new_status); the status of slot 2 depends on whether the agent asks a question
-EVENT_SLOTS: tuple[tuple[str, str, bool | None, str | None], ...] = (
-    ("created", "end_user", None, None),  # 0
-    ("comment", "agent", True, None),  # 1 first reply
-    ("status_change", "agent", None, "open"),  # 2 open, or pending when the agent asks
-    ("comment", "agent", False, None),  # 3 internal note
-    ("comment", "end_user", True, None),  # 4 the customer answers
-    ("status_change", "system", None, "open"),  # 5
-    ("comment", "agent", True, None),  # 6 follow-up
-    ("status_change", "agent", None, "solved"),  # 7
-    ("comment", "end_user", True, None),  # 8 "still broken"
-    ("status_change", "system", None, "open"),  # 9 reopened
-    ("comment", "agent", True, None),  # 10
-    ("status_change", "agent", None, "solved"),  # 11
-    ("satisfaction_rated", "end_user", None, None),  # 12
-    ("status_change", "system", None, "closed"),  # 13 four days after the last solve
-)
-AGENT_WORK_SLOTS = [1, 3, 6, 7, 10, 11]
-
-
 def _vary_email(email: str, how: int) -> str:
     """The same address as a person might type it into a support form."""
     local, domain = email.split("@")
@@ -849,6 +893,7 @@ def _vary_email(email: str, how: int) -> str:
 
 
 def order_id(no: int | np.ndarray) -> str:
+    """The shop's order number as text (snapshot.order_ids formats whole columns alike)."""
     return f"O{int(no):08d}"
 
 
@@ -857,7 +902,7 @@ def simulate(seed: int, scale: float, start: date, days: int,
     """Simulate ``days`` days from ``start`` (day 0)."""
     sim = Simulator(seed, scale, Calendar(start, days))
     for d in range(days):
-        if progress and (d % 30 == 0 or d == days - 1):
-            progress(f"simulating {start + timedelta(days=d):%Y-%m} (day {d + 1} of {days})")
+        if progress and d % 30 == 0:
+            progress(f"simulating {start + timedelta(days=d):%B %Y}")
         sim.step(d)
     return sim.result()

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ops_warehouse.contracts import entity
+from ops_warehouse.contracts import CURRENCIES, ORDER_STATUSES, TICKET_STATUSES, entity
 from ops_warehouse.demo.genesis import CAMPAIGN_STATUSES, CHANNELS, DAY, NO_END, OBJECTIVES, TEAMS
 from ops_warehouse.demo.simulation import (
     COUNTRIES,
-    CURRENCIES,
     EVENT_TYPES,
     NEVER,
     PRIORITIES,
@@ -31,9 +31,7 @@ from ops_warehouse.demo.simulation import (
     SEGMENTS,
     TICKET_CATEGORIES,
     TICKET_CHANNELS,
-    TICKET_STATUSES,
     Simulation,
-    order_id,
 )
 
 ARROW_TYPES = {
@@ -47,7 +45,6 @@ ARROW_TYPES = {
 }
 # share of the final numbers an ad platform reports for a day 1, 2 and 3 days old
 RESTATED_SHARE = {1: 0.85, 2: 0.93, 3: 0.98}
-ORDER_STATUSES = ("pending", "paid", "shipped", "completed", "cancelled", "refunded")
 
 
 def arrow_table(name: str, columns: dict[str, object]) -> pa.Table:
@@ -79,12 +76,33 @@ def _arrow_array(values: object, kind: str) -> pa.Array:
     return pa.array(arr, type=typ)
 
 
+def ids(prefix: str, numbers: np.ndarray, width: int, suffix: np.ndarray | None = None) -> pa.Array:
+    """Text ids such as C0000042 (plus "-<suffix>"), formatted in Arrow's C++ kernels."""
+    digits = pc.utf8_lpad(pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()),
+                          width, "0")
+    parts = [prefix, digits]
+    if suffix is not None:
+        parts += ["-", pa.array(np.asarray(suffix, dtype=np.int64)).cast(pa.string())]
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def customer_ids(numbers: np.ndarray) -> pa.Array:
+    return ids("C", numbers, 7)
+
+
+def order_ids(numbers: np.ndarray) -> pa.Array:
+    return ids("O", numbers, 8)
+
+
 def cents(values: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(values, dtype=np.float64) / 100, 2)
 
 
 def nullable(values: np.ndarray, missing: np.ndarray, kind: str) -> pa.Array:
-    return pa.array(np.asarray(values), type=ARROW_TYPES[kind], mask=np.asarray(missing, bool))
+    values = np.asarray(values)
+    if kind == "date":  # Arrow builds date32 from int32 days
+        values = values.astype(np.int32)
+    return pa.array(values, type=ARROW_TYPES[kind], mask=np.asarray(missing, bool))
 
 
 def _codes(names: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
@@ -117,6 +135,7 @@ def _day_numbers(sim: Simulation, day: np.ndarray) -> np.ndarray:
 def campaigns(sim: Simulation, clock: int) -> pa.Table:
     c = sim.campaigns
     idx, ev = _latest_before(c.ev_campaign, c.ev_ts, clock)
+    open_ended = c.end_day[idx] == NO_END
     return arrow_table("campaigns", {
         "campaign_id": c.campaign_id[idx],
         "campaign_name": c.name[idx],
@@ -124,8 +143,8 @@ def campaigns(sim: Simulation, clock: int) -> pa.Table:
         "objective": _codes(OBJECTIVES, c.objective[idx]),
         "status": _codes(CAMPAIGN_STATUSES, c.ev_status[ev]),
         "start_date": _day_numbers(sim, c.start_day[idx]),
-        "end_date": nullable(_day_numbers(sim, np.where(c.end_day[idx] == NO_END, 0, c.end_day[idx]))
-                             .astype(np.int32), c.end_day[idx] == NO_END, "date"),
+        "end_date": nullable(_day_numbers(sim, np.where(open_ended, 0, c.end_day[idx])),
+                             open_ended, "date"),
         "daily_budget": cents(c.ev_budget[ev]),
         "currency": np.array([CHANNELS[k].currency for k in c.channel[idx]], dtype=object),
         "updated_at": c.ev_ts[ev],
@@ -164,8 +183,8 @@ def signups(sim: Simulation, clock: int) -> pa.Table:
     fixed = s["fix_ts"][keep] < clock
     landing = np.where(fixed, s["landing_after"][keep], s["landing_before"][keep])
     return arrow_table("signups", {
-        "signup_id": np.array([f"S{n:08d}" for n in s["signup_no"][keep]], dtype=object),
-        "customer_id": np.array([customer_id(n) for n in s["customer_no"][keep]], dtype=object),
+        "signup_id": ids("S", s["signup_no"][keep], 8),
+        "customer_id": customer_ids(s["customer_no"][keep]),
         "email": s["email"][keep],
         "signed_up_at": s["signed_up_ts"][keep],
         "utm_source": s["utm_source"][keep],
@@ -176,16 +195,12 @@ def signups(sim: Simulation, clock: int) -> pa.Table:
     })
 
 
-def customer_id(no: int) -> str:
-    return f"C{int(no):07d}"
-
-
 def customers(sim: Simulation, clock: int) -> pa.Table:
     c = sim.customers
     keep = np.flatnonzero(c["created_ts"] < clock)
     changed = c["change_ts"][keep] < clock
     return arrow_table("customers", {
-        "customer_id": np.array([customer_id(k + 1) for k in keep], dtype=object),
+        "customer_id": customer_ids(keep + 1),
         "email": c["email"][keep],
         "full_name": c["full_name"][keep],
         "country": _codes(COUNTRIES, np.where(changed, c["country2"][keep], c["country"][keep])),
@@ -212,15 +227,15 @@ def products(sim: Simulation, clock: int) -> pa.Table:
 def orders(sim: Simulation, clock: int) -> pa.Table:
     o = sim.orders
     keep = np.flatnonzero(o["ordered_ts"] < clock)
-    # columns in ORDER_STATUSES order; the status is the latest step before the clock
+    # columns in the order of contracts.ORDER_STATUSES; the status is the latest step
+    # before the clock
     steps = np.stack([o[k][keep] for k in ("ordered_ts", "paid_ts", "shipped_ts", "completed_ts",
                                             "cancelled_ts", "refunded_ts")], axis=1)
     seen = np.where(steps < clock, steps, -1)
     status = seen.argmax(axis=1)
-    ids = np.array([order_id(n) for n in o["order_no"][keep]], dtype=object)
     return arrow_table("orders", {
-        "order_id": ids,
-        "customer_id": np.array([customer_id(n) for n in o["customer_no"][keep]], dtype=object),
+        "order_id": order_ids(o["order_no"][keep]),
+        "customer_id": customer_ids(o["customer_no"][keep]),
         "order_status": _codes(ORDER_STATUSES, status),
         "ordered_at": o["ordered_ts"][keep],
         "currency": _codes(CURRENCIES, o["currency"][keep]),
@@ -238,10 +253,8 @@ def order_items(sim: Simulation, clock: int) -> pa.Table:
     ordered = o["ordered_ts"][i["order_no"] - 1]  # order numbers are 1, 2, 3, ...
     keep = np.flatnonzero(ordered < clock)
     return arrow_table("order_items", {
-        "order_item_id": np.array([f"{order_id(n)}-{line}" for n, line
-                                   in zip(i["order_no"][keep], i["line"][keep], strict=True)],
-                                  dtype=object),
-        "order_id": np.array([order_id(n) for n in i["order_no"][keep]], dtype=object),
+        "order_item_id": ids("O", i["order_no"][keep], 8, suffix=i["line"][keep]),
+        "order_id": order_ids(i["order_no"][keep]),
         "product_id": sim.products.product_id[i["product"][keep]],
         "quantity": i["quantity"][keep],
         "unit_price": cents(i["unit_price"][keep]),
@@ -252,11 +265,11 @@ def order_items(sim: Simulation, clock: int) -> pa.Table:
 def refunds(sim: Simulation, clock: int) -> pa.Table:
     r = sim.refunds
     keep = np.flatnonzero(r["refunded_ts"] < clock)
-    ids = _rank_ids(r["refunded_ts"][keep], r["order_no"][keep])
-    keep, ids = keep[np.argsort(ids)], np.sort(ids)
+    rank = _rank_ids(r["refunded_ts"][keep], r["order_no"][keep])
+    keep, rank = keep[np.argsort(rank)], np.sort(rank)
     return arrow_table("refunds", {
-        "refund_id": np.array([f"R{n:08d}" for n in ids], dtype=object),
-        "order_id": np.array([order_id(n) for n in r["order_no"][keep]], dtype=object),
+        "refund_id": ids("R", rank, 8),
+        "order_id": order_ids(r["order_no"][keep]),
         "refunded_at": r["refunded_ts"][keep],
         "amount": cents(r["amount"][keep]),
         "reason": r["reason"][keep],
@@ -283,9 +296,10 @@ def tickets(sim: Simulation, clock: int) -> pa.Table:
     row = e["ticket_id"] - first_id  # ticket ids are consecutive
     status = np.zeros(len(t["ticket_id"]), dtype=np.int64)  # "new"
     is_status = e["new_status"] >= 0
-    ticket_of, ev = _latest_before(np.where(is_status, row, -1), np.where(is_status, e["ts"], NEVER),
-                                   clock, tiebreak=e["seq"])
-    status[ticket_of[ticket_of >= 0]] = e["new_status"][ev[ticket_of >= 0]]
+    # only status changes count for the status (other events never come before the clock)
+    ticket_of, ev = _latest_before(row, np.where(is_status, e["ts"], NEVER), clock,
+                                   tiebreak=e["seq"])
+    status[ticket_of] = e["new_status"][ev]
     updated = np.zeros(len(t["ticket_id"]), dtype=np.int64)
     seen = e["ts"] < clock
     np.maximum.at(updated, row[seen], e["ts"][seen])
@@ -307,11 +321,11 @@ def tickets(sim: Simulation, clock: int) -> pa.Table:
 def ticket_events(sim: Simulation, clock: int) -> pa.Table:
     e = sim.events
     keep = np.flatnonzero(e["ts"] < clock)
-    ids = _rank_ids(e["ts"][keep], e["ticket_id"][keep], e["seq"][keep])
-    keep, ids = keep[np.argsort(ids)], np.sort(ids)
+    rank = _rank_ids(e["ts"][keep], e["ticket_id"][keep], e["seq"][keep])
+    keep, rank = keep[np.argsort(rank)], np.sort(rank)
     public, status, score = e["is_public"][keep], e["new_status"][keep], e["score"][keep]
     return arrow_table("ticket_events", {
-        "event_id": ids,
+        "event_id": rank,
         "ticket_id": e["ticket_id"][keep],
         "created_at": e["ts"][keep],
         "event_type": _codes(EVENT_TYPES, e["event_type"][keep]),
@@ -337,10 +351,10 @@ def agents(sim: Simulation, clock: int) -> pa.Table:
 def time_entries(sim: Simulation, clock: int) -> pa.Table:
     te = sim.time_entries
     keep = np.flatnonzero(te["logged_ts"] < clock)
-    ids = _rank_ids(te["logged_ts"][keep], te["ticket_id"][keep])
-    keep, ids = keep[np.argsort(ids)], np.sort(ids)
+    rank = _rank_ids(te["logged_ts"][keep], te["ticket_id"][keep])
+    keep, rank = keep[np.argsort(rank)], np.sort(rank)
     return arrow_table("time_entries", {
-        "time_entry_id": ids,
+        "time_entry_id": rank,
         "ticket_id": te["ticket_id"][keep],
         "agent_id": te["agent_id"][keep],
         "minutes": te["minutes"][keep],

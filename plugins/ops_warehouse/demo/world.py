@@ -31,6 +31,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sqlite3
@@ -154,27 +155,26 @@ def _build(world_dir: Path, seed: int, scale: float, start: date, until: date,
     sim = simulate(seed, scale, start, horizon, say)
     clock = epoch_seconds(until + timedelta(days=1))
 
-    world_dir.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    for name, cut in snapshot.API_TABLES.items():
-        say(f"writing api/{name}.parquet")
-        table = cut(sim, clock)
-        _write_parquet(table, world_dir / "api" / f"{name}.parquet")
-        counts[name] = table.num_rows
-
-    say("writing the landing sheets")
+    say("cutting the world at its clock")
+    shop_tables = {name: cut(sim, clock) for name, cut in snapshot.SHOP_TABLES.items()}
+    api_tables = {name: cut(sim, clock) for name, cut in snapshot.API_TABLES.items()}
     sheets = build_sheets(sim, start, until)
-    _write_sheets(sheets, world_dir / "landing")
+    counts = {name: t.num_rows for name, t in {**shop_tables, **api_tables}.items()}
     for kind in ("budget", "kpi_targets"):
         counts[kind] = sum(len(s.rows) for s in sheets if s.name.startswith(kind + "_"))
 
+    # the database first: it is what most likely fails (a server that is down), and
+    # then nothing else has changed yet
+    world_dir.mkdir(parents=True, exist_ok=True)
     say("writing the shop database")
-    shop_tables = {name: cut(sim, clock) for name, cut in snapshot.SHOP_TABLES.items()}
     if shop_url is None:
         _write_sqlite(shop_tables, world_dir / SQLITE_FILE)
     else:
         _write_database(shop_tables, shop_url)
-    counts.update({name: t.num_rows for name, t in shop_tables.items()})
+    say("writing the API files and the landing sheets")
+    for name, table in api_tables.items():
+        _write_parquet(table, world_dir / "api" / f"{name}.parquet")
+    _write_sheets(sheets, world_dir / "landing")
 
     info = WorldInfo(seed, scale, start, until, {e.name: counts[e.name] for e in ENTITIES})
     _write_atomic(world_dir / INFO_FILE,
@@ -216,6 +216,13 @@ def _write_sheets(sheets: list[Sheet], landing: Path) -> None:
 # --- the shop database ------------------------------------------------------------------
 
 
+BATCH_ROWS = 100_000
+
+
+def _batches(table: pa.Table) -> list[pa.Table]:
+    return [table.slice(k, BATCH_ROWS) for k in range(0, table.num_rows, BATCH_ROWS)]
+
+
 def _python_rows(table: pa.Table, text_timestamps: bool) -> list[tuple]:
     """Rows as DB-API parameters. SQLite gets timestamps as the naive UTC text SQLAlchemy
     itself stores (so that SQLAlchemy reads and compares them), dates as ISO text."""
@@ -241,11 +248,15 @@ def _write_sqlite(tables: dict[str, pa.Table], path: Path) -> None:
         metadata.create_all(engine)
         engine.dispose()
         with sqlite3.connect(tmp) as conn:
+            # a file nobody reads yet: no need to guard it against crashes
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
             for name, table in tables.items():
                 cols = ", ".join(table.column_names)
                 marks = ", ".join("?" * table.num_columns)
-                conn.executemany(f"INSERT INTO {name} ({cols}) VALUES ({marks})",
-                                 _python_rows(table, text_timestamps=True))
+                for batch in _batches(table):
+                    conn.executemany(f"INSERT INTO {name} ({cols}) VALUES ({marks})",
+                                     _python_rows(batch, text_timestamps=True))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -273,25 +284,24 @@ def _insert(conn: sa.Connection, name: str, table: pa.Table) -> None:
     if driver in ("psycopg", "psycopg2"):
         _copy_postgres(conn, name, table, driver)
         return
-    rows = [dict(zip(table.column_names, row, strict=True))
-            for row in _python_rows(table, text_timestamps=False)]
-    if rows:
+    for batch in _batches(table):
+        rows = [dict(zip(batch.column_names, row, strict=True))
+                for row in _python_rows(batch, text_timestamps=False)]
         conn.execute(metadata.tables[name].insert(), rows)
 
 
 def _copy_postgres(conn: sa.Connection, name: str, table: pa.Table, driver: str) -> None:
     """PostgreSQL's COPY is an order of magnitude faster than INSERTs for whole tables."""
-    text = _copy_text(table)
     sql = f"COPY {name} ({', '.join(table.column_names)}) FROM STDIN"
     cursor = conn.connection.driver_connection.cursor()
     try:
         if driver == "psycopg":
             with cursor.copy(sql) as copy:
-                copy.write(text)
+                for batch in _batches(table):
+                    copy.write(_copy_text(batch))
         else:
-            import io
-
-            cursor.copy_expert(sql, io.StringIO(text))
+            for batch in _batches(table):
+                cursor.copy_expert(sql, io.StringIO(_copy_text(batch)))
     finally:
         cursor.close()
 
@@ -328,7 +338,8 @@ def _summary(info: WorldInfo, world_dir: Path, shop_url: str | None, seconds: fl
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Demo world {info.start} … {info.until} (clock {info.clock:%Y-%m-%d %H:%M} UTC)")
+    table = Table(title=f"Demo world {info.start} … {info.until} "
+                        f"(clock {info.clock:%Y-%m-%d %H:%M} UTC)")
     table.add_column("source")
     table.add_column("entity")
     table.add_column("rows", justify="right")

@@ -37,26 +37,36 @@ def _row_key(entity: Entity, row: dict[str, Any]) -> str:
     return ", ".join(f"{k}={row.get(k)!r}" for k in entity.primary_key)
 
 
-def _convert_column(entity: Entity, field: Field, values: list[Any], rows: Sequence[dict]) -> pa.Array:
+def _cast(field: Field, values: list[Any]) -> pa.Array:
     target = ARROW_TYPES[field.type]
+    if field.type in ("decimal", "date", "timestamp"):
+        return pa.array([None if v is None else str(v) for v in values], pa.string()).cast(target)
+    if field.type == "float":
+        return pa.array([None if v is None else float(v) for v in values], target)
+    if field.type == "int" and any(isinstance(v, str) for v in values):
+        return pa.array([None if v is None else int(v) for v in values], target)
+    return pa.array(values, target)
+
+
+_CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
+def _convert_column(entity: Entity, field: Field, values: list[Any], rows: Sequence[dict]) -> pa.Array:
     try:
-        if field.type in ("decimal", "date", "timestamp"):
-            as_text = [None if v is None else str(v) for v in values]
-            array = pa.array(as_text, pa.string()).cast(target)
-        else:
-            array = pa.array(values, target)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        for index, value in enumerate(values):
-            try:
-                _convert_column(entity, field, [value], rows[index : index + 1])
-            except SourceDataError:
-                raise SourceDataError(
-                    f"{entity.source}.{entity.name}: field {field.name!r} of row "
-                    f"{index} ({_row_key(entity, rows[index])}) has value {value!r}, "
-                    f"which is not a valid {field.type}"
-                ) from None
-        raise
-    return array
+        return _cast(field, values)
+    except _CAST_ERRORS:
+        pass
+    # Slow path, only on bad input: find the first value that does not convert.
+    for index, value in enumerate(values):
+        try:
+            _cast(field, [value])
+        except _CAST_ERRORS:
+            raise SourceDataError(
+                f"{entity.source}.{entity.name}: field {field.name!r} of row {index} "
+                f"({_row_key(entity, rows[index])}) has value {value!r}, which is not a valid "
+                f"{field.type}"
+            ) from None
+    raise SourceDataError(f"{entity.source}.{entity.name}: field {field.name!r} cannot be read")
 
 
 def _check_fields(entity: Entity, present: set[str]) -> list[str]:

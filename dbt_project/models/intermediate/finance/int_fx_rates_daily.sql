@@ -19,6 +19,7 @@ fx_rates as (
 
 published_rates as (
 
+    -- USD is the base of the sheet; its rows (1.0) are replaced by the constant below
     select
         rate_date,
         currency,
@@ -27,27 +28,6 @@ published_rates as (
     where
         currency <> 'USD'
         and rate_date <= {{ as_of_date() }}
-
-),
-
-usd_rate as (
-
-    -- the base currency: 1 USD = 1 USD from the sheet's first day on
-    select
-        min(rate_date) as rate_date,
-        'USD' as currency,
-        cast(1.0 as double precision) as rate_to_usd
-    from fx_rates
-    where rate_date <= {{ as_of_date() }}
-    having count(*) > 0
-
-),
-
-rates as (
-
-    select * from published_rates
-    union all
-    select * from usd_rate
 
 ),
 
@@ -62,7 +42,7 @@ rate_validity as (
             partition by currency
             order by rate_date
         ) as next_rate_date
-    from rates
+    from published_rates
 
 ),
 
@@ -71,7 +51,8 @@ calendar_bounds as (
     select
         min(rate_date) as first_day,
         {{ as_of_date() }} as last_day
-    from rates
+    from fx_rates
+    where rate_date <= {{ as_of_date() }}
 
 ),
 
@@ -89,7 +70,7 @@ calendar_days as (
 
 ),
 
-rates_in_force as (
+published_rates_in_force as (
 
     select
         calendar_days.date_day,
@@ -104,6 +85,26 @@ rates_in_force as (
                 rate_validity.next_rate_date is null
                 or calendar_days.date_day < rate_validity.next_rate_date
             )
+
+),
+
+usd_rates as (
+
+    -- 1 USD = 1 USD on every day of the sheet
+    select
+        date_day,
+        'USD' as currency,
+        date_day as rate_date,
+        cast(1.0 as double precision) as rate_to_usd
+    from calendar_days
+
+),
+
+rates_in_force as (
+
+    select * from published_rates_in_force
+    union all
+    select * from usd_rates
 
 ),
 
@@ -130,6 +131,8 @@ final as (
             rates_in_force.rate_to_usd / reporting_rates.reporting_rate_to_usd
             as numeric(18, 10)
         ) as rate_to_reporting,
+        -- the same for USD, so that amounts kept in USD (product costs) convert in the same join
+        cast(1.0 / reporting_rates.reporting_rate_to_usd as numeric(18, 10)) as usd_rate_to_reporting,
         cast(
             {{ dbt.datediff("rates_in_force.rate_date", "rates_in_force.date_day", "day") }}
             as bigint

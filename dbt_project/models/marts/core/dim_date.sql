@@ -3,9 +3,10 @@
     as-of date, in the business time zone. Weeks are ISO weeks (starting Monday). Every daily,
     weekly and monthly grain of the marts can be joined here.
 
-    "Any source" is every dated business fact the sources deliver: customers, orders, refunds,
-    fx rates, signups, ad days, tickets, ticket events and time entries (updated_at and load
-    times are bookkeeping and do not count; see docs/decisions.md).
+    "Any source" is every dated business event the sources deliver: customers created, orders,
+    refunds, signups, ad days, tickets, ticket events and time entries. Reference data does not
+    start the calendar (fx rates may go back years before the first sale, campaigns are planned
+    ahead), nor do updated_at and load times (bookkeeping); see docs/decisions.md.
 #}
 
 with
@@ -25,12 +26,6 @@ orders as (
 refunds as (
 
     select * from {{ ref('stg_sales__refunds') }}
-
-),
-
-fx_rates as (
-
-    select * from {{ ref('stg_sales__fx_rates') }}
 
 ),
 
@@ -71,8 +66,6 @@ first_dates as (
     select min({{ to_business_date("ordered_at") }}) as first_date from orders
     union all
     select min({{ to_business_date("refunded_at") }}) as first_date from refunds
-    union all
-    select min(rate_date) as first_date from fx_rates
     union all
     select min({{ to_business_date("signed_up_at") }}) as first_date from signups
     union all

@@ -53,6 +53,7 @@ customers as (
         created_at
     from {{ ref('stg_sales__customers') }}
     where email_normalized is not null
+        and {{ to_business_date('created_at') }} <= {{ as_of_date() }}
 
 ),
 

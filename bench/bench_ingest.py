@@ -17,7 +17,6 @@ import shutil
 import socket
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -62,14 +61,23 @@ def main() -> None:
     with console.status(f"generating the demo world at scale {args.scale:g} …"):
         info = world.generate(world_dir, seed=42, scale=args.scale, until=UNTIL)
     gen_s = time.monotonic() - t0
-    results: dict = {"scale": args.scale, "generate_seconds": round(gen_s, 1),
-                     "source_rows": info.row_counts}
+    results: dict = {
+        "scale": args.scale,
+        "generate_seconds": round(gen_s, 1),
+        "source_rows": info.row_counts,
+    }
     with DemoServer(world_dir) as server:
         settings = dataclasses.replace(
-            Settings.from_env(), home=root / "home", warehouse_path=root / "home" / "working.duckdb",
-            shop_db_url=f"sqlite:///{world_dir / 'shop.sqlite'}", marketing_api_url=server.url,
-            support_api_url=server.url, landing_dir=world_dir / "landing", demo_dir=world_dir,
-            dlt_dir=root / "home" / "dlt", page_size=5000,
+            Settings.from_env(),
+            home=root / "home",
+            warehouse_path=root / "home" / "working.duckdb",
+            shop_db_url=f"sqlite:///{world_dir / 'shop.sqlite'}",
+            marketing_api_url=server.url,
+            support_api_url=server.url,
+            landing_dir=world_dir / "landing",
+            demo_dir=world_dir,
+            dlt_dir=root / "home" / "dlt",
+            page_size=5000,
         )
         with console.status("initial load of all sources …"):
             results["initial"] = load_all(settings, UNTIL)
@@ -78,10 +86,20 @@ def main() -> None:
         with console.status("incremental load of one day …"):
             results["incremental"] = load_all(settings, UNTIL + timedelta(days=1))
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    results["machine"] = {"host": socket.gethostname(), "cpus": __import__("os").cpu_count(),
-                          "python": platform.python_version(), "platform": platform.platform()}
-    table = Table("phase", "source", "rows", "seconds", "rows/s",
-                  title=f"Ingest benchmark, scale {args.scale:g}")
+    results["machine"] = {
+        "host": socket.gethostname(),
+        "cpus": __import__("os").cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    table = Table(
+        "phase",
+        "source",
+        "rows",
+        "seconds",
+        "rows/s",
+        title=f"Ingest benchmark, scale {args.scale:g}",
+    )
     for phase in ("initial", "incremental"):
         for source, r in results[phase].items():
             rate = r["rows"] / r["seconds"] if r["seconds"] else 0
@@ -92,8 +110,9 @@ def main() -> None:
     out = PROJECT_ROOT / "bench" / "results" / f"ingest-{date.today()}-{socket.gethostname()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
-    console.print(f"generation {gen_s:.1f} s, peak RSS {results['peak_rss_mb']} MB; "
-                  f"results in {out}")
+    console.print(
+        f"generation {gen_s:.1f} s, peak RSS {results['peak_rss_mb']} MB; results in {out}"
+    )
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -37,9 +37,7 @@ def norm(value: Any, type_: str) -> Any:
 
 
 def _rows(entity: Entity, records: list[dict]) -> list[tuple]:
-    return sorted(
-        tuple(norm(r.get(f.name), f.type) for f in entity.fields) for r in records
-    )
+    return sorted(tuple(norm(r.get(f.name), f.type) for f in entity.fields) for r in records)
 
 
 def source_snapshot(world_dir: Path) -> dict[str, list[tuple]]:
@@ -58,8 +56,7 @@ def source_snapshot(world_dir: Path) -> dict[str, list[tuple]]:
                     with path.open() as fh:
                         records += [dict(r, _file=path.name) for r in csv.DictReader(fh)]
                 out[entity.name] = sorted(
-                    (r["_file"], *(norm(r[f.name], f.type) for f in entity.fields))
-                    for r in records
+                    (r["_file"], *(norm(r[f.name], f.type) for f in entity.fields)) for r in records
                 )
             else:
                 table = pq.read_table(world_dir / "api" / f"{entity.name}.parquet")

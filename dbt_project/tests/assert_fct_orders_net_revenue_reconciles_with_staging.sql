@@ -1,13 +1,16 @@
 {#
     quality.md reconciliation: Σ net_revenue in fct_orders equals the same sum recomputed from
-    staging, to the cent. The recomputation is independent of int_fx_rates_daily and
-    int_orders_converted: it looks up the as-of rate of each order's currency (and of the
-    reporting currency) directly in stg_sales__fx_rates with a correlated subquery, and applies
-    marts.md's definitions: recognized orders placed up to the as-of date, gross = subtotal -
-    discount, refunds made up to the as-of date converted at the order date's rate and capped at
-    gross, each order rounded to the cent (the published rounding). Orders without a rate at or
-    before their date count in neither sum. Fails with one row showing both sums when they differ.
+    staging, to the cent. The recomputation shares no code with int_fx_rates_daily or
+    int_orders_converted: it finds each order's as-of rate by sorting the order dates in among
+    the published rate dates of stg_sales__fx_rates (the latest rate date at or before the order
+    date) instead of a calendar, and applies marts.md's definitions directly: recognized orders
+    placed up to the as-of date, gross = subtotal - discount, refunds made up to the as-of date
+    converted at the order date's rate and capped at gross, each order rounded to the cent (the
+    published rounding). USD is 1 from the sheet's first date. Orders without a rate at or before
+    their date count in neither sum. Fails with one row showing both sums when they differ.
 #}
+
+{%- set reporting_currency = var("reporting_currency") %}
 
 with
 
@@ -54,59 +57,138 @@ orders_to_date as (
 
 ),
 
-order_refunds as (
+timeline as (
+
+    -- Published rates and the rates each order needs (its own currency's and the reporting
+    -- currency's), on one time line per currency. USD is the sheet's base: a rate of 1 on the
+    -- sheet's first date covers every later day.
+    select
+        cast(null as text) as order_id,
+        cast(null as text) as rate_role,
+        currency,
+        rate_date as point_date,
+        1 as is_rate,
+        rate_to_usd
+    from fx_rates
+    where currency <> 'USD'
+
+    union all
+
+    select
+        null as order_id,
+        null as rate_role,
+        'USD' as currency,
+        min(rate_date) as point_date,
+        1 as is_rate,
+        cast(1.0 as double precision) as rate_to_usd
+    from fx_rates
+
+    union all
 
     select
         order_id,
-        sum(amount) as refund_local
+        'order' as rate_role,
+        currency,
+        order_date as point_date,
+        0 as is_rate,
+        null as rate_to_usd
+    from orders_to_date
+
+    union all
+
+    select
+        order_id,
+        'reporting' as rate_role,
+        '{{ reporting_currency }}' as currency,
+        order_date as point_date,
+        0 as is_rate,
+        null as rate_to_usd
+    from orders_to_date
+
+),
+
+rate_dates_found as (
+
+    -- the latest rate date at or before each point (a rate of the order's own date sorts first)
+    select
+        *,
+        max(case when is_rate = 1 then point_date end) over (
+            partition by currency
+            order by point_date, is_rate desc
+            rows between unbounded preceding and current row
+        ) as rate_date
+    from timeline
+
+),
+
+rates_found as (
+
+    -- the rate published on that date: the one rate row of its (currency, rate_date) group
+    select
+        order_id,
+        rate_role,
+        is_rate,
+        max(case when is_rate = 1 then rate_to_usd end) over (
+            partition by currency, rate_date
+        ) as found_rate_to_usd
+    from rate_dates_found
+
+),
+
+order_facts as (
+
+    -- gross, refunds and both rates stacked on order_id and summed once (no joins: PostgreSQL
+    -- misestimates staging's row counts and would nest loops over them)
+    select
+        order_id,
+        gross_local,
+        cast(0 as numeric(18, 2)) as refund_local,
+        cast(null as double precision) as order_rate_to_usd,
+        cast(null as double precision) as reporting_rate_to_usd,
+        1 as is_order
+    from orders_to_date
+
+    union all
+
+    select
+        order_id,
+        0 as gross_local,
+        amount as refund_local,
+        null as order_rate_to_usd,
+        null as reporting_rate_to_usd,
+        0 as is_order
     from refunds
     where {{ to_business_date("refunded_at") }} <= {{ as_of_date() }}
-    group by order_id
+
+    union all
+
+    select
+        order_id,
+        0 as gross_local,
+        0 as refund_local,
+        case when rate_role = 'order' then found_rate_to_usd end as order_rate_to_usd,
+        case when rate_role = 'reporting' then found_rate_to_usd end as reporting_rate_to_usd,
+        0 as is_order
+    from rates_found
+    where is_rate = 0
 
 ),
 
 orders_rated as (
 
-    -- USD is the base currency: 1 on every day from the sheet's first rate
     select
-        orders_to_date.order_id,
-        orders_to_date.gross_local,
-        coalesce(order_refunds.refund_local, 0) as refund_local,
-        case
-            when orders_to_date.currency = 'USD'
-                then (
-                    select 1.0 from fx_rates
-                    where fx_rates.rate_date <= orders_to_date.order_date
-                    limit 1
-                )
-            else (
-                select fx_rates.rate_to_usd from fx_rates
-                where
-                    fx_rates.currency = orders_to_date.currency
-                    and fx_rates.rate_date <= orders_to_date.order_date
-                order by fx_rates.rate_date desc
-                limit 1
-            )
-        end as order_rate_to_usd,
-        {% if var("reporting_currency") == "USD" -%}
-        (
-            select 1.0 from fx_rates
-            where fx_rates.rate_date <= orders_to_date.order_date
-            limit 1
-        ) as reporting_rate_to_usd
-        {%- else -%}
-        (
-            select fx_rates.rate_to_usd from fx_rates
-            where
-                fx_rates.currency = '{{ var("reporting_currency") }}'
-                and fx_rates.rate_date <= orders_to_date.order_date
-            order by fx_rates.rate_date desc
-            limit 1
-        ) as reporting_rate_to_usd
-        {%- endif %}
-    from orders_to_date
-    left join order_refunds
-        on orders_to_date.order_id = order_refunds.order_id
+        order_id,
+        sum(gross_local) as gross_local,
+        sum(refund_local) as refund_local,
+        cast(
+            max(order_rate_to_usd) / max(reporting_rate_to_usd) as numeric(18, 10)
+        ) as rate
+    from order_facts
+    group by order_id
+    having
+        max(is_order) = 1
+        and max(order_rate_to_usd) is not null
+        and max(reporting_rate_to_usd) is not null
 
 ),
 
@@ -116,21 +198,7 @@ orders_converted as (
         order_id,
         round(cast(gross_local as numeric(38, 2)) * rate, 2) as gross_revenue,
         round(cast(refund_local as numeric(38, 2)) * rate, 2) as refunds
-    from (
-        select
-            order_id,
-            gross_local,
-            refund_local,
-            cast(
-                cast(order_rate_to_usd as double precision)
-                / cast(reporting_rate_to_usd as double precision)
-                as numeric(18, 10)
-            ) as rate
-        from orders_rated
-        where
-            order_rate_to_usd is not null
-            and reporting_rate_to_usd is not null
-    ) as rated
+    from orders_rated
 
 ),
 

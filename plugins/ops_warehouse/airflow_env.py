@@ -42,20 +42,28 @@ def airflow_bin() -> str:
     return str(Path(sys.executable).with_name("airflow"))
 
 
-def airflow(args: list[str], settings: Settings, log_file: Path | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
+def airflow(
+    args: list[str], settings: Settings, log_file: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run one `airflow` CLI command with the project's environment."""
     env = airflow_env(settings)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     if log_file is None:
-        return subprocess.run([airflow_bin(), *args], env=env, check=check,
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [airflow_bin(), *args], env=env, check=check, capture_output=True, text=True
+        )
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a") as out:
         out.write(f"\n$ airflow {' '.join(args)}\n")
         out.flush()
-        return subprocess.run([airflow_bin(), *args], env=env, check=check, stdout=out,
-                              stderr=subprocess.STDOUT, text=True)
+        return subprocess.run(
+            [airflow_bin(), *args],
+            env=env,
+            check=check,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def init_airflow(settings: Settings, log_file: Path | None = None) -> None:
@@ -63,5 +71,8 @@ def init_airflow(settings: Settings, log_file: Path | None = None) -> None:
     from ops_warehouse.orchestration import WRITER_POOL
 
     airflow(["db", "migrate"], settings, log_file)
-    airflow(["pools", "set", WRITER_POOL, "1",
-             "One writer of the working DuckDB at a time"], settings, log_file)
+    airflow(
+        ["pools", "set", WRITER_POOL, "1", "One writer of the working DuckDB at a time"],
+        settings,
+        log_file,
+    )

@@ -1,13 +1,13 @@
 """`ops`: the project's command line.
 
-    ops demo [--fresh]            whole pipeline on the demo world, through Airflow
-    ops demo generate|advance     make or move the demo world
-    ops demo serve                the demo marketing + support APIs
-    ops load SOURCE --date D      load one source for day D, without Airflow
-    ops transform                 dbt build on the working warehouse
-    ops up                        Airflow standalone + the demo APIs (`make up`)
-    ops airflow-init              metadata DB + writer pool for the embedded Airflow
-    ops settings                  the effective settings (secrets masked)
+ops demo [--fresh]            whole pipeline on the demo world, through Airflow
+ops demo generate|advance     make or move the demo world
+ops demo serve                the demo marketing + support APIs
+ops load SOURCE --date D      load one source for day D, without Airflow
+ops transform                 dbt build on the working warehouse
+ops up                        Airflow standalone + the demo APIs (`make up`)
+ops airflow-init              metadata DB + writer pool for the embedded Airflow
+ops settings                  the effective settings (secrets masked)
 """
 
 from __future__ import annotations
@@ -108,8 +108,9 @@ def cmd_demo_serve(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ops", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -125,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_transform)
 
     sub.add_parser("airflow-init", help="prepare the embedded Airflow").set_defaults(
-        func=cmd_airflow_init)
+        func=cmd_airflow_init
+    )
 
     sub.add_parser("up", help="Airflow standalone + demo APIs").set_defaults(func=cmd_up)
 
@@ -150,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         args.func(args)
     except OpsWarehouseError as exc:

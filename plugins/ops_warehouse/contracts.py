@@ -120,7 +120,12 @@ ENTITIES: tuple[Entity, ...] = (
     Entity(
         "marketing",
         "budget",
-        (F("month", "text"), F("channel", "text"), F("planned_spend", "decimal"), F("currency", "text")),
+        (
+            F("month", "text"),
+            F("channel", "text"),
+            F("planned_spend", "decimal"),
+            F("currency", "text"),
+        ),
         ("month", "channel"),
         "files",
         allowed={"channel": CHANNELS, "currency": CURRENCIES},

@@ -61,7 +61,9 @@ def _readers(source: str, settings: Settings, stack: ExitStack) -> dict[str, Rea
         }
     if source == "sales":
         conn = stack.enter_context(sales.engine(settings).connect())
-        return {e.name: (lambda e, s, w: sales.read_table(conn, e, s, w)) for e in entities_of("sales")}
+        return {
+            e.name: (lambda e, s, w: sales.read_table(conn, e, s, w)) for e in entities_of("sales")
+        }
     if source == "support":
         api = support.client(settings)
         return {
@@ -75,7 +77,9 @@ def _readers(source: str, settings: Settings, stack: ExitStack) -> dict[str, Rea
 
 def _primary_key(entity: Entity) -> list[str]:
     # Sheets keep every file's rows; staging picks the newest file per month.
-    return ["_file_name", *entity.primary_key] if entity.mode == "files" else list(entity.primary_key)
+    return (
+        ["_file_name", *entity.primary_key] if entity.mode == "files" else list(entity.primary_key)
+    )
 
 
 def _resource(entity: Entity, reader: Reader, window: Window, run_id: str, stats: EntityStats):

@@ -19,7 +19,9 @@ def run_load(
     window = Window.of(interval_start, interval_end)
     summary = load_source(source, window, run_id=run_id or "manual")
     for name, stats in summary.entities.items():
-        log.info("%s.%s: %d rows read, %d rows in raw", source, name, stats.rows_read, stats.raw_rows)
+        log.info(
+            "%s.%s: %d rows read, %d rows in raw", source, name, stats.rows_read, stats.raw_rows
+        )
     return {
         "source": source,
         "as_of_date": window.last_day.isoformat(),

@@ -49,7 +49,7 @@ class Settings:
     dbt_target: str
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         home = Path(_env("OPS_HOME", str(PROJECT_ROOT / "var"))).resolve()
         demo_dir = Path(_env("OPS_DEMO_DIR", str(home / "demo")))
         demo_port = int(_env("OPS_DEMO_PORT", "8765"))
@@ -60,11 +60,15 @@ class Settings:
         return cls(
             home=home,
             warehouse=warehouse,
-            warehouse_path=Path(_env("OPS_WAREHOUSE_PATH", str(home / "warehouse" / "working.duckdb"))),
+            warehouse_path=Path(
+                _env("OPS_WAREHOUSE_PATH", str(home / "warehouse" / "working.duckdb"))
+            ),
             published_path=Path(
                 _env("OPS_PUBLISHED_PATH", str(home / "warehouse" / "published.duckdb"))
             ),
-            postgres_url=_env("OPS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/ops_warehouse"),
+            postgres_url=_env(
+                "OPS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/ops_warehouse"
+            ),
             shop_db_url=_env("OPS_SHOP_DB_URL", f"sqlite:///{demo_dir / 'shop.sqlite'}"),
             marketing_api_url=_env("OPS_MARKETING_API_URL", demo_api).rstrip("/"),
             marketing_api_token=_env("OPS_MARKETING_API_TOKEN", "demo-marketing-token"),

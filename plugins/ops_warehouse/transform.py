@@ -53,12 +53,18 @@ def dbt_invoke(
     target_dir = settings.home / "dbt" / "target"
     cli = [
         *args,
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target", settings.dbt_target,
-        "--target-path", str(target_dir),
-        "--log-path", str(settings.home / "dbt" / "logs"),
-        "--vars", json.dumps(dbt_vars(settings, as_of)),
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target",
+        settings.dbt_target,
+        "--target-path",
+        str(target_dir),
+        "--log-path",
+        str(settings.home / "dbt" / "logs"),
+        "--vars",
+        json.dumps(dbt_vars(settings, as_of)),
     ]
     result = dbtRunner().invoke(cli)
     if result.success:

@@ -37,11 +37,17 @@ def _load_dags(tmp_path) -> dict:
     import json
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "AIRFLOW"))}
-    env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-               AIRFLOW__CORE__UNIT_TEST_MODE="True")
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__UNIT_TEST_MODE="True",
+    )
     result = subprocess.run(
         [sys.executable, "-c", CHECK % str(PROJECT_ROOT / "dags")],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -62,6 +68,12 @@ def test_dags_import_cleanly_with_tags_retries_and_pool(tmp_path):
 def test_dag_files_hold_no_business_logic():
     for path in (PROJECT_ROOT / "dags").glob("*.py"):
         text = path.read_text()
-        for heavy in ("import duckdb", "import dlt", "import pandas", "import sqlalchemy",
-                      "from dbt", "select "):
+        for heavy in (
+            "import duckdb",
+            "import dlt",
+            "import pandas",
+            "import sqlalchemy",
+            "from dbt",
+            "select ",
+        ):
             assert heavy not in text, f"{path.name} contains {heavy!r}"

@@ -22,9 +22,10 @@ from typing import Any
 import duckdb
 import psycopg2
 import pytest
+from sqlalchemy.engine import make_url
+
 from ops_warehouse.contracts import ENTITIES, Entity
 from ops_warehouse.settings import PROJECT_ROOT, Settings
-from sqlalchemy.engine import make_url
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -86,44 +87,119 @@ def _target(file: str, month: str, kpi: str, target: float, load: dict) -> dict:
 
 RAW_ROWS: dict[str, list[dict[str, Any]]] = {
     "ad_performance": [
-        {"date": date(2025, 3, 1), "channel": "google_ads", "campaign_id": "gads-0001",
-         "impressions": 1000, "clicks": 40, "spend": Decimal("10.00"), "currency": "USD",
-         "platform_conversions": 3, **LOAD_1},
+        {
+            "date": date(2025, 3, 1),
+            "channel": "google_ads",
+            "campaign_id": "gads-0001",
+            "impressions": 1000,
+            "clicks": 40,
+            "spend": Decimal("10.00"),
+            "currency": "USD",
+            "platform_conversions": 3,
+            **LOAD_1,
+        },
         # the platform restated the day: the later load is current
-        {"date": date(2025, 3, 1), "channel": "google_ads", "campaign_id": "gads-0001",
-         "impressions": 1100, "clicks": 41, "spend": Decimal("12.34"), "currency": "USD",
-         "platform_conversions": 4, **LOAD_2},
-        {"date": date(2025, 3, 1), "channel": "meta_ads", "campaign_id": "meta-0001",
-         "impressions": 500, "clicks": 5, "spend": Decimal("7.50"), "currency": "EUR",
-         "platform_conversions": 0, **LOAD_1},
-        {"date": date(2025, 3, 2), "channel": "google_ads", "campaign_id": "gads-0001",
-         "impressions": 900, "clicks": 30, "spend": Decimal("9.99"), "currency": "USD",
-         "platform_conversions": 2, **LOAD_2},
+        {
+            "date": date(2025, 3, 1),
+            "channel": "google_ads",
+            "campaign_id": "gads-0001",
+            "impressions": 1100,
+            "clicks": 41,
+            "spend": Decimal("12.34"),
+            "currency": "USD",
+            "platform_conversions": 4,
+            **LOAD_2,
+        },
+        {
+            "date": date(2025, 3, 1),
+            "channel": "meta_ads",
+            "campaign_id": "meta-0001",
+            "impressions": 500,
+            "clicks": 5,
+            "spend": Decimal("7.50"),
+            "currency": "EUR",
+            "platform_conversions": 0,
+            **LOAD_1,
+        },
+        {
+            "date": date(2025, 3, 2),
+            "channel": "google_ads",
+            "campaign_id": "gads-0001",
+            "impressions": 900,
+            "clicks": 30,
+            "spend": Decimal("9.99"),
+            "currency": "USD",
+            "platform_conversions": 2,
+            **LOAD_2,
+        },
     ],
     "campaigns": [
-        {"campaign_id": "gads-0001", "campaign_name": "Spring search", "channel": "google_ads",
-         "objective": "acquisition", "status": "active", "start_date": date(2025, 1, 1),
-         "end_date": None, "daily_budget": Decimal("100.00"), "currency": "USD",
-         "updated_at": ts("2025-02-01 09:00"), **LOAD_1},
+        {
+            "campaign_id": "gads-0001",
+            "campaign_name": "Spring search",
+            "channel": "google_ads",
+            "objective": "acquisition",
+            "status": "active",
+            "start_date": date(2025, 1, 1),
+            "end_date": None,
+            "daily_budget": Decimal("100.00"),
+            "currency": "USD",
+            "updated_at": ts("2025-02-01 09:00"),
+            **LOAD_1,
+        },
         # an older version delivered again by a later load: the newest updated_at wins
-        {"campaign_id": "gads-0001", "campaign_name": "Spring search", "channel": "google_ads",
-         "objective": "acquisition", "status": "paused", "start_date": date(2025, 1, 1),
-         "end_date": None, "daily_budget": Decimal("80.00"), "currency": "USD",
-         "updated_at": ts("2025-01-01 09:00"), **LOAD_2},
-        {"campaign_id": "meta-0001", "campaign_name": "Retarget", "channel": "meta_ads",
-         "objective": "retargeting", "status": "ended", "start_date": date(2025, 2, 1),
-         "end_date": date(2025, 3, 31), "daily_budget": Decimal("50.00"), "currency": "EUR",
-         "updated_at": ts("2025-02-01 09:00"), **LOAD_1},
+        {
+            "campaign_id": "gads-0001",
+            "campaign_name": "Spring search",
+            "channel": "google_ads",
+            "objective": "acquisition",
+            "status": "paused",
+            "start_date": date(2025, 1, 1),
+            "end_date": None,
+            "daily_budget": Decimal("80.00"),
+            "currency": "USD",
+            "updated_at": ts("2025-01-01 09:00"),
+            **LOAD_2,
+        },
+        {
+            "campaign_id": "meta-0001",
+            "campaign_name": "Retarget",
+            "channel": "meta_ads",
+            "objective": "retargeting",
+            "status": "ended",
+            "start_date": date(2025, 2, 1),
+            "end_date": date(2025, 3, 31),
+            "daily_budget": Decimal("50.00"),
+            "currency": "EUR",
+            "updated_at": ts("2025-02-01 09:00"),
+            **LOAD_1,
+        },
     ],
     "signups": [
-        {"signup_id": "s-1", "customer_id": "c-1", "email": "  Alice@Example.COM ",
-         "signed_up_at": ts("2025-01-04 18:00"), "utm_source": "google", "utm_medium": "cpc",
-         "utm_campaign": "gads-0001", "landing_page": "/spring",
-         "updated_at": ts("2025-01-04 18:00"), **LOAD_1},
-        {"signup_id": "s-2", "customer_id": "c-2", "email": "bob@example.de",
-         "signed_up_at": ts("2025-01-10 08:00"), "utm_source": None, "utm_medium": None,
-         "utm_campaign": None, "landing_page": None,
-         "updated_at": ts("2025-01-10 08:00"), **LOAD_1},
+        {
+            "signup_id": "s-1",
+            "customer_id": "c-1",
+            "email": "  Alice@Example.COM ",
+            "signed_up_at": ts("2025-01-04 18:00"),
+            "utm_source": "google",
+            "utm_medium": "cpc",
+            "utm_campaign": "gads-0001",
+            "landing_page": "/spring",
+            "updated_at": ts("2025-01-04 18:00"),
+            **LOAD_1,
+        },
+        {
+            "signup_id": "s-2",
+            "customer_id": "c-2",
+            "email": "bob@example.de",
+            "signed_up_at": ts("2025-01-10 08:00"),
+            "utm_source": None,
+            "utm_medium": None,
+            "utm_campaign": None,
+            "landing_page": None,
+            "updated_at": ts("2025-01-10 08:00"),
+            **LOAD_1,
+        },
     ],
     "budget": [
         # the January file plans Jan-Mar ...
@@ -146,65 +222,180 @@ RAW_ROWS: dict[str, list[dict[str, Any]]] = {
         _target(NEW_TARGETS, "2025-02", "net_revenue", 125000.5, LOAD_2),
     ],
     "customers": [
-        {"customer_id": "c-1", "email": "Alice@Example.COM ", "full_name": "Alice Martin",
-         "country": "US", "segment": "consumer", "created_at": ts("2025-01-04 18:00"),
-         "updated_at": ts("2025-02-01 10:00"), **LOAD_1},
-        {"customer_id": "c-1", "email": "old@example.com", "full_name": "Alice Martin",
-         "country": "US", "segment": "smb", "created_at": ts("2025-01-04 18:00"),
-         "updated_at": ts("2025-01-04 18:00"), **LOAD_2},
-        {"customer_id": "c-2", "email": "bob@example.de", "full_name": "Bob Bauer",
-         "country": "DE", "segment": "smb", "created_at": ts("2025-01-10 08:00"),
-         "updated_at": ts("2025-01-10 08:00"), **LOAD_1},
-        {"customer_id": "c-3", "email": "li@example.cn", "full_name": "Li Wei",
-         "country": "CN", "segment": "enterprise", "created_at": ts("2025-01-12 02:00"),
-         "updated_at": ts("2025-01-12 02:00"), **LOAD_1},
+        {
+            "customer_id": "c-1",
+            "email": "Alice@Example.COM ",
+            "full_name": "Alice Martin",
+            "country": "US",
+            "segment": "consumer",
+            "created_at": ts("2025-01-04 18:00"),
+            "updated_at": ts("2025-02-01 10:00"),
+            **LOAD_1,
+        },
+        {
+            "customer_id": "c-1",
+            "email": "old@example.com",
+            "full_name": "Alice Martin",
+            "country": "US",
+            "segment": "smb",
+            "created_at": ts("2025-01-04 18:00"),
+            "updated_at": ts("2025-01-04 18:00"),
+            **LOAD_2,
+        },
+        {
+            "customer_id": "c-2",
+            "email": "bob@example.de",
+            "full_name": "Bob Bauer",
+            "country": "DE",
+            "segment": "smb",
+            "created_at": ts("2025-01-10 08:00"),
+            "updated_at": ts("2025-01-10 08:00"),
+            **LOAD_1,
+        },
+        {
+            "customer_id": "c-3",
+            "email": "li@example.cn",
+            "full_name": "Li Wei",
+            "country": "CN",
+            "segment": "enterprise",
+            "created_at": ts("2025-01-12 02:00"),
+            "updated_at": ts("2025-01-12 02:00"),
+            **LOAD_1,
+        },
     ],
     "products": [
-        {"product_id": "p-1", "sku": "SKU-1", "product_name": "Kettle", "category": "kitchen",
-         "list_price": Decimal("20.00"), "unit_cost": Decimal("8.50"),
-         "updated_at": ts("2024-12-01 00:00"), **LOAD_1},
-        {"product_id": "p-2", "sku": "SKU-2", "product_name": "Lamp", "category": "home",
-         "list_price": Decimal("15.00"), "unit_cost": Decimal("6.25"),
-         "updated_at": ts("2024-12-01 00:00"), **LOAD_1},
+        {
+            "product_id": "p-1",
+            "sku": "SKU-1",
+            "product_name": "Kettle",
+            "category": "kitchen",
+            "list_price": Decimal("20.00"),
+            "unit_cost": Decimal("8.50"),
+            "updated_at": ts("2024-12-01 00:00"),
+            **LOAD_1,
+        },
+        {
+            "product_id": "p-2",
+            "sku": "SKU-2",
+            "product_name": "Lamp",
+            "category": "home",
+            "list_price": Decimal("15.00"),
+            "unit_cost": Decimal("6.25"),
+            "updated_at": ts("2024-12-01 00:00"),
+            **LOAD_1,
+        },
     ],
     "orders": [
-        {"order_id": "o-1", "customer_id": "c-1", "order_status": "shipped",
-         "ordered_at": ts("2025-02-01 10:00"), "currency": "EUR", "subtotal": Decimal("40.00"),
-         "discount": Decimal("5.00"), "shipping": Decimal("4.90"), "tax": Decimal("7.60"),
-         "total": Decimal("47.50"), "updated_at": ts("2025-02-03 12:00"),
-         "coupon_code": "SPRING", **LOAD_1},
+        {
+            "order_id": "o-1",
+            "customer_id": "c-1",
+            "order_status": "shipped",
+            "ordered_at": ts("2025-02-01 10:00"),
+            "currency": "EUR",
+            "subtotal": Decimal("40.00"),
+            "discount": Decimal("5.00"),
+            "shipping": Decimal("4.90"),
+            "tax": Decimal("7.60"),
+            "total": Decimal("47.50"),
+            "updated_at": ts("2025-02-03 12:00"),
+            "coupon_code": "SPRING",
+            **LOAD_1,
+        },
         # the paid version, replayed by a later load: older updated_at, so not current
-        {"order_id": "o-1", "customer_id": "c-1", "order_status": "paid",
-         "ordered_at": ts("2025-02-01 10:00"), "currency": "EUR", "subtotal": Decimal("40.00"),
-         "discount": Decimal("5.00"), "shipping": Decimal("4.90"), "tax": Decimal("7.60"),
-         "total": Decimal("47.50"), "updated_at": ts("2025-02-01 10:05"),
-         "coupon_code": "SPRING", **LOAD_2},
-        {"order_id": "o-2", "customer_id": "c-2", "order_status": "refunded",
-         "ordered_at": ts("2025-02-10 23:30"), "currency": "USD", "subtotal": Decimal("15.00"),
-         "discount": Decimal("0.00"), "shipping": Decimal("0.00"), "tax": Decimal("1.20"),
-         "total": Decimal("16.20"), "updated_at": ts("2025-02-20 08:00"),
-         "coupon_code": None, **LOAD_1},
-        {"order_id": "o-3", "customer_id": "c-3", "order_status": "pending",
-         "ordered_at": ts("2025-03-01 01:00"), "currency": "CNY", "subtotal": Decimal("140.00"),
-         "discount": Decimal("0.00"), "shipping": Decimal("10.00"), "tax": Decimal("0.00"),
-         "total": Decimal("150.00"), "updated_at": ts("2025-03-01 01:00"),
-         "coupon_code": None, **LOAD_2},
+        {
+            "order_id": "o-1",
+            "customer_id": "c-1",
+            "order_status": "paid",
+            "ordered_at": ts("2025-02-01 10:00"),
+            "currency": "EUR",
+            "subtotal": Decimal("40.00"),
+            "discount": Decimal("5.00"),
+            "shipping": Decimal("4.90"),
+            "tax": Decimal("7.60"),
+            "total": Decimal("47.50"),
+            "updated_at": ts("2025-02-01 10:05"),
+            "coupon_code": "SPRING",
+            **LOAD_2,
+        },
+        {
+            "order_id": "o-2",
+            "customer_id": "c-2",
+            "order_status": "refunded",
+            "ordered_at": ts("2025-02-10 23:30"),
+            "currency": "USD",
+            "subtotal": Decimal("15.00"),
+            "discount": Decimal("0.00"),
+            "shipping": Decimal("0.00"),
+            "tax": Decimal("1.20"),
+            "total": Decimal("16.20"),
+            "updated_at": ts("2025-02-20 08:00"),
+            "coupon_code": None,
+            **LOAD_1,
+        },
+        {
+            "order_id": "o-3",
+            "customer_id": "c-3",
+            "order_status": "pending",
+            "ordered_at": ts("2025-03-01 01:00"),
+            "currency": "CNY",
+            "subtotal": Decimal("140.00"),
+            "discount": Decimal("0.00"),
+            "shipping": Decimal("10.00"),
+            "tax": Decimal("0.00"),
+            "total": Decimal("150.00"),
+            "updated_at": ts("2025-03-01 01:00"),
+            "coupon_code": None,
+            **LOAD_2,
+        },
     ],
     "order_items": [
-        {"order_item_id": "oi-1", "order_id": "o-1", "product_id": "p-1", "quantity": 2,
-         "unit_price": Decimal("20.00"), "updated_at": ts("2025-02-01 10:00"), **LOAD_1},
-        {"order_item_id": "oi-2", "order_id": "o-2", "product_id": "p-2", "quantity": 1,
-         "unit_price": Decimal("15.00"), "updated_at": ts("2025-02-10 23:30"), **LOAD_1},
-        {"order_item_id": "oi-3", "order_id": "o-3", "product_id": "p-1", "quantity": 7,
-         "unit_price": Decimal("20.00"), "updated_at": ts("2025-03-01 01:00"), **LOAD_2},
+        {
+            "order_item_id": "oi-1",
+            "order_id": "o-1",
+            "product_id": "p-1",
+            "quantity": 2,
+            "unit_price": Decimal("20.00"),
+            "updated_at": ts("2025-02-01 10:00"),
+            **LOAD_1,
+        },
+        {
+            "order_item_id": "oi-2",
+            "order_id": "o-2",
+            "product_id": "p-2",
+            "quantity": 1,
+            "unit_price": Decimal("15.00"),
+            "updated_at": ts("2025-02-10 23:30"),
+            **LOAD_1,
+        },
+        {
+            "order_item_id": "oi-3",
+            "order_id": "o-3",
+            "product_id": "p-1",
+            "quantity": 7,
+            "unit_price": Decimal("20.00"),
+            "updated_at": ts("2025-03-01 01:00"),
+            **LOAD_2,
+        },
     ],
     "refunds": [
-        {"refund_id": "r-1", "order_id": "o-2", "refunded_at": ts("2025-02-20 08:00"),
-         "amount": Decimal("15.00"), "reason": "damaged", "updated_at": ts("2025-02-20 08:00"),
-         **LOAD_1},
-        {"refund_id": "r-2", "order_id": "o-1", "refunded_at": ts("2025-02-25 14:15"),
-         "amount": Decimal("5.25"), "reason": None, "updated_at": ts("2025-02-25 14:15"),
-         **LOAD_2},
+        {
+            "refund_id": "r-1",
+            "order_id": "o-2",
+            "refunded_at": ts("2025-02-20 08:00"),
+            "amount": Decimal("15.00"),
+            "reason": "damaged",
+            "updated_at": ts("2025-02-20 08:00"),
+            **LOAD_1,
+        },
+        {
+            "refund_id": "r-2",
+            "order_id": "o-1",
+            "refunded_at": ts("2025-02-25 14:15"),
+            "amount": Decimal("5.25"),
+            "reason": None,
+            "updated_at": ts("2025-02-25 14:15"),
+            **LOAD_2,
+        },
     ],
     "fx_rates": [
         {"rate_date": date(2025, 2, 1), "currency": "USD", "rate_to_usd": 1.0, **LOAD_1},
@@ -214,51 +405,151 @@ RAW_ROWS: dict[str, list[dict[str, Any]]] = {
         {"rate_date": date(2025, 2, 1), "currency": "CNY", "rate_to_usd": 0.1372, **LOAD_1},
     ],
     "tickets": [
-        {"ticket_id": 1, "requester_email": " ALICE@example.com", "subject": "Where is it?",
-         "category": "delivery", "channel": "email", "priority": "high", "status": "open",
-         "assignee_id": 10, "created_at": ts("2025-02-05 09:00"),
-         "updated_at": ts("2025-02-05 11:00"), **LOAD_1},
-        {"ticket_id": 1, "requester_email": " ALICE@example.com", "subject": "Where is it?",
-         "category": "delivery", "channel": "email", "priority": "high", "status": "new",
-         "assignee_id": None, "created_at": ts("2025-02-05 09:00"),
-         "updated_at": ts("2025-02-05 09:00"), **LOAD_2},
-        {"ticket_id": 2, "requester_email": "stranger@example.org", "subject": "Invoice",
-         "category": "billing", "channel": "web", "priority": "low", "status": "solved",
-         "assignee_id": 11, "created_at": ts("2025-02-06 09:00"),
-         "updated_at": ts("2025-02-07 09:00"), **LOAD_1},
+        {
+            "ticket_id": 1,
+            "requester_email": " ALICE@example.com",
+            "subject": "Where is it?",
+            "category": "delivery",
+            "channel": "email",
+            "priority": "high",
+            "status": "open",
+            "assignee_id": 10,
+            "created_at": ts("2025-02-05 09:00"),
+            "updated_at": ts("2025-02-05 11:00"),
+            **LOAD_1,
+        },
+        {
+            "ticket_id": 1,
+            "requester_email": " ALICE@example.com",
+            "subject": "Where is it?",
+            "category": "delivery",
+            "channel": "email",
+            "priority": "high",
+            "status": "new",
+            "assignee_id": None,
+            "created_at": ts("2025-02-05 09:00"),
+            "updated_at": ts("2025-02-05 09:00"),
+            **LOAD_2,
+        },
+        {
+            "ticket_id": 2,
+            "requester_email": "stranger@example.org",
+            "subject": "Invoice",
+            "category": "billing",
+            "channel": "web",
+            "priority": "low",
+            "status": "solved",
+            "assignee_id": 11,
+            "created_at": ts("2025-02-06 09:00"),
+            "updated_at": ts("2025-02-07 09:00"),
+            **LOAD_1,
+        },
     ],
     "ticket_events": [
-        {"event_id": 100, "ticket_id": 1, "created_at": ts("2025-02-05 09:00"),
-         "event_type": "created", "author_role": "end_user", "is_public": None,
-         "new_status": None, "score": None, **LOAD_1},
-        {"event_id": 101, "ticket_id": 1, "created_at": ts("2025-02-05 10:30"),
-         "event_type": "comment", "author_role": "agent", "is_public": True,
-         "new_status": None, "score": None, **LOAD_1},
+        {
+            "event_id": 100,
+            "ticket_id": 1,
+            "created_at": ts("2025-02-05 09:00"),
+            "event_type": "created",
+            "author_role": "end_user",
+            "is_public": None,
+            "new_status": None,
+            "score": None,
+            **LOAD_1,
+        },
+        {
+            "event_id": 101,
+            "ticket_id": 1,
+            "created_at": ts("2025-02-05 10:30"),
+            "event_type": "comment",
+            "author_role": "agent",
+            "is_public": True,
+            "new_status": None,
+            "score": None,
+            **LOAD_1,
+        },
         # the same event re-delivered by the next incremental export
-        {"event_id": 101, "ticket_id": 1, "created_at": ts("2025-02-05 10:30"),
-         "event_type": "comment", "author_role": "agent", "is_public": True,
-         "new_status": None, "score": None, **LOAD_2},
-        {"event_id": 102, "ticket_id": 2, "created_at": ts("2025-02-07 09:00"),
-         "event_type": "status_change", "author_role": "agent", "is_public": None,
-         "new_status": "solved", "score": None, **LOAD_1},
-        {"event_id": 103, "ticket_id": 2, "created_at": ts("2025-02-08 12:00"),
-         "event_type": "satisfaction_rated", "author_role": "end_user", "is_public": False,
-         "new_status": None, "score": "good", **LOAD_1},
+        {
+            "event_id": 101,
+            "ticket_id": 1,
+            "created_at": ts("2025-02-05 10:30"),
+            "event_type": "comment",
+            "author_role": "agent",
+            "is_public": True,
+            "new_status": None,
+            "score": None,
+            **LOAD_2,
+        },
+        {
+            "event_id": 102,
+            "ticket_id": 2,
+            "created_at": ts("2025-02-07 09:00"),
+            "event_type": "status_change",
+            "author_role": "agent",
+            "is_public": None,
+            "new_status": "solved",
+            "score": None,
+            **LOAD_1,
+        },
+        {
+            "event_id": 103,
+            "ticket_id": 2,
+            "created_at": ts("2025-02-08 12:00"),
+            "event_type": "satisfaction_rated",
+            "author_role": "end_user",
+            "is_public": False,
+            "new_status": None,
+            "score": "good",
+            **LOAD_1,
+        },
     ],
     "agents": [
-        {"agent_id": 10, "agent_name": "Ann", "team": "tier1", "hourly_cost": Decimal("30.00"),
-         "currency": "USD", "active": True, **LOAD_1},
-        {"agent_id": 11, "agent_name": "Ben", "team": "tier2", "hourly_cost": Decimal("28.00"),
-         "currency": "EUR", "active": True, **LOAD_1},
+        {
+            "agent_id": 10,
+            "agent_name": "Ann",
+            "team": "tier1",
+            "hourly_cost": Decimal("30.00"),
+            "currency": "USD",
+            "active": True,
+            **LOAD_1,
+        },
+        {
+            "agent_id": 11,
+            "agent_name": "Ben",
+            "team": "tier2",
+            "hourly_cost": Decimal("28.00"),
+            "currency": "EUR",
+            "active": True,
+            **LOAD_1,
+        },
         # agents are read whole: Ben left before the second load
-        {"agent_id": 11, "agent_name": "Ben", "team": "tier2", "hourly_cost": Decimal("28.00"),
-         "currency": "EUR", "active": False, **LOAD_2},
+        {
+            "agent_id": 11,
+            "agent_name": "Ben",
+            "team": "tier2",
+            "hourly_cost": Decimal("28.00"),
+            "currency": "EUR",
+            "active": False,
+            **LOAD_2,
+        },
     ],
     "time_entries": [
-        {"time_entry_id": 1000, "ticket_id": 1, "agent_id": 10, "minutes": 15,
-         "logged_at": ts("2025-02-05 10:30"), **LOAD_1},
-        {"time_entry_id": 1001, "ticket_id": 2, "agent_id": 11, "minutes": 40,
-         "logged_at": ts("2025-02-07 09:00"), **LOAD_1},
+        {
+            "time_entry_id": 1000,
+            "ticket_id": 1,
+            "agent_id": 10,
+            "minutes": 15,
+            "logged_at": ts("2025-02-05 10:30"),
+            **LOAD_1,
+        },
+        {
+            "time_entry_id": 1001,
+            "ticket_id": 2,
+            "agent_id": 11,
+            "minutes": 40,
+            "logged_at": ts("2025-02-07 09:00"),
+            **LOAD_1,
+        },
     ],
 }
 
@@ -361,19 +652,23 @@ def run_dbt(args: list[str], target: str, work_dir: Path):
     return dbtRunner().invoke(
         [
             *args,
-            "--project-dir", str(DBT_PROJECT_DIR),
-            "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target", target,
-            "--target-path", str(work_dir / "target"),
-            "--log-path", str(work_dir / "logs"),
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target",
+            target,
+            "--target-path",
+            str(work_dir / "target"),
+            "--log-path",
+            str(work_dir / "logs"),
         ]
     )
 
 
 def statuses_of(result) -> dict[str, tuple[str, str]]:
     return {
-        r.node.unique_id: (str(r.node.resource_type), str(r.status))
-        for r in result.result.results
+        r.node.unique_id: (str(r.node.resource_type), str(r.status)) for r in result.result.results
     }
 
 
@@ -430,7 +725,9 @@ def read_duckdb(path: Path) -> tuple[dict, dict]:
 def read_postgres(dsn: str) -> tuple[dict, dict]:
     tables, types = {}, {}
     with psycopg2.connect(dsn) as con, con.cursor() as cur:
-        cur.execute("select table_name from information_schema.tables where table_schema = 'staging'")
+        cur.execute(
+            "select table_name from information_schema.tables where table_schema = 'staging'"
+        )
         built = {r[0] for r in cur.fetchall()}
         for model in (m for m in staging_models() if m in built):
             cur.execute(f"select * from staging.{model}")
@@ -582,7 +879,9 @@ def test_latest_version_of_each_key_wins(built: Build):
     ad = rows_by_key(built, "stg_marketing__ad_performance", "date_day", "campaign_id")
     restated = ad[(date(2025, 3, 1), "gads-0001")]
     assert (restated["spend"], restated["impressions"], restated["_load_id"]) == (
-        Decimal("12.34"), 1100, "load-2"
+        Decimal("12.34"),
+        1100,
+        "load-2",
     )
     fx = rows_by_key(built, "stg_sales__fx_rates", "rate_date", "currency")
     assert fx[(date(2025, 2, 1), "EUR")]["rate_to_usd"] == pytest.approx(1.0825)
@@ -616,7 +915,8 @@ def test_newest_file_wins_for_the_months_it_covers(built: Build):
 def test_emails_are_normalized(built: Build):
     customer = rows_by_key(built, "stg_sales__customers", "customer_id")["c-1"]
     assert (customer["email"], customer["email_normalized"]) == (
-        "Alice@Example.COM ", "alice@example.com"
+        "Alice@Example.COM ",
+        "alice@example.com",
     )
     signup = rows_by_key(built, "stg_marketing__signups", "signup_id")["s-1"]
     assert signup["email_normalized"] == "alice@example.com"
@@ -651,8 +951,13 @@ def test_columns_and_types_are_the_documented_ones(built: Build):
 
 def test_every_contract_field_is_staged_with_its_type(duckdb_build: Build):
     expected_type = {
-        "text": "text", "int": "bigint", "decimal": "numeric(18,2)", "float": "doubleprecision",
-        "date": "date", "timestamp": "timestampwithtimezone", "bool": "boolean",
+        "text": "text",
+        "int": "bigint",
+        "decimal": "numeric(18,2)",
+        "float": "doubleprecision",
+        "date": "date",
+        "timestamp": "timestampwithtimezone",
+        "bool": "boolean",
     }
     for entity in ENTITIES:
         staged = dict(duckdb_build.column_types[model_name(entity)])
@@ -681,6 +986,7 @@ def test_accepted_values_match_the_contract(duckdb_build: Build):
 def test_postgres_output_equals_duckdb(duckdb_build: Build, postgres_build: Build):
     assert postgres_build.column_types == duckdb_build.column_types
     for model in staging_models():
+
         def ordered(rows):
             return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
 
@@ -696,15 +1002,19 @@ def test_data_tests_catch_bad_staging_data(tmp_path, monkeypatch):
     monkeypatch.setenv("OPS_WAREHOUSE_PATH", str(path))
     # cautious: leave out relationships tests whose other model this run does not build
     selection = [
-        "--select", "stg_sales__orders", "stg_marketing__budgets",
-        "--indirect-selection", "cautious",
+        "--select",
+        "stg_sales__orders",
+        "stg_marketing__budgets",
+        "--indirect-selection",
+        "cautious",
     ]
 
     result = run_dbt(["build", *selection], "duckdb", tmp_path)
     failed = {uid for uid, (_, s) in statuses_of(result).items() if s not in ("success", "pass")}
     assert not result.success
     assert failed == {
-        uid for uid in statuses_of(result)
+        uid
+        for uid in statuses_of(result)
         if uid.startswith("test.ops_warehouse.accepted_values_stg_sales__orders_currency")
     }
 

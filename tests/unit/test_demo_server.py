@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from ops_warehouse.contracts import API_ENDPOINTS, entity
 from ops_warehouse.demo.server import DemoServer, _is_loopback
 

@@ -73,10 +73,16 @@ def test_faults_do_not_change_the_result(tmp_path, world_dir, server):
     # small pages: many requests, so every fault kind is hit
     clean = make_settings(tmp_path / "clean", world_dir, server.url, page_size=40)
     load_all(clean)
-    server.configure(fault_rate=0.2, faults=["429", "500", "502", "503", "timeout"],
-                     retry_after_s=0, timeout_s=2.5, seed=3)
-    faulty = make_settings(tmp_path / "faulty", world_dir, server.url, page_size=40,
-                           http_timeout_s=1.0)
+    server.configure(
+        fault_rate=0.2,
+        faults=["429", "500", "502", "503", "timeout"],
+        retry_after_s=0,
+        timeout_s=2.5,
+        seed=3,
+    )
+    faulty = make_settings(
+        tmp_path / "faulty", world_dir, server.url, page_size=40, http_timeout_s=1.0
+    )
     load_all(faulty)
     stats = server.stats()
     assert raw_snapshot(faulty) == raw_snapshot(clean)
@@ -89,16 +95,25 @@ def _load_forever(settings):
     load_all(settings)
 
 
-def test_killed_load_resumes_to_identical_result(tmp_path, world_dir, server):
-    reference = make_settings(tmp_path / "reference", world_dir, server.url)
+def _requests(server) -> int:
+    return sum(server.stats()["requests"].values())
+
+
+@pytest.mark.parametrize("kill_at", [0.3, 0.7])
+def test_killed_load_resumes_to_identical_result(tmp_path, world_dir, server, kill_at):
+    reference = make_settings(tmp_path / "reference", world_dir, server.url, page_size=25)
+    before = _requests(server)
     load_all(reference)
-    victim = make_settings(tmp_path / "victim", world_dir, server.url)
-    server.configure(slow_ms=40)  # long enough to be killed in the middle
-    ctx = multiprocessing.get_context("fork")
-    proc = ctx.Process(target=_load_forever, args=(victim,))
+    total = _requests(server) - before
+    victim = make_settings(tmp_path / "victim", world_dir, server.url, page_size=25)
+    server.configure(slow_ms=30)  # keeps the victim in flight while we watch its progress
+    start = _requests(server)
+    proc = multiprocessing.get_context("fork").Process(target=_load_forever, args=(victim,))
     proc.start()
-    time.sleep(4)
-    assert proc.is_alive(), "the load finished before it could be killed; slow it down more"
+    deadline = time.monotonic() + 120
+    while _requests(server) - start < total * kill_at and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.is_alive(), "the load finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     server.configure(slow_ms=0)
@@ -106,8 +121,10 @@ def test_killed_load_resumes_to_identical_result(tmp_path, world_dir, server):
     assert raw_snapshot(victim) == raw_snapshot(reference)
 
 
-@pytest.mark.parametrize("source,setting", [("marketing", "OPS_MARKETING_API_TOKEN"),
-                                            ("support", "OPS_SUPPORT_API_TOKEN")])
+@pytest.mark.parametrize(
+    "source,setting",
+    [("marketing", "OPS_MARKETING_API_TOKEN"), ("support", "OPS_SUPPORT_API_TOKEN")],
+)
 def test_wrong_token_fails_fast_naming_source_and_setting(settings, source, setting):
     import dataclasses
 

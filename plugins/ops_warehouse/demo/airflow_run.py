@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def main(argv: list[str]) -> int:
     from airflow.dag_processing.dagbag import DagBag
 
-    logical_date = datetime.fromisoformat(argv[0]).replace(tzinfo=timezone.utc)
+    logical_date = datetime.fromisoformat(argv[0]).replace(tzinfo=UTC)
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         print(f"DAG import errors: {bag.import_errors}", flush=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from enum import IntEnum
 
 import numpy as np
@@ -42,15 +42,12 @@ class Stream(IntEnum):
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:
+    """The generator of one stream for one key (usually a day number)."""
     return np.random.default_rng([seed, int(stream), *keys])
 
 
 def epoch_seconds(day: date) -> int:
     return (day - EPOCH).days * DAY
-
-
-def to_datetime(ts: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=int(ts))
 
 
 def ascii_slug(text: str) -> str:
@@ -118,14 +115,78 @@ class Channel:
 
 
 CHANNELS: tuple[Channel, ...] = (
-    Channel("google_ads", "gads", "Google Ads", "USD", "google", "cpc", 4,
-            560.0, 75.0, 9.0, 0.035, 1.4, 0.85, (0.70, 0.25, 0.05), 1.0, 1.0),
-    Channel("meta_ads", "meta", "Meta Ads", "USD", "facebook", "paid_social", 3,
-            330.0, 58.0, 7.0, 0.012, 1.8, 1.05, (0.82, 0.15, 0.03), 1.3, 0.95),
-    Channel("tiktok_ads", "ttk", "TikTok Ads", "CNY", "tiktok", "paid_social", 2,
-            120.0, 34.0, 4.0, 0.009, 2.2, 1.15, (0.93, 0.06, 0.01), 2.4, 0.75),
-    Channel("linkedin_ads", "lnkd", "LinkedIn Ads", "EUR", "linkedin", "paid_social", 2,
-            420.0, 290.0, 35.0, 0.006, 1.3, 0.4, (0.15, 0.40, 0.45), 0.55, 1.15),
+    Channel(
+        "google_ads",
+        "gads",
+        "Google Ads",
+        "USD",
+        "google",
+        "cpc",
+        4,
+        560.0,
+        75.0,
+        9.0,
+        0.035,
+        1.4,
+        0.85,
+        (0.70, 0.25, 0.05),
+        1.0,
+        1.0,
+    ),
+    Channel(
+        "meta_ads",
+        "meta",
+        "Meta Ads",
+        "USD",
+        "facebook",
+        "paid_social",
+        3,
+        330.0,
+        58.0,
+        7.0,
+        0.012,
+        1.8,
+        1.05,
+        (0.82, 0.15, 0.03),
+        1.3,
+        0.95,
+    ),
+    Channel(
+        "tiktok_ads",
+        "ttk",
+        "TikTok Ads",
+        "CNY",
+        "tiktok",
+        "paid_social",
+        2,
+        120.0,
+        34.0,
+        4.0,
+        0.009,
+        2.2,
+        1.15,
+        (0.93, 0.06, 0.01),
+        2.4,
+        0.75,
+    ),
+    Channel(
+        "linkedin_ads",
+        "lnkd",
+        "LinkedIn Ads",
+        "EUR",
+        "linkedin",
+        "paid_social",
+        2,
+        420.0,
+        290.0,
+        35.0,
+        0.006,
+        1.3,
+        0.4,
+        (0.15, 0.40, 0.45),
+        0.55,
+        1.15,
+    ),
 )
 # acquisition sources beyond the paid channels (indices follow the channels)
 ORGANIC = len(CHANNELS)
@@ -163,8 +224,9 @@ class Campaigns:
 NO_END = -(10**9)
 
 
-def _slot_budget(cal: Calendar, channel: Channel, scale: float, day: int, noise: float,
-                 fx_guess: float) -> int:
+def _slot_budget(
+    cal: Calendar, channel: Channel, scale: float, day: int, noise: float, fx_guess: float
+) -> int:
     """A campaign's daily budget in cents of the account currency, rounded like people do."""
     usd = channel.daily_spend_usd * scale * cal.growth(max(day, 0)) / channel.slots * noise
     amount = usd / fx_guess / 0.91  # planned budgets are under-spent by ~9 % (pacing)
@@ -174,7 +236,6 @@ def _slot_budget(cal: Calendar, channel: Channel, scale: float, day: int, noise:
 
 # rough account-currency rates for sizing budgets (the real daily rates come from fx)
 BUDGET_FX = {"USD": 1.0, "EUR": 1.1, "CNY": 0.14}
-
 
 
 ACTIVE, PAUSED, ENDED = 0, 1, 2
@@ -232,8 +293,16 @@ def _flights(cal: Calendar, channel: Channel, scale: float, r: np.random.Generat
             revised = max(100, int(budget * r.uniform(0.8, 1.25)) // 100 * 100)
             events.append((day + int(r.integers(7, length)), None, revised))
         events.append((end + 1, ENDED, None))
-        flights.append(Flight(day, end, objective, float(r.lognormal(0, 0.3)),
-                              int(r.integers(1 << 30)), tuple(events)))
+        flights.append(
+            Flight(
+                day,
+                end,
+                objective,
+                float(r.lognormal(0, 0.3)),
+                int(r.integers(1 << 30)),
+                tuple(events),
+            )
+        )
         day = end + 1 + int(r.integers(0, 25))
     return flights
 
@@ -272,7 +341,8 @@ def plan_campaigns(cal: Calendar, seed: int, scale: float) -> Campaigns:
             starts.append(f.start)
             ends.append(f.end)
             quals.append(f.quality)
-            # changes are made early in the morning (UTC), one minute apart at most once a day
+            # changes take effect in the early morning (UTC), at a minute of its own per
+            # campaign; k keeps same-day changes in plan order
             for k, (day, status, budget) in enumerate(_replay(f.events)):
                 ev_c.append(c)
                 ev_ts.append(cal.day_ts(day) + 300 + 60 * (number % 90) + k)
@@ -300,8 +370,9 @@ def plan_campaigns(cal: Calendar, seed: int, scale: float) -> Campaigns:
     )
 
 
-def _daily_state(cal: Calendar, n: int, ev_c: np.ndarray, ev_ts: np.ndarray, ev_s: np.ndarray,
-                 ev_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _daily_state(
+    cal: Calendar, n: int, ev_c: np.ndarray, ev_ts: np.ndarray, ev_s: np.ndarray, ev_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Each simulated day takes the state of the last event at or before its morning."""
     running = np.zeros((n, cal.days), dtype=bool)
     budget = np.zeros((n, cal.days), dtype=np.int64)
@@ -341,18 +412,33 @@ def _price_cents(usd: float) -> int:
     return round(usd) * 100 - 1
 
 
-CATEGORY_PRICE_USD = {"Office": 18, "Electronics": 45, "Furniture": 140, "Home": 16,
-                      "Outdoor": 35, "Apparel": 25}
+CATEGORY_PRICE_USD = {
+    "Office": 18,
+    "Electronics": 45,
+    "Furniture": 140,
+    "Home": 16,
+    "Outdoor": 35,
+    "Apparel": 25,
+}
 # big-ticket furniture sells less often
-CATEGORY_POPULARITY = {"Office": 1.0, "Electronics": 1.0, "Furniture": 0.4, "Home": 1.0,
-                       "Outdoor": 0.8, "Apparel": 1.0}
+CATEGORY_POPULARITY = {
+    "Office": 1.0,
+    "Electronics": 1.0,
+    "Furniture": 0.4,
+    "Home": 1.0,
+    "Outdoor": 0.8,
+    "Apparel": 1.0,
+}
 
 
 def plan_products(cal: Calendar, seed: int) -> Products:
     r = rng(seed, Stream.PRODUCTS)
-    combos = [(cat, adj, noun)
-              for cat, (_, nouns) in names.PRODUCT_CATEGORIES.items()
-              for noun in nouns for adj in names.PRODUCT_ADJECTIVES]
+    combos = [
+        (cat, adj, noun)
+        for cat, (_, nouns) in names.PRODUCT_CATEGORIES.items()
+        for noun in nouns
+        for adj in names.PRODUCT_ADJECTIVES
+    ]
     picked = sorted(r.choice(len(combos), size=N_PRODUCTS, replace=False))
     rank = r.permutation(N_PRODUCTS) + 1
     popularity = 1.0 / rank**0.8
@@ -367,8 +453,9 @@ def plan_products(cal: Calendar, seed: int) -> Products:
         cats.append(cat)
         list_price = _price_cents(CATEGORY_PRICE_USD[cat] * float(r.lognormal(0, 0.45)))
         margin = float(r.uniform(0.35, 0.65))
-        created = (cal.start_ts - int(r.integers(30, 600)) * DAY
-                   + int(r.integers(8 * HOUR, 18 * HOUR)))
+        created = (
+            cal.start_ts - int(r.integers(30, 600)) * DAY + int(r.integers(8 * HOUR, 18 * HOUR))
+        )
         ev_p.append(i), ev_ts.append(created), ev_lp.append(list_price)
         ev_uc.append(round(list_price * margin))
         # a few price updates later on, each product from its own stream

@@ -26,11 +26,20 @@ def generate_world(*, seed: int, scale: float, until: date, console: Console):
 
     s = get_settings()
     started = time.monotonic()
-    with console.status(f"generating the demo world (seed {seed}, scale {scale}, until {until}) …") as st:
-        info = world.generate(s.demo_dir, seed=seed, scale=scale, until=until,
-                              progress=lambda msg: st.update(f"generating the demo world: {msg}"))
-    console.print(f"Demo world generated in {time.monotonic() - started:.1f} s at {s.demo_dir} "
-                  f"({sum(info.row_counts.values()):,} rows, {info.start} … {info.until}).")
+    with console.status(
+        f"generating the demo world (seed {seed}, scale {scale}, until {until}) …"
+    ) as st:
+        info = world.generate(
+            s.demo_dir,
+            seed=seed,
+            scale=scale,
+            until=until,
+            progress=lambda msg: st.update(f"generating the demo world: {msg}"),
+        )
+    console.print(
+        f"Demo world generated in {time.monotonic() - started:.1f} s at {s.demo_dir} "
+        f"({sum(info.row_counts.values()):,} rows, {info.start} … {info.until})."
+    )
     return info
 
 
@@ -39,8 +48,9 @@ def advance_world(days: int, *, console: Console):
 
     s = get_settings()
     with console.status(f"moving the demo world {days} day(s) forward …") as st:
-        info = world.advance(s.demo_dir, days=days,
-                             progress=lambda msg: st.update(f"advancing: {msg}"))
+        info = world.advance(
+            s.demo_dir, days=days, progress=lambda msg: st.update(f"advancing: {msg}")
+        )
     console.print(f"Demo world now ends on {info.until} ({sum(info.row_counts.values()):,} rows).")
     return info
 
@@ -54,8 +64,7 @@ def ensure_world(s: Settings, console: Console):
         if info.seed == s.demo_seed and info.scale == s.demo_scale:
             console.print(f"Using the demo world at {s.demo_dir} (until {info.until}).")
             return info
-    return generate_world(seed=s.demo_seed, scale=s.demo_scale, until=s.demo_until,
-                          console=console)
+    return generate_world(seed=s.demo_seed, scale=s.demo_scale, until=s.demo_until, console=console)
 
 
 @contextmanager
@@ -65,9 +74,17 @@ def demo_server(s: Settings, log_path) -> Iterator[str]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ops_warehouse.demo.server", "--dir", str(s.demo_dir),
-             "--port", str(s.demo_port)],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "ops_warehouse.demo.server",
+                "--dir",
+                str(s.demo_dir),
+                "--port",
+                str(s.demo_port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 30
@@ -97,10 +114,14 @@ def _run_dags(s: Settings, logical_date: str, log_path, console: Console) -> Non
 
     cmd = [sys.executable, "-m", "ops_warehouse.demo.airflow_run", logical_date, *DAG_ORDER]
     pending = list(DAG_ORDER)
-    with log_path.open("a") as log, console.status(f"Airflow: {pending[0]} for {logical_date} …") as st:
+    with (
+        log_path.open("a") as log,
+        console.status(f"Airflow: {pending[0]} for {logical_date} …") as st,
+    ):
         log.write(f"\n$ {' '.join(cmd)}\n")
-        proc = subprocess.Popen(cmd, env=airflow_env(s), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd, env=airflow_env(s), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for line in proc.stdout:
             log.write(line)
             if line.startswith("OPS-DAG-RESULT"):
@@ -113,7 +134,9 @@ def _run_dags(s: Settings, logical_date: str, log_path, console: Console) -> Non
         proc.wait()
     if proc.returncode != 0:
         failed = pending[0] if pending else "a DAG"
-        raise OpsWarehouseError(f"{failed} failed for {logical_date}; the task log is in {log_path}")
+        raise OpsWarehouseError(
+            f"{failed} failed for {logical_date}; the task log is in {log_path}"
+        )
 
 
 def _reset(s: Settings) -> None:
@@ -149,8 +172,11 @@ def run_demo(*, fresh: bool, console: Console) -> None:
             raw = counts.get(entity.name, 0)
             ok &= src == raw
             style = "" if src == raw else "red"
-            table.add_row(f"raw_{source}.{entity.name}", f"{src:,}" if src is not None else "?",
-                          f"[{style}]{raw:,}[/]" if style else f"{raw:,}")
+            table.add_row(
+                f"raw_{source}.{entity.name}",
+                f"{src:,}" if src is not None else "?",
+                f"[{style}]{raw:,}[/]" if style else f"{raw:,}",
+            )
     console.print(table)
     console.print(
         f"Pipeline ran for the day {info.until} in {time.monotonic() - started:.0f} s.\n"

@@ -423,7 +423,7 @@ class _Table:
         return [k[i].item() for k in self.keys]
 
     def _check(self, values: list[Any], what: str) -> None:
-        for arr, value in zip(self.keys, values):
+        for arr, value in zip(self.keys, values, strict=False):
             wanted = str if arr.dtype.kind == "U" else int
             if type(value) is not wanted:
                 raise BadRequest(f"{what} is malformed")
@@ -432,7 +432,7 @@ class _Table:
         """Index of the first row sorting strictly after the key ``values``."""
         self._check(values, "token")
         lo, hi = 0, self.n
-        for i, (arr, value) in enumerate(zip(self.keys, values)):
+        for i, (arr, value) in enumerate(zip(self.keys, values, strict=False)):
             segment = arr[lo:hi]
             if i == len(self.keys) - 1:
                 return lo + int(np.searchsorted(segment, value, "right"))

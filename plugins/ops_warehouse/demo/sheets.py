@@ -98,23 +98,41 @@ def monthly_actuals(sim: Simulation) -> pd.DataFrame:
     recognized = o["cancelled_ts"] == NEVER
     gross = (o["subtotal"] - o["discount"]) * o["rate"] / 100
     refund_order = sim.refunds["order_no"] - 1
-    refunded = np.bincount(refund_order, minlength=len(gross),
-                           weights=sim.refunds["amount"] * o["rate"][refund_order] / 100)
+    refunded = np.bincount(
+        refund_order,
+        minlength=len(gross),
+        weights=sim.refunds["amount"] * o["rate"][refund_order] / 100,
+    )
     net = gross - np.minimum(refunded, gross)
     cogs = np.where(o["refunded_ts"] < NEVER, 0, o["cogs_usd"] / 100)
-    orders = pd.DataFrame({
-        "month": _month_index(o["ordered_ts"]), "customer": o["customer_no"],
-        "ts": o["ordered_ts"], "gross": gross, "net": net, "margin": net - cogs,
-    })[recognized]
+    orders = pd.DataFrame(
+        {
+            "month": _month_index(o["ordered_ts"]),
+            "customer": o["customer_no"],
+            "ts": o["ordered_ts"],
+            "gross": gross,
+            "net": net,
+            "margin": net - cogs,
+        }
+    )[recognized]
     first = orders.sort_values(["ts"]).drop_duplicates("customer")
-    by_month = orders.groupby("month").agg(orders=("gross", "size"), gross=("gross", "sum"),
-                                           net_revenue=("net", "sum"), margin=("margin", "sum"))
+    by_month = orders.groupby("month").agg(
+        orders=("gross", "size"),
+        gross=("gross", "sum"),
+        net_revenue=("net", "sum"),
+        margin=("margin", "sum"),
+    )
     by_month["new_customers"] = first.groupby("month").size()
     ads_day = sim.calendar.start_ts + sim.ads["day"] * DAY
     by_month["spend"] = _by_month(sim.ads["spend_usd"], ads_day).sum()
 
-    created = pd.DataFrame({"month": _month_index(t["created_ts"]), "breached": t["breached"],
-                            "reply_min": (t["first_reply_ts"] - t["created_ts"]) / 60})
+    created = pd.DataFrame(
+        {
+            "month": _month_index(t["created_ts"]),
+            "breached": t["breached"],
+            "reply_min": (t["first_reply_ts"] - t["created_ts"]) / 60,
+        }
+    )
     by_month["sla_attainment"] = 1 - created.groupby("month")["breached"].mean()
     by_month["median_first_reply_minutes"] = created.groupby("month")["reply_min"].median()
     e = sim.events
@@ -123,8 +141,9 @@ def monthly_actuals(sim: Simulation) -> pd.DataFrame:
     solved = _by_month(np.ones(len(t["solved_ts"])), t["solved_ts"]).sum()
     te = sim.time_entries
     fx = np.array([BUDGET_FX[c] for c in te["currency"]]) if len(te["currency"]) else np.zeros(0)
-    cost = _by_month(te["minutes"] / 60 * te["cost_cents_per_hour"] / 100 * fx,
-                     te["logged_ts"]).sum()
+    cost = _by_month(
+        te["minutes"] / 60 * te["cost_cents_per_hour"] / 100 * fx, te["logged_ts"]
+    ).sum()
     by_month["cost_per_ticket"] = cost / solved
     by_month["blended_cac"] = by_month["spend"] / by_month["new_customers"]
     by_month["gross_margin_pct"] = by_month["margin"] / by_month["net_revenue"]
@@ -136,9 +155,13 @@ def monthly_spend_by_account(sim: Simulation) -> pd.DataFrame:
     """Ad spend per month and channel in the ad account's currency."""
     a = sim.ads
     day = sim.calendar.start_ts + a["day"] * DAY
-    frame = pd.DataFrame({"month": _month_index(day),
-                          "channel": sim.campaigns.channel[a["campaign"]],
-                          "spend": a["spend"] / 100})
+    frame = pd.DataFrame(
+        {
+            "month": _month_index(day),
+            "channel": sim.campaigns.channel[a["campaign"]],
+            "spend": a["spend"] / 100,
+        }
+    )
     return frame.groupby(["month", "channel"])["spend"].sum()
 
 
@@ -157,13 +180,15 @@ def _factor(seed: int, stream: Stream, keys: tuple[int, ...], low: float, high: 
     return float(rng(seed, stream, *keys).uniform(low, high))
 
 
-def _budget_rows(seed: int, month: date, spend: pd.Series,
-                 revision: date | None) -> list[tuple[str, ...]]:
+def _budget_rows(
+    seed: int, month: date, spend: pd.Series, revision: date | None
+) -> list[tuple[str, ...]]:
     period, rows = pd.Period(month, "M"), []
     for ci, channel in enumerate(CHANNELS):
         base = float(spend.get((period, ci), 0.0))
-        planned = _nice(base * _factor(seed, Stream.SHEETS, (month.year, month.month, ci),
-                                       0.88, 1.15))
+        planned = _nice(
+            base * _factor(seed, Stream.SHEETS, (month.year, month.month, ci), 0.88, 1.15)
+        )
         if revision is not None:
             keys = (revision.year, revision.month, month.year, month.month, ci)
             planned = _nice(planned * _factor(seed, Stream.SHEET_REVISION, keys, 0.85, 1.2))
@@ -171,16 +196,18 @@ def _budget_rows(seed: int, month: date, spend: pd.Series,
     return rows
 
 
-def _target_rows(seed: int, month: date, actual: pd.DataFrame,
-                 revision: date | None) -> list[tuple[str, ...]]:
+def _target_rows(
+    seed: int, month: date, actual: pd.DataFrame, revision: date | None
+) -> list[tuple[str, ...]]:
     period, rows = pd.Period(month, "M"), []
     for ki, (kpi, (higher, decimals)) in enumerate(KPIS.items()):
         value = actual[kpi].get(period, np.nan)
         if not np.isfinite(value) or value <= 0:
             continue  # nothing sensible to aim at (e.g. no customers that month)
         low, high = (0.9, 1.1) if higher is None else (0.93, 1.1) if higher else (0.9, 1.07)
-        target = value * _factor(seed, Stream.SHEETS, (month.year, month.month, 100 + ki),
-                                 low, high)
+        target = value * _factor(
+            seed, Stream.SHEETS, (month.year, month.month, 100 + ki), low, high
+        )
         if revision is not None:
             keys = (revision.year, revision.month, month.year, month.month, 100 + ki)
             target *= _factor(seed, Stream.SHEET_REVISION, keys, 0.94, 1.06)
@@ -199,16 +226,21 @@ def build_sheets(sim: Simulation, start: date, until: date) -> list[Sheet]:
     ]
     for revision in revision_dates(start, until):
         first = revision.replace(day=1)
-        plans.append((revision, _months(first, _add_months(first, REVISED_MONTHS - 1)),
-                      revision))
+        plans.append((revision, _months(first, _add_months(first, REVISED_MONTHS - 1)), revision))
     out = []
     for dated, months, revision in plans:
         budget = [row for m in months for row in _budget_rows(sim.seed, m, spend, revision)]
         targets = [row for m in months for row in _target_rows(sim.seed, m, actual, revision)]
-        out.append(Sheet(f"budget_{dated.isoformat()}.csv",
-                         ("month", "channel", "planned_spend", "currency"), budget))
-        out.append(Sheet(f"kpi_targets_{dated.isoformat()}.csv", ("month", "kpi", "target"),
-                         targets))
+        out.append(
+            Sheet(
+                f"budget_{dated.isoformat()}.csv",
+                ("month", "channel", "planned_spend", "currency"),
+                budget,
+            )
+        )
+        out.append(
+            Sheet(f"kpi_targets_{dated.isoformat()}.csv", ("month", "kpi", "target"), targets)
+        )
     return out
 
 
@@ -216,4 +248,3 @@ def _format(value: float, decimals: int) -> str:
     if decimals == 0:
         return str(round(value))
     return f"{value:.{decimals}f}"
-

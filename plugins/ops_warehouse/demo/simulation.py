@@ -75,10 +75,62 @@ FIRST_ORDER_P = np.array([0.82, 0.88, 0.9])
 WEEKDAY_FACTOR = np.array([[0.94, 1.15], [1.24, 0.3], [1.24, 0.3]])
 
 # hour-of-day weights (UTC) of consumers and of businesses
-CONSUMER_HOURS = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 1.5, 2, 2.3, 2.5, 2.6,
-                           2.8, 2.7, 2.6, 2.6, 2.8, 3.2, 3.8, 4.2, 4.4, 3.8, 2.8, 1.8])
-BUSINESS_HOURS = np.array([0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.6, 2, 4, 5, 5, 4.5,
-                           3.5, 4.5, 5, 4.8, 4, 3, 1.5, 0.8, 0.5, 0.4, 0.3, 0.2])
+CONSUMER_HOURS = np.array(
+    [
+        1,
+        0.6,
+        0.4,
+        0.3,
+        0.3,
+        0.5,
+        1,
+        1.5,
+        2,
+        2.3,
+        2.5,
+        2.6,
+        2.8,
+        2.7,
+        2.6,
+        2.6,
+        2.8,
+        3.2,
+        3.8,
+        4.2,
+        4.4,
+        3.8,
+        2.8,
+        1.8,
+    ]
+)
+BUSINESS_HOURS = np.array(
+    [
+        0.2,
+        0.1,
+        0.1,
+        0.1,
+        0.1,
+        0.2,
+        0.6,
+        2,
+        4,
+        5,
+        5,
+        4.5,
+        3.5,
+        4.5,
+        5,
+        4.8,
+        4,
+        3,
+        1.5,
+        0.8,
+        0.5,
+        0.4,
+        0.3,
+        0.2,
+    ]
+)
 
 # new customers per day at growth 1 and scale 1 besides paid ads
 ORGANIC_PER_DAY = 8.5
@@ -142,8 +194,14 @@ EVENT_SLOTS: dict[Slot, tuple[str, str, bool | None, str | None]] = {
     Slot.CLOSED: ("status_change", "system", None, "closed"),
 }
 # when agents work on a ticket (and may log time)
-AGENT_WORK_SLOTS = [Slot.FIRST_REPLY, Slot.NOTE, Slot.FOLLOW_UP, Slot.SOLVED,
-                    Slot.SECOND_ANSWER, Slot.SOLVED_AGAIN]
+AGENT_WORK_SLOTS = [
+    Slot.FIRST_REPLY,
+    Slot.NOTE,
+    Slot.FOLLOW_UP,
+    Slot.SOLVED,
+    Slot.SECOND_ANSWER,
+    Slot.SOLVED_AGAIN,
+]
 
 
 def _seconds(r: np.random.Generator, low: float, high: float, n: int) -> np.ndarray:
@@ -184,10 +242,17 @@ class CustomerState:
     """Per-customer arrays, grown as customers are born; index = customer number - 1."""
 
     FIELDS: ClassVar[dict[str, type]] = {
-        "created_ts": np.int64, "segment": np.int8, "country": np.int8,
-        "change_ts": np.int64, "segment2": np.int8, "country2": np.int8,
-        "rate": np.float64, "hazard": np.float64, "support": np.float64,
-        "active": bool, "source": np.int8,
+        "created_ts": np.int64,
+        "segment": np.int8,
+        "country": np.int8,
+        "change_ts": np.int64,
+        "segment2": np.int8,
+        "country2": np.int8,
+        "rate": np.float64,
+        "hazard": np.float64,
+        "support": np.float64,
+        "active": bool,
+        "source": np.int8,
     }
 
     def __init__(self) -> None:
@@ -258,41 +323,101 @@ class Simulator:
         self._init_prices()
         self._init_fx()
         self.fx = Chunks(day=np.int64, currency=np.int8, rate=np.float64)
-        self.ads = Chunks(day=np.int64, campaign=np.int64, impressions=np.int64,
-                          clicks=np.int64, spend=np.int64, spend_usd=np.float64,
-                          conversions=np.int64, restate_jitter=np.float64)
+        self.ads = Chunks(
+            day=np.int64,
+            campaign=np.int64,
+            impressions=np.int64,
+            clicks=np.int64,
+            spend=np.int64,
+            spend_usd=np.float64,
+            conversions=np.int64,
+            restate_jitter=np.float64,
+        )
         self.new_customers = Chunks(
-            email=object, full_name=object, created_ts=np.int64, country=np.int8,
-            segment=np.int8, change_ts=np.int64, country2=np.int8, segment2=np.int8,
-            source=np.int8, campaign=np.int64,
+            email=object,
+            full_name=object,
+            created_ts=np.int64,
+            country=np.int8,
+            segment=np.int8,
+            change_ts=np.int64,
+            country2=np.int8,
+            segment2=np.int8,
+            source=np.int8,
+            campaign=np.int64,
         )
         self.signups = Chunks(
-            signup_no=np.int64, customer_no=np.int64, email=object, signed_up_ts=np.int64,
-            utm_source=object, utm_medium=object, utm_campaign=object, landing_before=object,
-            landing_after=object, fix_ts=np.int64,
+            signup_no=np.int64,
+            customer_no=np.int64,
+            email=object,
+            signed_up_ts=np.int64,
+            utm_source=object,
+            utm_medium=object,
+            utm_campaign=object,
+            landing_before=object,
+            landing_after=object,
+            fix_ts=np.int64,
         )
         self.orders = Chunks(
-            order_no=np.int64, customer_no=np.int64, ordered_ts=np.int64, currency=np.int8,
-            rate=np.float64, subtotal=np.int64, discount=np.int64, shipping=np.int64,
-            tax=np.int64, total=np.int64, cogs_usd=np.int64, paid_ts=np.int64,
-            shipped_ts=np.int64, completed_ts=np.int64, cancelled_ts=np.int64,
+            order_no=np.int64,
+            customer_no=np.int64,
+            ordered_ts=np.int64,
+            currency=np.int8,
+            rate=np.float64,
+            subtotal=np.int64,
+            discount=np.int64,
+            shipping=np.int64,
+            tax=np.int64,
+            total=np.int64,
+            cogs_usd=np.int64,
+            paid_ts=np.int64,
+            shipped_ts=np.int64,
+            completed_ts=np.int64,
+            cancelled_ts=np.int64,
             refunded_ts=np.int64,
         )
-        self.items = Chunks(order_no=np.int64, line=np.int64, product=np.int64,
-                            quantity=np.int64, unit_price=np.int64)
-        self.refunds = Chunks(order_no=np.int64, refunded_ts=np.int64, amount=np.int64,
-                              reason=object)
-        self.tickets = Chunks(
-            ticket_id=np.int64, customer_no=np.int64, email=object, subject=object,
-            category=np.int8, channel=np.int8, priority=np.int8, created_ts=np.int64,
-            assignee_id=np.int64, assigned_ts=np.int64, first_reply_ts=np.int64,
-            breached=bool, solved_ts=np.int64,
+        self.items = Chunks(
+            order_no=np.int64,
+            line=np.int64,
+            product=np.int64,
+            quantity=np.int64,
+            unit_price=np.int64,
         )
-        self.events = Chunks(ticket_id=np.int64, seq=np.int64, ts=np.int64, event_type=np.int8,
-                             role=np.int8, is_public=np.int8, new_status=np.int8, score=np.int8)
-        self.time_entries = Chunks(ticket_id=np.int64, agent_id=np.int64, minutes=np.int64,
-                                   logged_ts=np.int64, cost_cents_per_hour=np.int64,
-                                   currency=object)
+        self.refunds = Chunks(
+            order_no=np.int64, refunded_ts=np.int64, amount=np.int64, reason=object
+        )
+        self.tickets = Chunks(
+            ticket_id=np.int64,
+            customer_no=np.int64,
+            email=object,
+            subject=object,
+            category=np.int8,
+            channel=np.int8,
+            priority=np.int8,
+            created_ts=np.int64,
+            assignee_id=np.int64,
+            assigned_ts=np.int64,
+            first_reply_ts=np.int64,
+            breached=bool,
+            solved_ts=np.int64,
+        )
+        self.events = Chunks(
+            ticket_id=np.int64,
+            seq=np.int64,
+            ts=np.int64,
+            event_type=np.int8,
+            role=np.int8,
+            is_public=np.int8,
+            new_status=np.int8,
+            score=np.int8,
+        )
+        self.time_entries = Chunks(
+            ticket_id=np.int64,
+            agent_id=np.int64,
+            minutes=np.int64,
+            logged_ts=np.int64,
+            cost_cents_per_hour=np.int64,
+            currency=object,
+        )
 
     # --- state that carries from day to day ----------------------------------------------
 
@@ -376,19 +501,28 @@ class Simulator:
         expected = spend_usd / (cac * c.quality[run]) * season**0.3
         paid = rc.poisson(expected)
         conversions = ra.poisson(paid * np.array([CHANNELS[i].claim for i in ch]) + clicks * 0.002)
-        self.ads.add(day=np.full(len(run), d), campaign=run, impressions=impressions,
-                     clicks=clicks, spend=spend, spend_usd=spend_usd, conversions=conversions,
-                     restate_jitter=jitter)
+        self.ads.add(
+            day=np.full(len(run), d),
+            campaign=run,
+            impressions=impressions,
+            clicks=clicks,
+            spend=spend,
+            spend_usd=spend_usd,
+            conversions=conversions,
+            restate_jitter=jitter,
+        )
 
         organic = rc.poisson(ORGANIC_PER_DAY * scale * g * season * (0.85 if weekend else 1.06))
         staff = rc.poisson(UNATTRIBUTED_PER_DAY * scale * g * (0.4 if weekend else 1.24))
-        source = np.concatenate([np.repeat(ch, paid), np.full(organic, ORGANIC),
-                                 np.full(staff, UNATTRIBUTED)]).astype(np.int8)
+        source = np.concatenate(
+            [np.repeat(ch, paid), np.full(organic, ORGANIC), np.full(staff, UNATTRIBUTED)]
+        ).astype(np.int8)
         campaign = np.concatenate([np.repeat(run, paid), np.full(organic + staff, -1)])
         return self._new_customers(rc, t0, source, campaign)
 
-    def _new_customers(self, r: np.random.Generator, t0: int, source: np.ndarray,
-                       campaign: np.ndarray) -> dict[str, np.ndarray]:
+    def _new_customers(
+        self, r: np.random.Generator, t0: int, source: np.ndarray, campaign: np.ndarray
+    ) -> dict[str, np.ndarray]:
         n = len(source)
         mix = np.cumsum(np.array(SOURCE_SEGMENT_MIX)[source], axis=1)
         u = r.random(n)
@@ -399,13 +533,15 @@ class Simulator:
         staff_made = source == UNATTRIBUTED
         # staff create accounts during office hours; everyone else signs up, then the
         # shop account follows within minutes
-        created = np.where(staff_made, t0 + seconds_of_day(r, np.ones(n, bool)),
-                           signed_up + 30 + r.exponential(180, size=n).astype(np.int64))
+        created = np.where(
+            staff_made,
+            t0 + seconds_of_day(r, np.ones(n, bool)),
+            signed_up + 30 + r.exponential(180, size=n).astype(np.int64),
+        )
         order_p = FIRST_ORDER_P[segment]
         first = r.random(n) < order_p
         first_ts = created + 120 + r.lognormal(np.log(600), 0.8, size=n).astype(np.int64)
-        rate = (ORDER_RATE[segment] * SOURCE_ORDER_RATE[source]
-                * r.lognormal(-0.125, 0.5, size=n))
+        rate = ORDER_RATE[segment] * SOURCE_ORDER_RATE[source] * r.lognormal(-0.125, 0.5, size=n)
         hazard = CHURN_HAZARD[segment] * SOURCE_CHURN[source]
         # some customers later move up a segment or move country
         change = r.random(n)
@@ -413,32 +549,57 @@ class Simulator:
         upgrade = (change < 0.06) & (segment < 2)
         moves = ((change < 0.06) & (segment == 2)) | ((change >= 0.06) & (change < 0.09))
         segment2 = np.where(upgrade, segment + 1, segment).astype(np.int8)
-        country2 = np.where(moves, (country + 1 + r.integers(0, len(COUNTRIES) - 1, size=n))
-                            % len(COUNTRIES), country).astype(np.int8)
+        country2 = np.where(
+            moves,
+            (country + 1 + r.integers(0, len(COUNTRIES) - 1, size=n)) % len(COUNTRIES),
+            country,
+        ).astype(np.int8)
         change_ts = np.where(upgrade | moves, change_ts, NEVER)
 
         # order customers by the time the shop account is created (they get the ids)
         order = np.argsort(created, kind="stable")
         cols = {
-            "segment": segment, "country": country, "created_ts": created,
-            "change_ts": change_ts, "segment2": segment2, "country2": country2,
-            "source": source, "campaign": campaign, "signed_up": signed_up, "first": first,
-            "first_ts": first_ts, "rate": rate, "hazard": hazard,
+            "segment": segment,
+            "country": country,
+            "created_ts": created,
+            "change_ts": change_ts,
+            "segment2": segment2,
+            "country2": country2,
+            "source": source,
+            "campaign": campaign,
+            "signed_up": signed_up,
+            "first": first,
+            "first_ts": first_ts,
+            "rate": rate,
+            "hazard": hazard,
         }
         cols = {k: v[order] for k, v in cols.items()}
         full_names, emails = self._names(r, cols["country"])
         base = self.customers.n
         self.customers.append(
-            created_ts=cols["created_ts"], segment=cols["segment"], country=cols["country"],
-            change_ts=cols["change_ts"], segment2=cols["segment2"], country2=cols["country2"],
-            rate=cols["rate"], hazard=cols["hazard"], support=np.ones(n), active=np.ones(n, bool),
+            created_ts=cols["created_ts"],
+            segment=cols["segment"],
+            country=cols["country"],
+            change_ts=cols["change_ts"],
+            segment2=cols["segment2"],
+            country2=cols["country2"],
+            rate=cols["rate"],
+            hazard=cols["hazard"],
+            support=np.ones(n),
+            active=np.ones(n, bool),
             source=cols["source"],
         )
         self.customers.emails += emails
         self.new_customers.add(
-            email=emails, full_name=full_names, created_ts=cols["created_ts"],
-            country=cols["country"], segment=cols["segment"], change_ts=cols["change_ts"],
-            country2=cols["country2"], segment2=cols["segment2"], source=cols["source"],
+            email=emails,
+            full_name=full_names,
+            created_ts=cols["created_ts"],
+            country=cols["country"],
+            segment=cols["segment"],
+            change_ts=cols["change_ts"],
+            country2=cols["country2"],
+            segment2=cols["segment2"],
+            source=cols["source"],
             campaign=cols["campaign"],
         )
         self._signups(r, base, cols, emails)
@@ -466,8 +627,9 @@ class Simulator:
             emails.append(email)
         return full_names, emails
 
-    def _signups(self, r: np.random.Generator, base: int, cols: dict[str, np.ndarray],
-                 emails: list[str]) -> None:
+    def _signups(
+        self, r: np.random.Generator, base: int, cols: dict[str, np.ndarray], emails: list[str]
+    ) -> None:
         """The web tracker records every sign-up except accounts staff created."""
         keep = np.flatnonzero(cols["source"] != UNATTRIBUTED)
         n = len(keep)
@@ -483,11 +645,15 @@ class Simulator:
         for j in np.flatnonzero(paid):
             channel = CHANNELS[source[j]]
             utm_source[j], utm_medium[j] = channel.utm_source, channel.utm_medium
-            utm_campaign[j] = (f"{channel.prefix}-9{unknown_no[j]:03d}" if unknown[j]
-                               else self.campaigns.campaign_id[campaign[j]])
+            utm_campaign[j] = (
+                f"{channel.prefix}-9{unknown_no[j]:03d}"
+                if unknown[j]
+                else self.campaigns.campaign_id[campaign[j]]
+            )
         pages = np.array(names.LANDING_PAGES, dtype=object)
-        landing = np.where(paid, pages[r.integers(4, len(pages), size=n)],
-                           pages[r.integers(0, 4, size=n)])
+        landing = np.where(
+            paid, pages[r.integers(4, len(pages), size=n)], pages[r.integers(0, 4, size=n)]
+        )
         # a tracking bug loses some landing pages; they are fixed up days later
         broken = r.random(n) < 0.08
         fix_delay = (0.5 + r.exponential(15, size=n)) * DAY
@@ -497,8 +663,11 @@ class Simulator:
             customer_no=base + 1 + keep,
             email=[emails[k] for k in keep],
             signed_up_ts=cols["signed_up"][keep],
-            utm_source=utm_source, utm_medium=utm_medium, utm_campaign=utm_campaign,
-            landing_before=np.where(broken, None, landing), landing_after=landing,
+            utm_source=utm_source,
+            utm_medium=utm_medium,
+            utm_campaign=utm_campaign,
+            landing_before=np.where(broken, None, landing),
+            landing_after=landing,
             fix_ts=np.where(broken, fix_ts, NEVER),
         )
         self.signup_count += n
@@ -524,8 +693,9 @@ class Simulator:
     def _orders(self, d: int, first: dict[str, np.ndarray], repeat: dict[str, np.ndarray]) -> None:
         cust_idx = np.concatenate([first["customer"], repeat["customer"]]).astype(np.int64)
         ts = np.concatenate([first["ts"], repeat["ts"]]).astype(np.int64)
-        is_first = np.concatenate([np.ones(len(first["ts"]), bool),
-                                   np.zeros(len(repeat["ts"]), bool)])
+        is_first = np.concatenate(
+            [np.ones(len(first["ts"]), bool), np.zeros(len(repeat["ts"]), bool)]
+        )
         order = np.lexsort((cust_idx, ts))
         cust_idx, ts, is_first = cust_idx[order], ts[order], is_first[order]
         n = len(ts)
@@ -540,8 +710,11 @@ class Simulator:
         rate = self.rate[ccy]
 
         # items: ~2.5 lines, businesses buy more of each
-        lines = (1 + np.minimum(r.poisson(1.4, size=n), 7)
-                 + np.where(segment == 2, r.poisson(0.8, size=n), 0))
+        lines = (
+            1
+            + np.minimum(r.poisson(1.4, size=n), 7)
+            + np.where(segment == 2, r.poisson(0.8, size=n), 0)
+        )
         starts = np.concatenate([[0], np.cumsum(lines)[:-1]])
         line_order = np.repeat(np.arange(n), lines)
         line_no = np.arange(len(line_order)) - starts[line_order] + 1
@@ -566,12 +739,27 @@ class Simulator:
         total = net + shipping + tax
 
         timeline = self._order_timeline(r, ts)
-        self.orders.add(order_no=order_no, customer_no=cust_idx + 1, ordered_ts=ts, currency=ccy,
-                        rate=rate, subtotal=subtotal, discount=discount, shipping=shipping, tax=tax,
-                        total=total, cogs_usd=cogs,
-                        **{k: timeline[k] for k in ORDER_TIMELINE})
-        self.items.add(order_no=order_no[line_order], line=line_no, product=product,
-                       quantity=quantity, unit_price=unit_price)
+        self.orders.add(
+            order_no=order_no,
+            customer_no=cust_idx + 1,
+            ordered_ts=ts,
+            currency=ccy,
+            rate=rate,
+            subtotal=subtotal,
+            discount=discount,
+            shipping=shipping,
+            tax=tax,
+            total=total,
+            cogs_usd=cogs,
+            **{k: timeline[k] for k in ORDER_TIMELINE},
+        )
+        self.items.add(
+            order_no=order_no[line_order],
+            line=line_no,
+            product=product,
+            quantity=quantity,
+            unit_price=unit_price,
+        )
         self._refunds(r, order_no, net, timeline)
         self._order_tickets(r, cust_idx, order_no, ts, timeline)
 
@@ -581,13 +769,15 @@ class Simulator:
         u = r.random((6, n))
         never_paid = u[0] < 0.03
         bank_transfer = u[1] < 0.07
-        pay_delay = np.where(bank_transfer, r.uniform(2 * HOUR, 48 * HOUR, size=n),
-                             30 + r.lognormal(np.log(120), 0.9, size=n))
+        pay_delay = np.where(
+            bank_transfer,
+            r.uniform(2 * HOUR, 48 * HOUR, size=n),
+            30 + r.lognormal(np.log(120), 0.9, size=n),
+        )
         paid = np.where(never_paid, NEVER, ts + pay_delay.astype(np.int64))
         cancelled = np.where(never_paid, ts + _seconds(r, DAY, 3 * DAY, n), NEVER)
         cancelled_after_pay = ~never_paid & (u[2] < 0.015)
-        cancelled = np.where(cancelled_after_pay,
-                             paid + _seconds(r, HOUR, 20 * HOUR, n), cancelled)
+        cancelled = np.where(cancelled_after_pay, paid + _seconds(r, HOUR, 20 * HOUR, n), cancelled)
         goes_out = ~never_paid & ~cancelled_after_pay
         shipped = np.where(goes_out, paid + _seconds(r, 20 * HOUR, 70 * HOUR, n), NEVER)
         completed = np.where(goes_out, shipped + _seconds(r, 2 * DAY, 5 * DAY, n), NEVER)
@@ -597,21 +787,40 @@ class Simulator:
         partial = goes_out & (u[3] >= 0.025) & (u[3] < 0.085)
         over = goes_out & (u[4] < 1 / 2000)
         late = r.random((2, n)) < 0.1
-        full_ts = completed + HOUR + (r.exponential(6, size=n) * DAY).astype(np.int64) \
+        full_ts = (
+            completed
+            + HOUR
+            + (r.exponential(6, size=n) * DAY).astype(np.int64)
             + np.where(late[0], r.integers(20, 70, size=n) * DAY, 0)
-        partial_ts = completed + HOUR + (r.exponential(10, size=n) * DAY).astype(np.int64) \
+        )
+        partial_ts = (
+            completed
+            + HOUR
+            + (r.exponential(10, size=n) * DAY).astype(np.int64)
             + np.where(late[1], r.integers(20, 70, size=n) * DAY, 0)
+        )
         full |= over
         partial |= over
         return {
-            "paid_ts": paid, "shipped_ts": shipped, "completed_ts": completed,
-            "cancelled_ts": cancelled, "refunded_ts": np.where(full, full_ts, NEVER),
-            "full": full, "partial": partial, "partial_ts": np.where(partial, partial_ts, NEVER),
-            "share": r.uniform(0.1, 0.5, size=n), "reason": r.random((2, n)),
+            "paid_ts": paid,
+            "shipped_ts": shipped,
+            "completed_ts": completed,
+            "cancelled_ts": cancelled,
+            "refunded_ts": np.where(full, full_ts, NEVER),
+            "full": full,
+            "partial": partial,
+            "partial_ts": np.where(partial, partial_ts, NEVER),
+            "share": r.uniform(0.1, 0.5, size=n),
+            "reason": r.random((2, n)),
         }
 
-    def _refunds(self, r: np.random.Generator, order_no: np.ndarray, net: np.ndarray,
-                 t: dict[str, np.ndarray]) -> None:
+    def _refunds(
+        self,
+        r: np.random.Generator,
+        order_no: np.ndarray,
+        net: np.ndarray,
+        t: dict[str, np.ndarray],
+    ) -> None:
         full, partial = np.flatnonzero(t["full"]), np.flatnonzero(t["partial"])
         full_reasons = np.array(REFUND_REASONS_FULL, dtype=object)
         partial_reasons = np.array(REFUND_REASONS_PARTIAL, dtype=object)
@@ -619,14 +828,22 @@ class Simulator:
             order_no=np.concatenate([order_no[full], order_no[partial]]),
             refunded_ts=np.concatenate([t["refunded_ts"][full], t["partial_ts"][partial]]),
             amount=np.concatenate([net[full], np.rint(net[partial] * t["share"][partial])]),
-            reason=np.concatenate([
-                full_reasons[(t["reason"][0][full] * len(full_reasons)).astype(int)],
-                partial_reasons[(t["reason"][1][partial] * len(partial_reasons)).astype(int)],
-            ]),
+            reason=np.concatenate(
+                [
+                    full_reasons[(t["reason"][0][full] * len(full_reasons)).astype(int)],
+                    partial_reasons[(t["reason"][1][partial] * len(partial_reasons)).astype(int)],
+                ]
+            ),
         )
 
-    def _order_tickets(self, r: np.random.Generator, cust_idx: np.ndarray, order_no: np.ndarray,
-                       ts: np.ndarray, t: dict[str, np.ndarray]) -> None:
+    def _order_tickets(
+        self,
+        r: np.random.Generator,
+        cust_idx: np.ndarray,
+        order_no: np.ndarray,
+        ts: np.ndarray,
+        t: dict[str, np.ndarray],
+    ) -> None:
         """Some orders make their customer write to support, days later."""
         n = len(ts)
         u = r.random((3, n))
@@ -638,8 +855,10 @@ class Simulator:
         kind = np.searchsorted([0.45, 0.8], u[1])  # 0 delivery, 1 product, 2 billing
         issue_ts = np.select(
             [kind == 0, kind == 1],
-            [t["shipped_ts"] + r.uniform(DAY, 4 * DAY, size=n),
-             t["completed_ts"] + r.uniform(0.2 * DAY, 8 * DAY, size=n)],
+            [
+                t["shipped_ts"] + r.uniform(DAY, 4 * DAY, size=n),
+                t["completed_ts"] + r.uniform(0.2 * DAY, 8 * DAY, size=n),
+            ],
             ts + r.uniform(HOUR, 2 * DAY, size=n),
         ).astype(np.int64)
         issue_cat = np.array([1, 2, 0])[kind]
@@ -653,18 +872,23 @@ class Simulator:
         complain_cat = np.where(t["full"] | (u[1] < 0.5), 2, 1)
         sel = [np.flatnonzero(issue), np.flatnonzero(asks), np.flatnonzero(complains)]
         created = np.concatenate([issue_ts[sel[0]], asks_ts[sel[1]], complain_ts[sel[2]]])
-        category = np.concatenate([issue_cat[sel[0]], np.zeros(len(sel[1]), np.int64),
-                                   complain_cat[sel[2]]])
+        category = np.concatenate(
+            [issue_cat[sel[0]], np.zeros(len(sel[1]), np.int64), complain_cat[sel[2]]]
+        )
         which = np.concatenate(sel)
         day = (created - self.cal.start_ts) // DAY
         for k in np.unique(day):
             if k >= self.cal.days:
                 continue
             m = day == k
-            self.ticket_schedule[int(k)].append({
-                "customer": cust_idx[which[m]], "ts": created[m],
-                "category": category[m], "order_no": order_no[which[m]],
-            })
+            self.ticket_schedule[int(k)].append(
+                {
+                    "customer": cust_idx[which[m]],
+                    "ts": created[m],
+                    "category": category[m],
+                    "order_no": order_no[which[m]],
+                }
+            )
 
     # --- support ---------------------------------------------------------------------------
 
@@ -680,8 +904,10 @@ class Simulator:
         n_visit = r.poisson(VISITOR_TICKETS_PER_DAY * volume)
         visit_cat = r.choice([4, 3, 2], size=n_visit, p=[0.5, 0.25, 0.25])
         business = np.ones(n_spont + n_visit, bool)
-        parts["customer"] += [eligible[r.integers(0, max(len(eligible), 1), size=n_spont)],
-                              np.full(n_visit, -1)]
+        parts["customer"] += [
+            eligible[r.integers(0, max(len(eligible), 1), size=n_spont)],
+            np.full(n_visit, -1),
+        ]
         parts["ts"] += [t0 + seconds_of_day(r, business)]
         parts["category"] += [spont_cat, visit_cat]
         parts["order_no"] += [np.zeros(n_spont + n_visit, np.int64)]
@@ -700,8 +926,9 @@ class Simulator:
         segment[known] = self.customers.segment_at(customer[known], created[known])
 
         # priority: billing trouble is more pressing; enterprise customers get a step up
-        weights = np.where((category == 0)[:, None], [0.15, 0.45, 0.3, 0.1],
-                           [0.25, 0.5, 0.18, 0.07])
+        weights = np.where(
+            (category == 0)[:, None], [0.15, 0.45, 0.3, 0.1], [0.25, 0.5, 0.18, 0.07]
+        )
         priority = (r.random(n)[:, None] > np.cumsum(weights, axis=1)[:, :3]).sum(axis=1)
         priority = np.minimum(priority + ((segment == 2) & (r.random(n) < 0.5)), 3)
         channel = r.choice(4, size=n, p=[0.45, 0.25, 0.2, 0.1])
@@ -717,8 +944,9 @@ class Simulator:
         hour = (created - t0) // HOUR
         night = (hour < 7) | (hour >= 20)
         off_hours = np.where(night, np.where(priority >= 2, 1.3, 1.8), 1.0)
-        first_reply_min = (FIRST_REPLY_MEDIAN[priority] * load * off_hours
-                           * r.lognormal(0, 0.7, size=n))
+        first_reply_min = (
+            FIRST_REPLY_MEDIAN[priority] * load * off_hours * r.lognormal(0, 0.7, size=n)
+        )
         breached = first_reply_min > SLA_MINUTES[priority]
         life = self._ticket_life(r, created, priority, breached, np.maximum(first_reply_min, 1.0))
 
@@ -726,10 +954,18 @@ class Simulator:
         team = np.array([CATEGORY_TEAM[TICKET_CATEGORIES[c]] for c in category], dtype=np.int64)
         assignee = self._assign(r, team, t0)
         self.tickets.add(
-            ticket_id=ticket_id, customer_no=np.where(is_customer, customer + 1, 0), email=emails,
-            subject=subjects, category=category, channel=channel, priority=priority,
-            created_ts=created, assignee_id=self.agents.agent_id[assignee],
-            assigned_ts=first_reply, first_reply_ts=first_reply, breached=breached,
+            ticket_id=ticket_id,
+            customer_no=np.where(is_customer, customer + 1, 0),
+            email=emails,
+            subject=subjects,
+            category=category,
+            channel=channel,
+            priority=priority,
+            created_ts=created,
+            assignee_id=self.agents.agent_id[assignee],
+            assigned_ts=first_reply,
+            first_reply_ts=first_reply,
+            breached=breached,
             solved_ts=life["final_solve"],
         )
         self._events(ticket_id, channel, life)
@@ -757,8 +993,9 @@ class Simulator:
             out.append(email)
         return out
 
-    def _subjects(self, r: np.random.Generator, category: np.ndarray,
-                  order_no: np.ndarray) -> list[str]:
+    def _subjects(
+        self, r: np.random.Generator, category: np.ndarray, order_no: np.ndarray
+    ) -> list[str]:
         picks = r.random(len(category))
         out = []
         for c, o, p in zip(category, order_no, picks, strict=True):
@@ -768,8 +1005,14 @@ class Simulator:
             out.append(templates[int(p * len(templates))].replace("{order}", f"#{order_id(o)}"))
         return out
 
-    def _ticket_life(self, r: np.random.Generator, created: np.ndarray, priority: np.ndarray,
-                     breached: np.ndarray, first_reply_min: np.ndarray) -> dict[str, np.ndarray]:
+    def _ticket_life(
+        self,
+        r: np.random.Generator,
+        created: np.ndarray,
+        priority: np.ndarray,
+        breached: np.ndarray,
+        first_reply_min: np.ndarray,
+    ) -> dict[str, np.ndarray]:
         """All events a ticket will ever have, as a (tickets x Slot) matrix of timestamps
         (-1: this ticket has no such event)."""
         n = len(created)
@@ -806,14 +1049,19 @@ class Simulator:
         final_solve = np.where(reopened, solved_again, solved)
         rated = u[3] < 0.4
         ts[rated, Slot.RATED] = final_solve[rated] + r.integers(10 * MINUTE, 2 * DAY, size=n)[rated]
-        p_bad = (0.08 + 0.3 * breached + 0.3 * reopened
-                 + 0.1 * (first_reply_min > 2 * SLA_MINUTES[priority]))
+        p_bad = (
+            0.08
+            + 0.3 * breached
+            + 0.3 * reopened
+            + 0.1 * (first_reply_min > 2 * SLA_MINUTES[priority])
+        )
         bad = rated & (u[4] < np.clip(p_bad, 0, 0.9))
         ts[:, Slot.CLOSED] = final_solve + 4 * DAY + r.integers(0, 2 * HOUR, size=n)
         return {"ts": ts, "bad": bad, "final_solve": final_solve}
 
-    def _events(self, ticket_id: np.ndarray, channel: np.ndarray,
-                life: dict[str, np.ndarray]) -> None:
+    def _events(
+        self, ticket_id: np.ndarray, channel: np.ndarray, life: dict[str, np.ndarray]
+    ) -> None:
         ts = life["ts"]
         for slot, (etype, role, public, status) in EVENT_SLOTS.items():
             present = np.flatnonzero(ts[:, slot] >= 0)
@@ -826,8 +1074,11 @@ class Simulator:
             else:
                 score = np.full(k, -1)
             self.events.add(
-                ticket_id=ticket_id[present], seq=np.full(k, int(slot)), ts=ts[present, slot],
-                event_type=np.full(k, EVENT_TYPES.index(etype)), role=roles,
+                ticket_id=ticket_id[present],
+                seq=np.full(k, int(slot)),
+                ts=ts[present, slot],
+                event_type=np.full(k, EVENT_TYPES.index(etype)),
+                role=roles,
                 is_public=np.full(k, -1 if public is None else int(public)),
                 new_status=np.full(k, TICKET_STATUSES.index(status) if status else -1),
                 score=score,
@@ -844,8 +1095,15 @@ class Simulator:
             out[m] = members[(pick[m] * len(members)).astype(int)]
         return out
 
-    def _time_entries(self, r: np.random.Generator, ticket_id: np.ndarray, assignee: np.ndarray,
-                      team: np.ndarray, priority: np.ndarray, life: dict[str, np.ndarray]) -> None:
+    def _time_entries(
+        self,
+        r: np.random.Generator,
+        ticket_id: np.ndarray,
+        assignee: np.ndarray,
+        team: np.ndarray,
+        priority: np.ndarray,
+        life: dict[str, np.ndarray],
+    ) -> None:
         """Agents log 1-4 entries per ticket, at the times they worked on it."""
         ts = life["ts"][:, AGENT_WORK_SLOTS]
         n = len(ticket_id)
@@ -853,29 +1111,49 @@ class Simulator:
         take[:, 0] = True  # the first reply always takes time
         take &= np.cumsum(take, axis=1) <= 4
         row, col = np.nonzero(take)
-        minutes = np.clip(np.rint(r.lognormal(np.log(9), 0.6, size=len(row))
-                                  * np.where(priority[row] >= 2, 1.5, 1.0)), 3, 60).astype(np.int64)
+        minutes = np.clip(
+            np.rint(
+                r.lognormal(np.log(9), 0.6, size=len(row)) * np.where(priority[row] >= 2, 1.5, 1.0)
+            ),
+            3,
+            60,
+        ).astype(np.int64)
         logged = ts[row, col] + minutes * MINUTE
         a = self.agents
         helper = r.integers(0, len(a.agent_id), size=n)
         agent = np.where(r.random(n) < 0.1, helper, assignee)[row]
         # whoever has left by then hands over to the first colleague who stays
         gone = logged >= a.left_ts[agent]
-        stays = np.array([np.flatnonzero((a.team == k) & (a.left_ts == STAYS))[0]
-                          for k in range(len(TEAMS))])
+        stays = np.array(
+            [np.flatnonzero((a.team == k) & (a.left_ts == STAYS))[0] for k in range(len(TEAMS))]
+        )
         agent = np.where(gone, stays[a.team[agent]], agent)
         self.time_entries.add(
-            ticket_id=ticket_id[row], agent_id=a.agent_id[agent], minutes=minutes, logged_ts=logged,
-            cost_cents_per_hour=a.hourly_cost[agent], currency=a.currency[agent],
+            ticket_id=ticket_id[row],
+            agent_id=a.agent_id[agent],
+            minutes=minutes,
+            logged_ts=logged,
+            cost_cents_per_hour=a.hourly_cost[agent],
+            currency=a.currency[agent],
         )
 
     def result(self) -> Simulation:
         return Simulation(
-            calendar=self.cal, seed=self.seed, scale=self.scale, products=self.products,
-            campaigns=self.campaigns, agents=self.agents, fx=self.fx.frame(), ads=self.ads.frame(),
-            customers=self.new_customers.frame(), signups=self.signups.frame(),
-            orders=self.orders.frame(), items=self.items.frame(), refunds=self.refunds.frame(),
-            tickets=self.tickets.frame(), events=self.events.frame(),
+            calendar=self.cal,
+            seed=self.seed,
+            scale=self.scale,
+            products=self.products,
+            campaigns=self.campaigns,
+            agents=self.agents,
+            fx=self.fx.frame(),
+            ads=self.ads.frame(),
+            customers=self.new_customers.frame(),
+            signups=self.signups.frame(),
+            orders=self.orders.frame(),
+            items=self.items.frame(),
+            refunds=self.refunds.frame(),
+            tickets=self.tickets.frame(),
+            events=self.events.frame(),
             time_entries=self.time_entries.frame(),
         )
 
@@ -897,8 +1175,9 @@ def order_id(no: int | np.ndarray) -> str:
     return f"O{int(no):08d}"
 
 
-def simulate(seed: int, scale: float, start: date, days: int,
-             progress: Callable[[str], None] | None = None) -> Simulation:
+def simulate(
+    seed: int, scale: float, start: date, days: int, progress: Callable[[str], None] | None = None
+) -> Simulation:
     """Simulate ``days`` days from ``start`` (day 0)."""
     sim = Simulator(seed, scale, Calendar(start, days))
     for d in range(days):

@@ -51,8 +51,9 @@ def arrow_table(name: str, columns: dict[str, object]) -> pa.Table:
     """A table with exactly the contract's fields, in contract order, with Arrow types."""
     e = entity(name)
     if set(columns) != set(e.field_names):
-        raise ValueError(f"{name}: columns {sorted(columns)} do not match the contract "
-                         f"{sorted(e.field_names)}")
+        raise ValueError(
+            f"{name}: columns {sorted(columns)} do not match the contract {sorted(e.field_names)}"
+        )
     arrays, fields = [], []
     for f in e.fields:
         arrays.append(_arrow_array(columns[f.name], f.type))
@@ -78,8 +79,9 @@ def _arrow_array(values: object, kind: str) -> pa.Array:
 
 def ids(prefix: str, numbers: np.ndarray, width: int, suffix: np.ndarray | None = None) -> pa.Array:
     """Text ids such as C0000042 (plus "-<suffix>"), formatted in Arrow's C++ kernels."""
-    digits = pc.utf8_lpad(pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()),
-                          width, "0")
+    digits = pc.utf8_lpad(
+        pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()), width, "0"
+    )
     parts = [prefix, digits]
     if suffix is not None:
         parts += ["-", pa.array(np.asarray(suffix, dtype=np.int64)).cast(pa.string())]
@@ -109,8 +111,9 @@ def _codes(names: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
     return np.array(names, dtype=object)[np.asarray(codes, dtype=np.int64)]
 
 
-def _latest_before(group: np.ndarray, ts: np.ndarray, clock: int,
-                   tiebreak: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _latest_before(
+    group: np.ndarray, ts: np.ndarray, clock: int, tiebreak: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(groups, index of each group's latest event before the clock)."""
     seen = np.flatnonzero(ts < clock)
     keys = (ts[seen],) if tiebreak is None else (tiebreak[seen], ts[seen])
@@ -136,19 +139,23 @@ def campaigns(sim: Simulation, clock: int) -> pa.Table:
     c = sim.campaigns
     idx, ev = _latest_before(c.ev_campaign, c.ev_ts, clock)
     open_ended = c.end_day[idx] == NO_END
-    return arrow_table("campaigns", {
-        "campaign_id": c.campaign_id[idx],
-        "campaign_name": c.name[idx],
-        "channel": np.array([CHANNELS[k].name for k in c.channel[idx]], dtype=object),
-        "objective": _codes(OBJECTIVES, c.objective[idx]),
-        "status": _codes(CAMPAIGN_STATUSES, c.ev_status[ev]),
-        "start_date": _day_numbers(sim, c.start_day[idx]),
-        "end_date": nullable(_day_numbers(sim, np.where(open_ended, 0, c.end_day[idx])),
-                             open_ended, "date"),
-        "daily_budget": cents(c.ev_budget[ev]),
-        "currency": np.array([CHANNELS[k].currency for k in c.channel[idx]], dtype=object),
-        "updated_at": c.ev_ts[ev],
-    })
+    return arrow_table(
+        "campaigns",
+        {
+            "campaign_id": c.campaign_id[idx],
+            "campaign_name": c.name[idx],
+            "channel": np.array([CHANNELS[k].name for k in c.channel[idx]], dtype=object),
+            "objective": _codes(OBJECTIVES, c.objective[idx]),
+            "status": _codes(CAMPAIGN_STATUSES, c.ev_status[ev]),
+            "start_date": _day_numbers(sim, c.start_day[idx]),
+            "end_date": nullable(
+                _day_numbers(sim, np.where(open_ended, 0, c.end_day[idx])), open_ended, "date"
+            ),
+            "daily_budget": cents(c.ev_budget[ev]),
+            "currency": np.array([CHANNELS[k].currency for k in c.channel[idx]], dtype=object),
+            "updated_at": c.ev_ts[ev],
+        },
+    )
 
 
 def ad_performance(sim: Simulation, clock: int) -> pa.Table:
@@ -165,16 +172,19 @@ def ad_performance(sim: Simulation, clock: int) -> pa.Table:
     impressions = np.rint(a["impressions"][keep] * share).astype(np.int64)
     clicks = np.minimum(np.rint(a["clicks"][keep] * share).astype(np.int64), impressions)
     camp = a["campaign"][keep]
-    return arrow_table("ad_performance", {
-        "date": _day_numbers(sim, a["day"][keep]),
-        "channel": np.array([CHANNELS[k].name for k in c.channel[camp]], dtype=object),
-        "campaign_id": c.campaign_id[camp],
-        "impressions": impressions,
-        "clicks": clicks,
-        "spend": cents(np.rint(a["spend"][keep] * share)),
-        "currency": np.array([CHANNELS[k].currency for k in c.channel[camp]], dtype=object),
-        "platform_conversions": np.rint(a["conversions"][keep] * share).astype(np.int64),
-    })
+    return arrow_table(
+        "ad_performance",
+        {
+            "date": _day_numbers(sim, a["day"][keep]),
+            "channel": np.array([CHANNELS[k].name for k in c.channel[camp]], dtype=object),
+            "campaign_id": c.campaign_id[camp],
+            "impressions": impressions,
+            "clicks": clicks,
+            "spend": cents(np.rint(a["spend"][keep] * share)),
+            "currency": np.array([CHANNELS[k].currency for k in c.channel[camp]], dtype=object),
+            "platform_conversions": np.rint(a["conversions"][keep] * share).astype(np.int64),
+        },
+    )
 
 
 def signups(sim: Simulation, clock: int) -> pa.Table:
@@ -182,46 +192,57 @@ def signups(sim: Simulation, clock: int) -> pa.Table:
     keep = np.flatnonzero(s["signed_up_ts"] < clock)
     fixed = s["fix_ts"][keep] < clock
     landing = np.where(fixed, s["landing_after"][keep], s["landing_before"][keep])
-    return arrow_table("signups", {
-        "signup_id": ids("S", s["signup_no"][keep], 8),
-        "customer_id": customer_ids(s["customer_no"][keep]),
-        "email": s["email"][keep],
-        "signed_up_at": s["signed_up_ts"][keep],
-        "utm_source": s["utm_source"][keep],
-        "utm_medium": s["utm_medium"][keep],
-        "utm_campaign": s["utm_campaign"][keep],
-        "landing_page": landing,
-        "updated_at": np.where(fixed, s["fix_ts"][keep], s["signed_up_ts"][keep]),
-    })
+    return arrow_table(
+        "signups",
+        {
+            "signup_id": ids("S", s["signup_no"][keep], 8),
+            "customer_id": customer_ids(s["customer_no"][keep]),
+            "email": s["email"][keep],
+            "signed_up_at": s["signed_up_ts"][keep],
+            "utm_source": s["utm_source"][keep],
+            "utm_medium": s["utm_medium"][keep],
+            "utm_campaign": s["utm_campaign"][keep],
+            "landing_page": landing,
+            "updated_at": np.where(fixed, s["fix_ts"][keep], s["signed_up_ts"][keep]),
+        },
+    )
 
 
 def customers(sim: Simulation, clock: int) -> pa.Table:
     c = sim.customers
     keep = np.flatnonzero(c["created_ts"] < clock)
     changed = c["change_ts"][keep] < clock
-    return arrow_table("customers", {
-        "customer_id": customer_ids(keep + 1),
-        "email": c["email"][keep],
-        "full_name": c["full_name"][keep],
-        "country": _codes(COUNTRIES, np.where(changed, c["country2"][keep], c["country"][keep])),
-        "segment": _codes(SEGMENTS, np.where(changed, c["segment2"][keep], c["segment"][keep])),
-        "created_at": c["created_ts"][keep],
-        "updated_at": np.where(changed, c["change_ts"][keep], c["created_ts"][keep]),
-    })
+    return arrow_table(
+        "customers",
+        {
+            "customer_id": customer_ids(keep + 1),
+            "email": c["email"][keep],
+            "full_name": c["full_name"][keep],
+            "country": _codes(
+                COUNTRIES, np.where(changed, c["country2"][keep], c["country"][keep])
+            ),
+            "segment": _codes(SEGMENTS, np.where(changed, c["segment2"][keep], c["segment"][keep])),
+            "created_at": c["created_ts"][keep],
+            "updated_at": np.where(changed, c["change_ts"][keep], c["created_ts"][keep]),
+        },
+    )
 
 
 def products(sim: Simulation, clock: int) -> pa.Table:
     p = sim.products
     idx, ev = _latest_before(p.ev_product, p.ev_ts, clock)
-    return arrow_table("products", {
-        "product_id": p.product_id[idx],
-        "sku": p.sku[idx],
-        "product_name": p.name[idx],
-        "category": p.category[idx],
-        "list_price": cents(p.ev_list_price[ev]),
-        "unit_cost": cents(p.ev_unit_cost[ev]),
-        "updated_at": p.ev_ts[ev],
-    })
+    return arrow_table(
+        "products",
+        {
+            "product_id": p.product_id[idx],
+            "sku": p.sku[idx],
+            "product_name": p.name[idx],
+            "category": p.category[idx],
+            "list_price": cents(p.ev_list_price[ev]),
+            "unit_cost": cents(p.ev_unit_cost[ev]),
+            "updated_at": p.ev_ts[ev],
+        },
+    )
 
 
 def orders(sim: Simulation, clock: int) -> pa.Table:
@@ -229,37 +250,55 @@ def orders(sim: Simulation, clock: int) -> pa.Table:
     keep = np.flatnonzero(o["ordered_ts"] < clock)
     # columns in the order of contracts.ORDER_STATUSES; the status is the latest step
     # before the clock
-    steps = np.stack([o[k][keep] for k in ("ordered_ts", "paid_ts", "shipped_ts", "completed_ts",
-                                            "cancelled_ts", "refunded_ts")], axis=1)
+    steps = np.stack(
+        [
+            o[k][keep]
+            for k in (
+                "ordered_ts",
+                "paid_ts",
+                "shipped_ts",
+                "completed_ts",
+                "cancelled_ts",
+                "refunded_ts",
+            )
+        ],
+        axis=1,
+    )
     seen = np.where(steps < clock, steps, -1)
     status = seen.argmax(axis=1)
-    return arrow_table("orders", {
-        "order_id": order_ids(o["order_no"][keep]),
-        "customer_id": customer_ids(o["customer_no"][keep]),
-        "order_status": _codes(ORDER_STATUSES, status),
-        "ordered_at": o["ordered_ts"][keep],
-        "currency": _codes(CURRENCIES, o["currency"][keep]),
-        "subtotal": cents(o["subtotal"][keep]),
-        "discount": cents(o["discount"][keep]),
-        "shipping": cents(o["shipping"][keep]),
-        "tax": cents(o["tax"][keep]),
-        "total": cents(o["total"][keep]),
-        "updated_at": seen.max(axis=1),
-    })
+    return arrow_table(
+        "orders",
+        {
+            "order_id": order_ids(o["order_no"][keep]),
+            "customer_id": customer_ids(o["customer_no"][keep]),
+            "order_status": _codes(ORDER_STATUSES, status),
+            "ordered_at": o["ordered_ts"][keep],
+            "currency": _codes(CURRENCIES, o["currency"][keep]),
+            "subtotal": cents(o["subtotal"][keep]),
+            "discount": cents(o["discount"][keep]),
+            "shipping": cents(o["shipping"][keep]),
+            "tax": cents(o["tax"][keep]),
+            "total": cents(o["total"][keep]),
+            "updated_at": seen.max(axis=1),
+        },
+    )
 
 
 def order_items(sim: Simulation, clock: int) -> pa.Table:
     i, o = sim.items, sim.orders
     ordered = o["ordered_ts"][i["order_no"] - 1]  # order numbers are 1, 2, 3, ...
     keep = np.flatnonzero(ordered < clock)
-    return arrow_table("order_items", {
-        "order_item_id": ids("O", i["order_no"][keep], 8, suffix=i["line"][keep]),
-        "order_id": order_ids(i["order_no"][keep]),
-        "product_id": sim.products.product_id[i["product"][keep]],
-        "quantity": i["quantity"][keep],
-        "unit_price": cents(i["unit_price"][keep]),
-        "updated_at": ordered[keep],
-    })
+    return arrow_table(
+        "order_items",
+        {
+            "order_item_id": ids("O", i["order_no"][keep], 8, suffix=i["line"][keep]),
+            "order_id": order_ids(i["order_no"][keep]),
+            "product_id": sim.products.product_id[i["product"][keep]],
+            "quantity": i["quantity"][keep],
+            "unit_price": cents(i["unit_price"][keep]),
+            "updated_at": ordered[keep],
+        },
+    )
 
 
 def refunds(sim: Simulation, clock: int) -> pa.Table:
@@ -267,14 +306,17 @@ def refunds(sim: Simulation, clock: int) -> pa.Table:
     keep = np.flatnonzero(r["refunded_ts"] < clock)
     rank = _rank_ids(r["refunded_ts"][keep], r["order_no"][keep])
     keep, rank = keep[np.argsort(rank)], np.sort(rank)
-    return arrow_table("refunds", {
-        "refund_id": ids("R", rank, 8),
-        "order_id": order_ids(r["order_no"][keep]),
-        "refunded_at": r["refunded_ts"][keep],
-        "amount": cents(r["amount"][keep]),
-        "reason": r["reason"][keep],
-        "updated_at": r["refunded_ts"][keep],
-    })
+    return arrow_table(
+        "refunds",
+        {
+            "refund_id": ids("R", rank, 8),
+            "order_id": order_ids(r["order_no"][keep]),
+            "refunded_at": r["refunded_ts"][keep],
+            "amount": cents(r["amount"][keep]),
+            "reason": r["reason"][keep],
+            "updated_at": r["refunded_ts"][keep],
+        },
+    )
 
 
 def fx_rates(sim: Simulation, clock: int) -> pa.Table:
@@ -282,11 +324,14 @@ def fx_rates(sim: Simulation, clock: int) -> pa.Table:
     clock_day = (clock - sim.calendar.start_ts) // DAY
     keep = np.flatnonzero(f["day"] < clock_day)
     keep = keep[np.lexsort((f["currency"][keep], f["day"][keep]))]
-    return arrow_table("fx_rates", {
-        "rate_date": _day_numbers(sim, f["day"][keep]),
-        "currency": _codes(CURRENCIES, f["currency"][keep]),
-        "rate_to_usd": f["rate"][keep],
-    })
+    return arrow_table(
+        "fx_rates",
+        {
+            "rate_date": _day_numbers(sim, f["day"][keep]),
+            "currency": _codes(CURRENCIES, f["currency"][keep]),
+            "rate_to_usd": f["rate"][keep],
+        },
+    )
 
 
 def tickets(sim: Simulation, clock: int) -> pa.Table:
@@ -297,25 +342,29 @@ def tickets(sim: Simulation, clock: int) -> pa.Table:
     status = np.zeros(len(t["ticket_id"]), dtype=np.int64)  # "new"
     is_status = e["new_status"] >= 0
     # only status changes count for the status (other events never come before the clock)
-    ticket_of, ev = _latest_before(row, np.where(is_status, e["ts"], NEVER), clock,
-                                   tiebreak=e["seq"])
+    ticket_of, ev = _latest_before(
+        row, np.where(is_status, e["ts"], NEVER), clock, tiebreak=e["seq"]
+    )
     status[ticket_of] = e["new_status"][ev]
     updated = np.zeros(len(t["ticket_id"]), dtype=np.int64)
     seen = e["ts"] < clock
     np.maximum.at(updated, row[seen], e["ts"][seen])
     assigned = t["assigned_ts"][keep] < clock
-    return arrow_table("tickets", {
-        "ticket_id": t["ticket_id"][keep],
-        "requester_email": t["email"][keep],
-        "subject": t["subject"][keep],
-        "category": _codes(TICKET_CATEGORIES, t["category"][keep]),
-        "channel": _codes(TICKET_CHANNELS, t["channel"][keep]),
-        "priority": _codes(PRIORITIES, t["priority"][keep]),
-        "status": _codes(TICKET_STATUSES, status[keep]),
-        "assignee_id": nullable(t["assignee_id"][keep], ~assigned, "int"),
-        "created_at": t["created_ts"][keep],
-        "updated_at": updated[keep],
-    })
+    return arrow_table(
+        "tickets",
+        {
+            "ticket_id": t["ticket_id"][keep],
+            "requester_email": t["email"][keep],
+            "subject": t["subject"][keep],
+            "category": _codes(TICKET_CATEGORIES, t["category"][keep]),
+            "channel": _codes(TICKET_CHANNELS, t["channel"][keep]),
+            "priority": _codes(PRIORITIES, t["priority"][keep]),
+            "status": _codes(TICKET_STATUSES, status[keep]),
+            "assignee_id": nullable(t["assignee_id"][keep], ~assigned, "int"),
+            "created_at": t["created_ts"][keep],
+            "updated_at": updated[keep],
+        },
+    )
 
 
 def ticket_events(sim: Simulation, clock: int) -> pa.Table:
@@ -324,28 +373,36 @@ def ticket_events(sim: Simulation, clock: int) -> pa.Table:
     rank = _rank_ids(e["ts"][keep], e["ticket_id"][keep], e["seq"][keep])
     keep, rank = keep[np.argsort(rank)], np.sort(rank)
     public, status, score = e["is_public"][keep], e["new_status"][keep], e["score"][keep]
-    return arrow_table("ticket_events", {
-        "event_id": rank,
-        "ticket_id": e["ticket_id"][keep],
-        "created_at": e["ts"][keep],
-        "event_type": _codes(EVENT_TYPES, e["event_type"][keep]),
-        "author_role": _codes(ROLES, e["role"][keep]),
-        "is_public": nullable(public == 1, public < 0, "bool"),
-        "new_status": np.where(status >= 0, _codes(TICKET_STATUSES, np.maximum(status, 0)), None),
-        "score": np.where(score >= 0, _codes(SCORES, np.maximum(score, 0)), None),
-    })
+    return arrow_table(
+        "ticket_events",
+        {
+            "event_id": rank,
+            "ticket_id": e["ticket_id"][keep],
+            "created_at": e["ts"][keep],
+            "event_type": _codes(EVENT_TYPES, e["event_type"][keep]),
+            "author_role": _codes(ROLES, e["role"][keep]),
+            "is_public": nullable(public == 1, public < 0, "bool"),
+            "new_status": np.where(
+                status >= 0, _codes(TICKET_STATUSES, np.maximum(status, 0)), None
+            ),
+            "score": np.where(score >= 0, _codes(SCORES, np.maximum(score, 0)), None),
+        },
+    )
 
 
 def agents(sim: Simulation, clock: int) -> pa.Table:
     a = sim.agents
-    return arrow_table("agents", {
-        "agent_id": a.agent_id,
-        "agent_name": a.name,
-        "team": _codes(TEAMS, a.team),
-        "hourly_cost": cents(a.hourly_cost),
-        "currency": a.currency,
-        "active": a.left_ts >= clock,
-    })
+    return arrow_table(
+        "agents",
+        {
+            "agent_id": a.agent_id,
+            "agent_name": a.name,
+            "team": _codes(TEAMS, a.team),
+            "hourly_cost": cents(a.hourly_cost),
+            "currency": a.currency,
+            "active": a.left_ts >= clock,
+        },
+    )
 
 
 def time_entries(sim: Simulation, clock: int) -> pa.Table:
@@ -353,13 +410,16 @@ def time_entries(sim: Simulation, clock: int) -> pa.Table:
     keep = np.flatnonzero(te["logged_ts"] < clock)
     rank = _rank_ids(te["logged_ts"][keep], te["ticket_id"][keep])
     keep, rank = keep[np.argsort(rank)], np.sort(rank)
-    return arrow_table("time_entries", {
-        "time_entry_id": rank,
-        "ticket_id": te["ticket_id"][keep],
-        "agent_id": te["agent_id"][keep],
-        "minutes": te["minutes"][keep],
-        "logged_at": te["logged_ts"][keep],
-    })
+    return arrow_table(
+        "time_entries",
+        {
+            "time_entry_id": rank,
+            "ticket_id": te["ticket_id"][keep],
+            "agent_id": te["agent_id"][keep],
+            "minutes": te["minutes"][keep],
+            "logged_at": te["logged_ts"][keep],
+        },
+    )
 
 
 API_TABLES = {

@@ -117,8 +117,15 @@ def advance(
     if days < 1:
         raise WorldError(f"a world only moves forward: days must be at least 1, not {days}")
     info = read_info(world_dir)
-    return _build(Path(world_dir), info.seed, info.scale, info.start,
-                  info.until + timedelta(days=days), shop_url, progress)
+    return _build(
+        Path(world_dir),
+        info.seed,
+        info.scale,
+        info.start,
+        info.until + timedelta(days=days),
+        shop_url,
+        progress,
+    )
 
 
 def read_info(world_dir: Path) -> WorldInfo:
@@ -133,18 +140,28 @@ def read_info(world_dir: Path) -> WorldInfo:
             row_counts={k: int(v) for k, v in raw["row_counts"].items()},
         )
     except FileNotFoundError:
-        raise WorldError(f"no demo world at {world_dir}: {path} is missing. "
-                         "Generate one first (ops demo generate).") from None
+        raise WorldError(
+            f"no demo world at {world_dir}: {path} is missing. "
+            "Generate one first (ops demo generate)."
+        ) from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise WorldError(f"{path} is not a demo world description ({exc!r}); "
-                         "generate the world again.") from None
+        raise WorldError(
+            f"{path} is not a demo world description ({exc!r}); generate the world again."
+        ) from None
 
 
 # --- building ---------------------------------------------------------------------------
 
 
-def _build(world_dir: Path, seed: int, scale: float, start: date, until: date,
-           shop_url: str | None, progress: Progress | None) -> WorldInfo:
+def _build(
+    world_dir: Path,
+    seed: int,
+    scale: float,
+    start: date,
+    until: date,
+    shop_url: str | None,
+    progress: Progress | None,
+) -> WorldInfo:
     if seed < 0:
         raise WorldError(f"seed must be a non-negative integer, not {seed}")
     if not scale > 0:
@@ -177,8 +194,9 @@ def _build(world_dir: Path, seed: int, scale: float, start: date, until: date,
     _write_sheets(sheets, world_dir / "landing")
 
     info = WorldInfo(seed, scale, start, until, {e.name: counts[e.name] for e in ENTITIES})
-    _write_atomic(world_dir / INFO_FILE,
-                  (json.dumps(info.to_json(), indent=2) + "\n").encode("utf-8"))
+    _write_atomic(
+        world_dir / INFO_FILE, (json.dumps(info.to_json(), indent=2) + "\n").encode("utf-8")
+    )
     return info
 
 
@@ -255,8 +273,10 @@ def _write_sqlite(tables: dict[str, pa.Table], path: Path) -> None:
                 cols = ", ".join(table.column_names)
                 marks = ", ".join("?" * table.num_columns)
                 for batch in _batches(table):
-                    conn.executemany(f"INSERT INTO {name} ({cols}) VALUES ({marks})",
-                                     _python_rows(batch, text_timestamps=True))
+                    conn.executemany(
+                        f"INSERT INTO {name} ({cols}) VALUES ({marks})",
+                        _python_rows(batch, text_timestamps=True),
+                    )
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -266,15 +286,23 @@ def _write_sqlite(tables: dict[str, pa.Table], path: Path) -> None:
 def _write_database(tables: dict[str, pa.Table], url: str) -> None:
     """Replace the shop tables in one transaction: readers see the old shop or the new."""
     try:
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
         engine = sa.create_engine(url)
-    except Exception as exc:
-        raise WorldError(f"cannot use the shop URL {sa.engine.make_url(url)!r}: {exc}") from exc
+    except Exception as exc:  # a malformed URL or a missing driver
+        raise WorldError(f"cannot use the shop URL {url.split('@')[-1]!r}: {exc}") from exc
     try:
         with engine.begin() as conn:
             metadata.drop_all(conn)
             metadata.create_all(conn)
             for name, table in tables.items():
                 _insert(conn, name, table)
+    except sa.exc.SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise WorldError(
+            f"could not write the shop database {shown}: {reason}. Check that the "
+            "database server runs and the shop URL is right; the world directory "
+            "and the database were left as they were."
+        ) from exc
     finally:
         engine.dispose()
 
@@ -285,8 +313,10 @@ def _insert(conn: sa.Connection, name: str, table: pa.Table) -> None:
         _copy_postgres(conn, name, table, driver)
         return
     for batch in _batches(table):
-        rows = [dict(zip(batch.column_names, row, strict=True))
-                for row in _python_rows(batch, text_timestamps=False)]
+        rows = [
+            dict(zip(batch.column_names, row, strict=True))
+            for row in _python_rows(batch, text_timestamps=False)
+        ]
         conn.execute(metadata.tables[name].insert(), rows)
 
 
@@ -338,8 +368,9 @@ def _summary(info: WorldInfo, world_dir: Path, shop_url: str | None, seconds: fl
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Demo world {info.start} … {info.until} "
-                        f"(clock {info.clock:%Y-%m-%d %H:%M} UTC)")
+    table = Table(
+        title=f"Demo world {info.start} … {info.until} (clock {info.clock:%Y-%m-%d %H:%M} UTC)"
+    )
     table.add_column("source")
     table.add_column("entity")
     table.add_column("rows", justify="right")
@@ -355,25 +386,34 @@ def _summary(info: WorldInfo, world_dir: Path, shop_url: str | None, seconds: fl
         table.add_row(e.source, e.name, f"{info.row_counts[e.name]:,}", where)
     console = Console()
     console.print(table)
-    console.print(f"seed {info.seed}, scale {info.scale:g}; done in {seconds:.1f} s "
-                  f"({sum(info.row_counts.values()):,} rows).")
+    console.print(
+        f"seed {info.seed}, scale {info.scale:g}; done in {seconds:.1f} s "
+        f"({sum(info.row_counts.values()):,} rows)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    parser = argparse.ArgumentParser(prog="python -m ops_warehouse.demo.world",
-                                     description="Generate or advance the demo world.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ops_warehouse.demo.world", description="Generate or advance the demo world."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="a new world")
     gen.add_argument("--dir", type=Path, required=True)
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--scale", type=float, default=1.0)
-    gen.add_argument("--until", type=date.fromisoformat, required=True,
-                     help="the last day of the world (YYYY-MM-DD)")
+    gen.add_argument(
+        "--until",
+        type=date.fromisoformat,
+        required=True,
+        help="the last day of the world (YYYY-MM-DD)",
+    )
     gen.add_argument("--history-days", type=int, default=730)
-    gen.add_argument("--shop-url", help="SQLAlchemy URL of the shop database "
-                                        "(default: shop.sqlite in the world directory)")
+    gen.add_argument(
+        "--shop-url",
+        help="SQLAlchemy URL of the shop database (default: shop.sqlite in the world directory)",
+    )
     adv = sub.add_parser("advance", help="move an existing world forward")
     adv.add_argument("--dir", type=Path, required=True)
     adv.add_argument("--days", type=int, required=True)
@@ -384,13 +424,20 @@ def main(argv: list[str] | None = None) -> int:
     started = clock_time.monotonic()
     try:
         with console.status("building the demo world …") as status:
+
             def report(msg: str) -> None:
                 status.update(f"demo world: {msg}")
 
             if args.command == "generate":
-                info = generate(args.dir, seed=args.seed, scale=args.scale, until=args.until,
-                                history_days=args.history_days, shop_url=args.shop_url,
-                                progress=report)
+                info = generate(
+                    args.dir,
+                    seed=args.seed,
+                    scale=args.scale,
+                    until=args.until,
+                    history_days=args.history_days,
+                    shop_url=args.shop_url,
+                    progress=report,
+                )
             else:
                 info = advance(args.dir, days=args.days, shop_url=args.shop_url, progress=report)
     except OpsWarehouseError as exc:

@@ -51,7 +51,9 @@ def _cast(field: Field, values: list[Any]) -> pa.Array:
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
 
 
-def _convert_column(entity: Entity, field: Field, values: list[Any], rows: Sequence[dict]) -> pa.Array:
+def _convert_column(
+    entity: Entity, field: Field, values: list[Any], rows: Sequence[dict]
+) -> pa.Array:
     try:
         return _cast(field, values)
     except _CAST_ERRORS:
@@ -128,9 +130,11 @@ def columns_to_arrow(entity: Entity, names: list[str], columns: list[list[Any]])
     for f in entity.fields:
         values = by_name[f.name]
         if f.type == "timestamp":
-            arrays.append(pa.array(values, pa.timestamp("us")).cast(ARROW_TYPES["timestamp"])
-                          if values and getattr(_first(values), "tzinfo", None) is None
-                          else pa.array(values, ARROW_TYPES["timestamp"]))
+            arrays.append(
+                pa.array(values, pa.timestamp("us")).cast(ARROW_TYPES["timestamp"])
+                if values and getattr(_first(values), "tzinfo", None) is None
+                else pa.array(values, ARROW_TYPES["timestamp"])
+            )
         elif f.type in ("decimal", "date", "float", "int", "bool"):
             try:
                 arrays.append(pa.array(values, ARROW_TYPES[f.type]))

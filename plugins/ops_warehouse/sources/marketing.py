@@ -57,8 +57,11 @@ def read_ad_performance(
     api: ApiClient, entity: Entity, state: dict, window: Window, settings: Settings
 ) -> Iterator[pa.Table]:
     start, end = ad_window(state, window, settings.ad_lookback_days)
-    params = {"start_date": start.isoformat(), "end_date": end.isoformat(),
-              "page_size": settings.page_size}
+    params = {
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "page_size": settings.page_size,
+    }
     for rows in _pages(api, entity, params):
         yield rows_to_arrow(entity, rows)
     last = state.get("last_date")
@@ -106,5 +109,7 @@ def read_sheets(landing_dir: Path, entity: Entity) -> Iterator[pa.Table]:
         try:
             table = rows_to_arrow(entity, rows)
         except SourceDataError as exc:
-            raise SourceDataError(f"{exc} (file {path.name}; row numbers count data rows from 0)") from None
+            raise SourceDataError(
+                f"{exc} (file {path.name}; row numbers count data rows from 0)"
+            ) from None
         yield table.append_column("_file_name", pa.array([path.name] * table.num_rows, pa.string()))

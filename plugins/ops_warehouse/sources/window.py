@@ -22,7 +22,7 @@ class Window:
     end: datetime
 
     @classmethod
-    def of(cls, start: datetime | None, end: datetime) -> "Window":
+    def of(cls, start: datetime | None, end: datetime) -> Window:
         end = end.astimezone(UTC)
         start = end - timedelta(days=1) if start is None else start.astimezone(UTC)
         if start >= end:

@@ -14,17 +14,17 @@ tickets as (
 
     select
         ticket_id,
-        {{ to_business_date('created_at') }} as created_date
+        created_at
     from {{ ref('stg_support__tickets') }}
     where {{ to_business_date('created_at') }} <= {{ as_of_date() }}
 
 ),
 
-ticket_events as (
+status_changes as (
 
     select
-        event_id,
         ticket_id,
+        event_id,
         created_at,
         new_status
     from {{ ref('stg_support__ticket_events') }}
@@ -34,73 +34,80 @@ ticket_events as (
 
 ),
 
-status_changes as (
-
-    -- a change stamped before its ticket was created counts from the creation day
-    select
-        ticket_events.ticket_id,
-        ticket_events.event_id,
-        ticket_events.created_at,
-        ticket_events.new_status,
-        case
-            when {{ to_business_date('ticket_events.created_at') }} < tickets.created_date
-                then tickets.created_date
-            else {{ to_business_date('ticket_events.created_at') }}
-        end as status_date
-    from ticket_events
-    inner join tickets
-        on ticket_events.ticket_id = tickets.ticket_id
-
-),
-
-day_end_statuses as (
-
-    -- on a day with several changes the last one is the status the ticket ends the day with
-    select
-        ticket_id,
-        status_date,
-        new_status as ticket_status,
-        row_number() over (
-            partition by ticket_id, status_date
-            order by created_at desc, event_id desc
-        ) as recency_rank
-    from status_changes
-
-),
-
 status_starts as (
 
+    -- a ticket is `new` from its creation, then takes each status change's new_status.
+    -- Creations and changes are stacked and dated with window functions rather than joined:
+    -- PostgreSQL's planner estimates a handful of rows for the staging views (their
+    -- row_number() = 1 filter) and would loop over every event for every ticket.
     select
         ticket_id,
-        created_date as valid_from,
+        created_at as started_at,
+        cast(null as bigint) as event_id,
         'new' as ticket_status,
-        0 as start_priority
+        0 as is_change
     from tickets
 
     union all
 
     select
         ticket_id,
-        status_date as valid_from,
-        ticket_status,
-        1 as start_priority
-    from day_end_statuses
-    where recency_rank = 1
+        created_at as started_at,
+        event_id,
+        new_status as ticket_status,
+        1 as is_change
+    from status_changes
 
 ),
 
-status_starts_deduplicated as (
+status_starts_dated as (
 
-    -- a change on the creation day wins over the `new` the ticket was born with
     select
         ticket_id,
-        valid_from,
+        started_at,
+        event_id,
         ticket_status,
+        is_change,
+        {{ to_business_date('started_at') }} as started_date,
+        -- null for the events of a ticket that is not in tickets (orphans, or created later)
+        min(case when is_change = 0 then {{ to_business_date('started_at') }} end) over (
+            partition by ticket_id
+        ) as created_date
+    from status_starts
+
+),
+
+status_starts_clamped as (
+
+    -- a change stamped before its ticket was created counts from the creation day
+    select
+        ticket_id,
+        started_at,
+        event_id,
+        ticket_status,
+        is_change,
+        case
+            when started_date < created_date then created_date
+            else started_date
+        end as valid_from
+    from status_starts_dated
+    where created_date is not null
+
+),
+
+day_end_statuses as (
+
+    -- the status a ticket ends each day with: the day's last change, else `new` on its
+    -- creation day
+    select
+        ticket_id,
+        ticket_status,
+        valid_from,
         row_number() over (
             partition by ticket_id, valid_from
-            order by start_priority desc
-        ) as start_rank
-    from status_starts
+            order by is_change desc, started_at desc, event_id desc
+        ) as day_rank
+    from status_starts_clamped
 
 ),
 
@@ -115,8 +122,8 @@ status_periods as (
             partition by ticket_id
             order by valid_from
         ) as valid_until
-    from status_starts_deduplicated
-    where start_rank = 1
+    from day_end_statuses
+    where day_rank = 1
 
 ),
 
@@ -177,7 +184,9 @@ date_spine as (
 
     select
         cast(first_days.first_date + day_offsets.day_offset as date) as date_day
-    from (select min(created_date) as first_date from tickets) as first_days
+    from (
+        select min({{ to_business_date('created_at') }}) as first_date from tickets
+    ) as first_days
     cross join day_offsets
     where first_days.first_date + day_offsets.day_offset <= {{ as_of_date() }}
 

@@ -48,7 +48,7 @@ fx_rates_daily as (
 
 ),
 
-priced as (
+entries_priced as (
 
     select
         time_entries.time_entry_id,
@@ -59,17 +59,76 @@ priced as (
         time_entries.logged_date,
         time_entries.minutes,
         agents.hourly_cost,
-        agents.currency as hourly_cost_currency,
-        fx_rates_daily.rate_to_reporting as fx_rate_to_reporting,
-        -- 60 x the cost in reporting cents, exact; + 30 rounds half up in the floor division
-        time_entries.minutes * agents.hourly_cost * fx_rates_daily.rate_to_reporting * 100 + 30
-            as cost_cents_x60_rounding
+        agents.currency as hourly_cost_currency
     from time_entries
     inner join agents
         on time_entries.agent_id = agents.agent_id
-    inner join fx_rates_daily
-        on time_entries.logged_date = fx_rates_daily.date_day
-        and agents.currency = fx_rates_daily.currency
+
+),
+
+rate_lookups as (
+
+    -- the entry's fx rate by (currency, day), looked up with a window over entries and rates
+    -- stacked together rather than a join: PostgreSQL's planner estimates a handful of rows for
+    -- the staging views (their row_number() = 1 filter) and would scan every (day, currency)
+    -- rate once per entry
+    select
+        time_entry_id,
+        ticket_id,
+        agent_id,
+        team,
+        logged_at,
+        logged_date as date_day,
+        minutes,
+        hourly_cost,
+        hourly_cost_currency as currency,
+        cast(null as numeric(18, 10)) as rate_to_reporting
+    from entries_priced
+
+    union all
+
+    select
+        cast(null as bigint) as time_entry_id,
+        cast(null as bigint) as ticket_id,
+        cast(null as bigint) as agent_id,
+        cast(null as text) as team,
+        cast(null as timestamp with time zone) as logged_at,
+        date_day,
+        cast(null as bigint) as minutes,
+        cast(null as numeric(18, 2)) as hourly_cost,
+        currency,
+        rate_to_reporting
+    from fx_rates_daily
+
+),
+
+entries_rated as (
+
+    select
+        time_entry_id,
+        ticket_id,
+        agent_id,
+        team,
+        logged_at,
+        date_day as logged_date,
+        minutes,
+        hourly_cost,
+        currency as hourly_cost_currency,
+        -- int_fx_rates_daily has one rate per (day, currency)
+        max(rate_to_reporting) over (partition by currency, date_day) as fx_rate_to_reporting
+    from rate_lookups
+
+),
+
+entries_converted as (
+
+    select
+        *,
+        -- 60 x the cost in reporting cents, exact; + 30 rounds half up in the floor division
+        minutes * hourly_cost * fx_rate_to_reporting * 100 + 30 as cost_cents_x60_rounding
+    from entries_rated
+    where time_entry_id is not null
+        and fx_rate_to_reporting is not null
 
 ),
 
@@ -93,7 +152,7 @@ final as (
             ) * 0.01
             as numeric(18, 2)
         ) as cost
-    from priced
+    from entries_converted
 
 )
 

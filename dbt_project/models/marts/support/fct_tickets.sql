@@ -233,6 +233,7 @@ joined as (
         {{ dbt.dateadd('minute', 'sla_targets.sla_target_minutes', 'tickets_to_build.created_at') }}
             as first_reply_due_at,
         ticket_events_summarised.satisfaction,
+        ticket_events_summarised.satisfaction_rated_at,
         coalesce(ticket_time.handle_minutes, 0) as handle_minutes,
         coalesce(ticket_time.support_cost, 0) as support_cost,
         tickets_to_build.updated_at,
@@ -283,6 +284,7 @@ final as (
         satisfaction,
         handle_minutes,
         cast(support_cost as numeric(18, 2)) as support_cost,
+        satisfaction_rated_at,
         updated_at,
         last_event_at,
         _loaded_at

@@ -16,6 +16,15 @@ from ops_warehouse.contracts import ENTITIES, Entity
 from ops_warehouse.settings import Settings
 
 
+def day_window(day: date):
+    from datetime import timedelta
+
+    from ops_warehouse.sources.window import Window
+
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return Window(start, start + timedelta(days=1))
+
+
 def norm(value: Any, type_: str) -> Any:
     if value is None:
         return None
@@ -98,3 +107,65 @@ def duplicate_keys(settings: Settings) -> dict[str, int]:
                 f"select count(*) - count(distinct ({key})) from {entity.raw_schema}.{entity.name}"
             ).fetchone()[0]
     return out
+
+
+MART_TABLES = (
+    "dim_date", "dim_customers", "dim_campaigns", "fct_orders", "fct_ad_performance_daily",
+    "fct_tickets", "kpi_daily", "kpi_scorecard", "retention_cohorts", "churn_monthly",
+    "churn_drivers", "channel_roi_monthly", "campaign_performance_monthly",
+    "support_cost_monthly",
+)
+
+
+def read_table(settings: Settings, schema: str, table: str):
+    """One warehouse table as a pandas DataFrame with comparable, engine-neutral values."""
+    import pandas as pd
+
+    from ops_warehouse.warehouse import query
+
+    cols = [r[0] for r in query(
+        settings,
+        "select column_name from information_schema.columns where table_schema = ? and "
+        "table_name = ? order by ordinal_position",
+        [schema, table],
+    )]
+    rows = query(settings, f"select * from {schema}.{table}")
+    frame = pd.DataFrame([[_neutral(v) for v in row] for row in rows], columns=cols)
+    return frame.sort_values(list(frame.columns), ignore_index=True, key=lambda c: c.astype(str))
+
+
+def _neutral(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(round(value, 6))
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 9)
+    return value
+
+
+def frames_differ(left, right, tolerance: float = 1e-6) -> str | None:
+    """A description of the first difference between two tables, or None when they match
+    (floating point within ``tolerance``; money columns are numeric and compared exactly)."""
+    import math
+
+    if list(left.columns) != list(right.columns):
+        return f"columns differ: {list(left.columns)} vs {list(right.columns)}"
+    if len(left) != len(right):
+        return f"row counts differ: {len(left)} vs {len(right)}"
+    for index in range(len(left)):
+        for col in left.columns:
+            a, b = left.at[index, col], right.at[index, col]
+            a_null = a is None or (isinstance(a, float) and math.isnan(a))
+            b_null = b is None or (isinstance(b, float) and math.isnan(b))
+            if a_null and b_null:
+                continue
+            if isinstance(a, float) and isinstance(b, float):
+                if math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance):
+                    continue
+            elif a == b:
+                continue
+            return f"row {index}, column {col}: {a!r} vs {b!r}"
+    return None

@@ -116,9 +116,16 @@ def _pipeline(source: str, settings: Settings):
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     # Decimal/timestamp hints from Arrow are kept; dlt's notice about it is noise here.
     logging.getLogger("dlt").setLevel(logging.ERROR)
+    if settings.warehouse == "postgres":
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings.postgres_url).set(drivername="postgresql")
+        destination = dlt.destinations.postgres(url.render_as_string(hide_password=False))
+    else:
+        destination = dlt.destinations.duckdb(str(settings.warehouse_path))
     return dlt.pipeline(
-        pipeline_name=f"ops_{source}",
-        destination=dlt.destinations.duckdb(str(settings.warehouse_path)),
+        pipeline_name=f"ops_{source}_{settings.warehouse}",
+        destination=destination,
         dataset_name=f"raw_{source}",
         pipelines_dir=str(settings.dlt_dir),
         progress="log" if os.environ.get("OPS_DLT_PROGRESS") else None,
@@ -177,20 +184,19 @@ def _unwrapped(step, *args, **kwargs):
 
 
 def raw_counts(settings: Settings, source: str) -> dict[str, int]:
-    import duckdb
+    """Rows per raw table of one source, in whichever warehouse the settings name."""
+    from ops_warehouse.warehouse import query
 
-    counts = {}
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        existing = {
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = ?",
-                [f"raw_{source}"],
-            ).fetchall()
-        }
-        for entity in entities_of(source):
-            if entity.name in existing:
-                counts[entity.name] = con.execute(
-                    f'select count(*) from raw_{source}."{entity.name}"'
-                ).fetchone()[0]
-    return counts
+    tables = {
+        r[0]
+        for r in query(
+            settings,
+            "select table_name from information_schema.tables where table_schema = ?",
+            [f"raw_{source}"],
+        )
+    }
+    return {
+        e.name: query(settings, f'select count(*) from raw_{source}."{e.name}"')[0][0]
+        for e in entities_of(source)
+        if e.name in tables
+    }

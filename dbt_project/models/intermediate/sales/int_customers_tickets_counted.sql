@@ -39,15 +39,48 @@ tickets_to_date as (
 
 ),
 
+email_rows as (
+
+    -- Customers and tickets stacked on the normalized email and counted with a window rather
+    -- than joined: PostgreSQL cannot estimate the rows of staging's latest-version filter and
+    -- would pair every customer with every ticket in a nested loop.
+    select
+        customer_id,
+        email_normalized,
+        0 as is_ticket
+    from customers_to_date
+
+    union all
+
+    select
+        null as customer_id,
+        requester_email_normalized as email_normalized,
+        1 as is_ticket
+    from tickets_to_date
+    where requester_email_normalized is not null
+
+),
+
+emails_counted as (
+
+    select
+        customer_id,
+        email_normalized,
+        is_ticket,
+        sum(is_ticket) over (partition by email_normalized) as tickets_with_email
+    from email_rows
+
+),
+
 final as (
 
     select
-        customers_to_date.customer_id,
-        count(tickets_to_date.ticket_id) as tickets_total
-    from customers_to_date
-    left join tickets_to_date
-        on customers_to_date.email_normalized = tickets_to_date.requester_email_normalized
-    group by customers_to_date.customer_id
+        customer_id,
+        cast(
+            case when email_normalized is null then 0 else tickets_with_email end as bigint
+        ) as tickets_total
+    from emails_counted
+    where is_ticket = 0
 
 )
 

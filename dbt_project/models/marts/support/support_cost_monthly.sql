@@ -1,11 +1,12 @@
 {#-
     One row per business month x support team, from the first month with a ticket or a time
-    entry to the as-of month (marts.md "support_cost_monthly"); a team-month without activity has zeros and NULL
-    ratios.
+    entry to the as-of month (marts.md "support_cost_monthly"); a team-month without activity
+    has zeros and NULL ratios.
 
     - tickets_solved: tickets whose solved_at (fct_tickets) falls in the month, credited to the
       team of the ticket's assignee (the helpdesk serves the current assignee and the agent's
       current team only); a solved ticket with no known assignee goes to team `unassigned`.
+      The helpdesk has no "solved by": the assignee owns the ticket.
     - handle_hours, support_cost: time entries logged in the month by the team's agents
       (int_time_entries_costed: the agent's current team).
     - active_customers: customers with a recognized order in the 90 days ending on the month's

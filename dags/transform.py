@@ -1,17 +1,32 @@
 """
 # transform
 
-Airflow DAG: builds the warehouse models with dbt once all three raw assets have been
-updated (`raw_marketing`, `raw_sales`, `raw_support`): staging views that type, rename
-and deduplicate every raw table, with their key and accepted-value tests.
+Airflow DAG: write → audit → publish, once all three raw assets have been updated
+(`raw_marketing`, `raw_sales`, `raw_support`), as of the oldest day they loaded.
 
-Runs in the single-slot `warehouse_writer` pool: only one task writes the working
-DuckDB at a time. Updates the `staged` asset.
+1. `validate_raw`: Great Expectations suites over the raw layer; starts the run's row in
+   `audit.pipeline_runs`.
+2. `dbt_build`: staging, intermediate and marts in the working warehouse, with dbt's tests.
+3. `validate_marts`: the marts' suites (keys, identities, rates, reconciliation).
+4. `publish`: only now do readers see the new marts and audit trail (an atomic file swap
+   on DuckDB, a schema swap on PostgreSQL). Updates the `published` asset.
+5. `data_docs`: rebuilds the Data Docs site and prints where it is.
+
+A blocking check fails its task at once (no retry: the data would not change), after its
+results are in `audit.dq_results`, the run is marked `blocked` and the data engineers are
+alerted; the published warehouse stays as it was. Warnings are recorded and alerted, and
+the run goes on. Every task runs in the single-slot `warehouse_writer` pool.
 """
 
 from airflow.sdk import dag, task
 
-from ops_warehouse.orchestration import DEFAULT_ARGS, RAW_ASSETS, STAGED, START_DATE, WRITER_POOL
+from ops_warehouse.orchestration import (
+    DEFAULT_ARGS,
+    PUBLISHED,
+    RAW_ASSETS,
+    START_DATE,
+    WRITER_POOL,
+)
 
 
 @dag(
@@ -20,18 +35,48 @@ from ops_warehouse.orchestration import DEFAULT_ARGS, RAW_ASSETS, STAGED, START_
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    tags=["ops-warehouse", "transform", "dbt"],
+    tags=["ops-warehouse", "transform", "dbt", "quality"],
     doc_md=__doc__,
 )
 def transform():
-    @task(pool=WRITER_POOL, outlets=[STAGED])
-    def dbt_build(triggering_asset_events=None, data_interval_end=None) -> dict:
-        """`dbt build` of every model and test as of the loaded day; fails on any failure."""
-        from ops_warehouse.pipeline_tasks import run_transform
+    @task(pool=WRITER_POOL)
+    def validate_raw(**context) -> dict:
+        """Check the raw layer before dbt reads it; blocking failures fail the task."""
+        from ops_warehouse.pipeline_tasks import run_validation
 
-        return run_transform(triggering_asset_events, data_interval_end)
+        return run_validation("raw", context)
 
-    dbt_build()
+    @task(pool=WRITER_POOL)
+    def dbt_build(validated: dict, **context) -> dict:
+        """`dbt build` of every model and test as of the run's as-of date."""
+        from ops_warehouse.pipeline_tasks import run_dbt_build
+
+        return run_dbt_build(context)
+
+    @task(pool=WRITER_POOL)
+    def validate_marts(built: dict, **context) -> dict:
+        """Check the marts dbt just built; blocking failures fail the task."""
+        from ops_warehouse.pipeline_tasks import run_validation
+
+        return run_validation("marts", context)
+
+    @task(pool=WRITER_POOL, outlets=[PUBLISHED])
+    def publish(validated: dict, **context) -> dict:
+        """Make the validated marts and the audit trail what readers see."""
+        from ops_warehouse.pipeline_tasks import run_publish
+
+        summary = run_publish(context)
+        context["outlet_events"][PUBLISHED].extra = summary
+        return summary
+
+    @task(pool=WRITER_POOL)
+    def data_docs(published: dict) -> dict:
+        """Rebuild the Data Docs site; its path is printed in the log."""
+        from ops_warehouse.pipeline_tasks import run_data_docs
+
+        return run_data_docs()
+
+    data_docs(publish(validate_marts(dbt_build(validate_raw()))))
 
 
 transform()

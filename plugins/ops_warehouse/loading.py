@@ -23,16 +23,25 @@ from ops_warehouse.contracts import Entity, entities_of
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings, get_settings
 from ops_warehouse.sources import marketing, sales, support
+from ops_warehouse.sources.arrow_rows import Batch
 from ops_warehouse.sources.window import Window
 
 log = logging.getLogger(__name__)
 
-Reader = Callable[[Entity, dict, Window], Iterator[pa.Table]]
+Reader = Callable[[Entity, dict, Window], Iterator[Batch]]
+
+QUARANTINE_TABLE = "_quarantine"
+
+
+class QuarantineThresholdExceeded(OpsWarehouseError):
+    """Too large a share of one entity's rows broke row-level rules: the load blocks."""
 
 
 @dataclass
 class EntityStats:
     rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
     raw_rows: int = 0
 
 
@@ -56,8 +65,8 @@ def _readers(source: str, settings: Settings, stack: ExitStack) -> dict[str, Rea
             "ad_performance": lambda e, s, w: marketing.read_ad_performance(api, e, s, w, settings),
             "campaigns": lambda e, s, w: marketing.read_campaigns(api, e, s, w, settings),
             "signups": lambda e, s, w: marketing.read_signups(api, e, s, w, settings),
-            "budget": lambda e, s, w: marketing.read_sheets(settings.landing_dir, e),
-            "kpi_targets": lambda e, s, w: marketing.read_sheets(settings.landing_dir, e),
+            "budget": lambda e, s, w: marketing.read_sheets(settings.landing_dir, e, w),
+            "kpi_targets": lambda e, s, w: marketing.read_sheets(settings.landing_dir, e, w),
         }
     if source == "sales":
         conn = stack.enter_context(sales.engine(settings).connect())
@@ -82,11 +91,23 @@ def _primary_key(entity: Entity) -> list[str]:
     )
 
 
-def _resource(entity: Entity, reader: Reader, window: Window, run_id: str, stats: EntityStats):
+def _resource(
+    entity: Entity,
+    reader: Reader,
+    window: Window,
+    run_id: str,
+    stats: EntityStats,
+    threshold: float,
+):
     import dlt
 
     loaded_at = datetime.now(UTC)
     columns = {entity.cursor: {"dedup_sort": "desc"}} if entity.mode == "cursor" else None
+    quarantine_hints = dlt.mark.make_hints(
+        table_name=QUARANTINE_TABLE,
+        primary_key=["entity", "record_key", "reason"],
+        write_disposition="merge",
+    )
 
     @dlt.resource(
         name=entity.name,
@@ -96,17 +117,47 @@ def _resource(entity: Entity, reader: Reader, window: Window, run_id: str, stats
     )
     def rows() -> Iterator[pa.Table]:
         state = dlt.current.resource_state()
-        for table in reader(entity, state, window):
-            stats.rows_read += table.num_rows
-            if table.num_rows == 0:
-                continue
-            n = table.num_rows
-            table = table.append_column(
-                "_loaded_at", pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
-            ).append_column("_load_id", pa.array([run_id] * n, pa.string()))
-            yield table
+        reasons: dict[str, int] = {}
+        for batch in reader(entity, state, window):
+            stats.rows_read += batch.rows_read
+            stats.rows_loaded += batch.table.num_rows
+            stats.rows_quarantined += batch.quarantined.num_rows
+            if batch.table.num_rows:
+                yield _with_metadata(batch.table, loaded_at, run_id)
+            if batch.quarantined.num_rows:
+                for reason in batch.quarantined["reason"].to_pylist():
+                    reasons[reason] = reasons.get(reason, 0) + 1
+                yield dlt.mark.with_hints(
+                    _with_metadata(batch.quarantined, loaded_at, run_id, quarantine=True),
+                    quarantine_hints,
+                    create_table_variant=True,
+                )
+        if stats.rows_read and stats.rows_quarantined / stats.rows_read > threshold:
+            top = ", ".join(
+                f"{n}× {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:3]
+            )
+            raise QuarantineThresholdExceeded(
+                f"{entity.source}.{entity.name}: {stats.rows_quarantined} of {stats.rows_read} "
+                f"rows broke row-level rules ({stats.rows_quarantined / stats.rows_read:.1%}, "
+                f"threshold {threshold:.1%}, setting OPS_QUARANTINE_THRESHOLD); the load is "
+                f"blocked and nothing of it was written. Most frequent: {top}"
+            )
 
     return rows()
+
+
+def _with_metadata(
+    table: pa.Table, loaded_at: datetime, run_id: str, quarantine: bool = False
+) -> pa.Table:
+    n = table.num_rows
+    stamp = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
+    if quarantine:
+        return table.append_column("run_id", pa.array([run_id] * n, pa.string())).append_column(
+            "quarantined_at", stamp
+        )
+    return table.append_column("_loaded_at", stamp).append_column(
+        "_load_id", pa.array([run_id] * n, pa.string())
+    )
 
 
 def _pipeline(source: str, settings: Settings):
@@ -151,13 +202,16 @@ def load_source(
         log.warning("%s: finishing a load package left by an interrupted run", source)
         pipeline.normalize()
         pipeline.load()
+    threshold = getattr(settings, "quarantine_threshold", 0.01)
     with ExitStack() as stack:
         readers = _readers(source, settings, stack)
         chosen = [e for e in entities_of(source) if entities is None or e.name in entities]
         resources = []
         for entity in chosen:
             stats = summary.entities.setdefault(entity.name, EntityStats())
-            resources.append(_resource(entity, readers[entity.name], window, run_id, stats))
+            resources.append(
+                _resource(entity, readers[entity.name], window, run_id, stats, threshold)
+            )
         _unwrapped(pipeline.extract, resources)
     _unwrapped(pipeline.normalize)
     _unwrapped(pipeline.load, raise_on_failed_jobs=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
+from ops_warehouse.alerts import on_task_failure
 from ops_warehouse.settings import get_settings
 
 # Exactly one task writes the working DuckDB at a time: every writer runs in this pool,
@@ -21,7 +22,8 @@ RAW_ASSETS = {
     source: Asset(name=f"raw_{source}", uri=f"ops://warehouse/raw_{source}")
     for source in ("marketing", "sales", "support")
 }
-STAGED = Asset(name="staged", uri="ops://warehouse/staging")
+# Updated when a validated warehouse has been published (what reports and BI tools read).
+PUBLISHED = Asset(name="published", uri="ops://warehouse/published")
 
 START_DATE = datetime(2024, 1, 1)
 
@@ -30,6 +32,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
+    # A task that fails for good is recorded in audit.pipeline_runs and alerted.
+    "on_failure_callback": on_task_failure,
 }
 
 

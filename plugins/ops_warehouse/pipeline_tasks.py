@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from ops_warehouse.errors import OpsWarehouseError
+
+if TYPE_CHECKING:
+    from ops_warehouse.audit import RunInfo
+    from ops_warehouse.quality.results import CheckResult
+    from ops_warehouse.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class QualityGateBlocked(AirflowFailException, OpsWarehouseError):
+    """Blocking checks failed: the task fails at once (a retry would see the same data) and
+    the run does not publish. Results are recorded and the alert sent before it is raised."""
 
 
 def run_load(
@@ -51,10 +67,127 @@ def as_of_from_events(triggering_asset_events, data_interval_end: datetime | Non
     return (data_interval_end - timedelta(microseconds=1)).date()
 
 
-def run_transform(triggering_asset_events, data_interval_end: datetime | None) -> dict:
+# --- transform: validate → dbt build → validate → publish -------------------------------
+
+
+def run_info(context: Mapping[str, Any]) -> RunInfo:
+    """The DAG run a task belongs to, as the audit trail identifies it."""
+    from ops_warehouse.audit import RunInfo
+
+    dag_run = context.get("dag_run")
+    ti = context.get("ti")
+    return RunInfo(
+        dag_id=getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", "manual"),
+        run_id=context.get("run_id") or getattr(ti, "run_id", None) or "manual",
+        logical_date=context.get("logical_date"),
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+    )
+
+
+def transform_as_of(context: Mapping[str, Any]) -> date:
+    return as_of_from_events(
+        context.get("triggering_asset_events"), context.get("data_interval_end")
+    )
+
+
+def enforce_quality_gate(
+    settings: Settings,
+    run: RunInfo,
+    layer: str,
+    results: Sequence[CheckResult],
+    context: Mapping[str, Any],
+) -> dict:
+    """Record a layer's check results; on blocking failures mark the run blocked, alert and
+    raise ``QualityGateBlocked``; on warnings alert and go on."""
+    from ops_warehouse import audit
+    from ops_warehouse.alerts import alert_from_context, send_alert
+
+    audit.record_dq_results(settings, run, results)
+    blocking = [r for r in results if r.is_blocking_failure]
+    warned = [r for r in results if not r.success and not r.is_blocking_failure]
+    for result in blocking + warned:
+        log.warning("%s", result.describe())
+    log.info("%s checks: %d run, %d blocking failures, %d warnings",
+             layer, len(results), len(blocking), len(warned))
+    if not (blocking or warned):
+        return {"checks": len(results), "warnings": 0}
+    docs = data_docs(settings)
+    checks = [r.describe() for r in blocking + warned]
+    if blocking:
+        message = (
+            f"{len(blocking)} blocking {layer} check(s) failed, nothing was published: "
+            + "; ".join(r.describe() for r in blocking[:5])
+            + (f"; … and {len(blocking) - 5} more" if len(blocking) > 5 else "")
+        )
+        audit.record_run_finish(settings, run, "blocked", message=message)
+        send_alert(alert_from_context(context, "blocking checks failed", failing_checks=checks,
+                                      data_docs=docs), settings)
+        raise QualityGateBlocked(message)
+    send_alert(alert_from_context(context, "checks warned", failing_checks=checks,
+                                  data_docs=docs), settings)
+    return {"checks": len(results), "warnings": len(warned)}
+
+
+def data_docs(settings: Settings) -> str | None:
+    """Rebuild the Data Docs site and return where it is (None, logged, if that failed: the
+    docs illustrate a run, they must not decide it)."""
+    from ops_warehouse.quality import build_data_docs
+
+    try:
+        path = str(build_data_docs(settings))
+    except Exception:
+        log.exception("building the Data Docs failed")
+        return None
+    print(f"Data Docs: {path}")
+    return path
+
+
+def run_validation(layer: str, context: Mapping[str, Any]) -> dict:
+    """Run the Great Expectations suites of one layer (``raw`` before dbt, ``marts``
+    after) and enforce the gate. Validating raw starts the run's audit record."""
+    from ops_warehouse import audit
+    from ops_warehouse.quality import run_suites
+    from ops_warehouse.settings import get_settings
+
+    settings = get_settings()
+    run = run_info(context)
+    as_of = transform_as_of(context)
+    if layer == "raw":
+        audit.record_run_start(settings, run, as_of)
+    log.info("validating %s as of %s", layer, as_of)
+    results = run_suites(settings, layer, as_of, run.run_id)
+    summary = enforce_quality_gate(settings, run, layer, results, context)
+    return {"as_of_date": as_of.isoformat(), "layer": layer, **summary}
+
+
+def run_dbt_build(context: Mapping[str, Any]) -> dict:
+    """`dbt build` of every model and test as of the run's as-of date."""
     from ops_warehouse.transform import dbt_invoke
 
-    as_of = as_of_from_events(triggering_asset_events, data_interval_end)
+    as_of = transform_as_of(context)
     log.info("dbt build as of %s", as_of)
     dbt_invoke(["build"], as_of=as_of)
     return {"as_of_date": as_of.isoformat()}
+
+
+def run_publish(context: Mapping[str, Any]) -> dict:
+    """Publish marts and audit for readers; the run is then recorded as published."""
+    from ops_warehouse.publish import publish
+    from ops_warehouse.settings import get_settings
+
+    settings = get_settings()
+    as_of = transform_as_of(context)
+    where = publish(settings, run_info(context))
+    print(f"Published warehouse (as of {as_of}): {where}")
+    return {"as_of_date": as_of.isoformat(), "published": where}
+
+
+def run_data_docs() -> dict:
+    """Rebuild the Data Docs site with this run's validations; print where it is."""
+    from ops_warehouse.quality import build_data_docs
+    from ops_warehouse.settings import get_settings
+
+    path = build_data_docs(get_settings())
+    print(f"Data Docs: {path}")
+    return {"data_docs": str(path)}

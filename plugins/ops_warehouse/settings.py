@@ -47,6 +47,11 @@ class Settings:
     http_backoff_max_s: float
     dlt_dir: Path
     dbt_target: str
+    published_postgres_url: str
+    quarantine_threshold: float
+    alert_emails: tuple[str, ...]
+    smtp_conn_id: str
+    alert_webhook_url: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,6 +62,9 @@ class Settings:
         warehouse = _env("OPS_WAREHOUSE", "duckdb")
         if warehouse not in ("duckdb", "postgres"):
             raise ValueError(f"OPS_WAREHOUSE must be 'duckdb' or 'postgres', not {warehouse!r}")
+        postgres_url = _env(
+            "OPS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/ops_warehouse"
+        )
         return cls(
             home=home,
             warehouse=warehouse,
@@ -66,9 +74,7 @@ class Settings:
             published_path=Path(
                 _env("OPS_PUBLISHED_PATH", str(home / "warehouse" / "published.duckdb"))
             ),
-            postgres_url=_env(
-                "OPS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/ops_warehouse"
-            ),
+            postgres_url=postgres_url,
             shop_db_url=_env("OPS_SHOP_DB_URL", f"sqlite:///{demo_dir / 'shop.sqlite'}"),
             marketing_api_url=_env("OPS_MARKETING_API_URL", demo_api).rstrip("/"),
             marketing_api_token=_env("OPS_MARKETING_API_TOKEN", "demo-marketing-token"),
@@ -89,6 +95,15 @@ class Settings:
             http_backoff_max_s=float(_env("OPS_HTTP_BACKOFF_MAX_S", "20")),
             dlt_dir=Path(_env("OPS_DLT_DIR", str(home / "dlt"))),
             dbt_target=_env("OPS_DBT_TARGET", warehouse),
+            published_postgres_url=_env(
+                "OPS_PUBLISHED_POSTGRES_URL", _published_database(postgres_url)
+            ),
+            quarantine_threshold=float(_env("OPS_QUARANTINE_THRESHOLD", "0.01")),
+            alert_emails=tuple(
+                a.strip() for a in _env("OPS_ALERT_EMAILS", "").split(",") if a.strip()
+            ),
+            smtp_conn_id=_env("OPS_SMTP_CONN_ID", "smtp_default"),
+            alert_webhook_url=_env("OPS_ALERT_WEBHOOK_URL", ""),
         )
 
     def redacted(self) -> dict[str, str]:
@@ -98,11 +113,20 @@ class Settings:
             value = str(getattr(self, f.name))
             if "token" in f.name:
                 value = "***" if value else ""
+            elif "webhook" in f.name and value:
+                # chat webhooks carry their secret in the path
+                value = "/".join(value.split("/")[:3]) + "/***"
             elif "url" in f.name and "@" in value and ":" in value.split("@")[0].split("//")[-1]:
                 scheme, rest = value.split("//", 1)
                 value = f"{scheme}//***@{rest.split('@', 1)[1]}"
             out[f.name] = value
         return out
+
+
+def _published_database(postgres_url: str) -> str:
+    """The working database's URL with ``_published`` appended to the database name."""
+    base, _, query = postgres_url.partition("?")
+    return f"{base}_published" + (f"?{query}" if query else "")
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,10 @@ def query(settings: Settings, sql: str, params: list[Any] | None = None) -> list
 
         url = make_url(settings.postgres_url)
         with psycopg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
             dbname=url.database,
         ) as con:
             return con.execute(sql.replace("?", "%s"), params or []).fetchall()

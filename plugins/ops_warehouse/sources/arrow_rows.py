@@ -1,20 +1,27 @@
-"""Turn rows served by a source into an Arrow table typed by the contract.
+"""Turn rows served by a source into Arrow tables typed by the contract, and set bad rows aside.
 
-Required fields must be present; a field the contract does not know is kept (as text)
-and reported as drift so that it is never silently dropped.
+Required fields must be present in what a source serves (a missing or renamed one stops
+the load: ``SourceSchemaError``); a field the contract does not know is kept (as text) and
+reported as drift, never silently dropped. Row by row, a value that cannot be read as its
+type, or that breaks a rule of quality.md, sends the row to quarantine with the reason and
+its payload exactly as served (see ``rules.py``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ops_warehouse.contracts import Entity, Field
-from ops_warehouse.errors import SourceDataError, SourceSchemaError
+from ops_warehouse.errors import SourceSchemaError
+from ops_warehouse.sources.rules import future_limit_for, row_reasons
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +35,35 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
 }
 
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("entity", pa.string()),
+        ("record_key", pa.string()),
+        ("reason", pa.string()),
+        ("payload", pa.string()),
+    ]
+)
+
+
+@dataclass
+class Batch:
+    """One page or partition of a source: the rows that passed, and those set aside."""
+
+    table: pa.Table
+    quarantined: pa.Table
+
+    @property
+    def rows_read(self) -> int:
+        return self.table.num_rows + self.quarantined.num_rows
+
 
 def arrow_schema(entity: Entity) -> pa.Schema:
     return pa.schema([pa.field(f.name, ARROW_TYPES[f.type]) for f in entity.fields])
 
 
-def _row_key(entity: Entity, row: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={row.get(k)!r}" for k in entity.primary_key)
+def empty_batch(entity: Entity) -> Batch:
+    return Batch(arrow_schema(entity).empty_table(), QUARANTINE_SCHEMA.empty_table())
 
 
 def _cast(field: Field, values: list[Any]) -> pa.Array:
@@ -51,28 +80,28 @@ def _cast(field: Field, values: list[Any]) -> pa.Array:
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
 
 
-def _convert_column(
-    entity: Entity, field: Field, values: list[Any], rows: Sequence[dict]
-) -> pa.Array:
+def _convert(field: Field, values: list[Any], reasons: list[str | None]) -> pa.Array:
+    """Typed column; a value that does not convert becomes null and marks its row."""
     try:
         return _cast(field, values)
     except _CAST_ERRORS:
         pass
-    # Slow path, only on bad input: find the first value that does not convert.
+    clean = []
     for index, value in enumerate(values):
         try:
             _cast(field, [value])
+            clean.append(value)
         except _CAST_ERRORS:
-            raise SourceDataError(
-                f"{entity.source}.{entity.name}: field {field.name!r} of row {index} "
-                f"({_row_key(entity, rows[index])}) has value {value!r}, which is not a valid "
-                f"{field.type}"
-            ) from None
-    raise SourceDataError(f"{entity.source}.{entity.name}: field {field.name!r} cannot be read")
+            clean.append(None)
+            if reasons[index] is None:
+                reasons[index] = (
+                    f"field {field.name!r} has value {value!r}, not a valid {field.type}"
+                )
+    return _cast(field, clean)
 
 
-def _check_fields(entity: Entity, present: set[str]) -> list[str]:
-    """Return the unknown fields; raise on a missing required field."""
+def check_fields(entity: Entity, present: set[str]) -> list[str]:
+    """Return the fields the contract does not know; raise on a missing required field."""
     known = set(entity.field_names)
     unknown = sorted(present - known)
     missing = [f for f in entity.required_fields if f not in present]
@@ -83,18 +112,6 @@ def _check_fields(entity: Entity, present: set[str]) -> list[str]:
             f"the rows served{hint}. The load stopped; nothing of this run was written. "
             "Fix the source or update the contract in ops_warehouse/contracts.py."
         )
-    return unknown
-
-
-def rows_to_arrow(entity: Entity, rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """Rows (dicts, as served) → Arrow table with the contract's columns, then any new ones."""
-    schema = arrow_schema(entity)
-    if not rows:
-        return schema.empty_table()
-    present: set[str] = set()
-    for row in rows:
-        present.update(row.keys())
-    unknown = _check_fields(entity, present)
     if unknown:
         log.warning(
             "schema drift in %s.%s: new field(s) %s loaded as text",
@@ -102,67 +119,116 @@ def rows_to_arrow(entity: Entity, rows: Sequence[dict[str, Any]]) -> pa.Table:
             entity.name,
             ", ".join(unknown),
         )
-    columns = [
-        _convert_column(entity, f, [row.get(f.name) for row in rows], rows) for f in entity.fields
-    ]
-    names = list(entity.field_names)
+    return unknown
+
+
+def _in_window(entity: Entity, table: pa.Table, window_end: datetime | None) -> list[int] | None:
+    """Rows whose cursor lies before the run's interval end (later changes belong to later
+    runs), plus rows whose cursor is unreadable (they go to quarantine). None: all rows."""
+    if window_end is None or entity.cursor is None or entity.mode != "cursor":
+        return None
+    column = table[entity.cursor]
+    bound: Any = window_end.date() if pa.types.is_date(column.type) else window_end
+    inside = pc.or_kleene(pc.less(column, pa.scalar(bound, column.type)), pc.is_null(column))
+    if pc.all(inside).as_py():
+        return None
+    return pc.indices_nonzero(inside).to_pylist()
+
+
+def _split(
+    entity: Entity,
+    columns: dict[str, pa.Array],
+    reasons: list[str | None],
+    payload: Callable[[int], dict[str, Any]],
+    window_end: datetime | None,
+) -> Batch:
+    table = pa.Table.from_pydict(columns)
+    index = _in_window(entity, table, window_end)
+    if index is not None:
+        table = table.take(pa.array(index, pa.int64()))
+        reasons = [reasons[i] for i in index]
+        original = payload
+        payload = lambda i: original(index[i])  # noqa: E731
+    limit = future_limit_for(window_end) if window_end else datetime.max.replace(tzinfo=UTC)
+    reasons = row_reasons(entity, table, reasons, limit)
+    bad = [i for i, reason in enumerate(reasons) if reason is not None]
+    if not bad:
+        return Batch(table, QUARANTINE_SCHEMA.empty_table())
+    keep = pa.array([r is None for r in reasons])
+    records = [payload(i) for i in bad]
+    quarantined = pa.Table.from_pydict(
+        {
+            "source": [entity.source] * len(bad),
+            "entity": [entity.name] * len(bad),
+            "record_key": [
+                json.dumps([rec.get(k) for k in entity.primary_key], default=str) for rec in records
+            ],
+            "reason": [reasons[i] for i in bad],
+            "payload": [json.dumps(rec, default=str, sort_keys=True) for rec in records],
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+    return Batch(table.filter(keep), quarantined)
+
+
+def rows_to_batch(
+    entity: Entity, rows: Sequence[dict[str, Any]], window_end: datetime | None
+) -> Batch:
+    """Rows (dicts, as served by an API or a sheet) → checked, typed batch."""
+    if not rows:
+        return empty_batch(entity)
+    present: set[str] = set()
+    for row in rows:
+        present.update(row.keys())
+    unknown = check_fields(entity, present)
+    reasons: list[str | None] = [None] * len(rows)
+    columns = {
+        f.name: _convert(f, [row.get(f.name) for row in rows], reasons) for f in entity.fields
+    }
     for name in unknown:
-        values = [row.get(name) for row in rows]
-        columns.append(
-            pa.array(
-                [v if v is None or isinstance(v, str) else json.dumps(v) for v in values],
-                pa.string(),
-            )
+        columns[name] = pa.array(
+            [
+                v if v is None or isinstance(v, str) else json.dumps(v)
+                for v in (r.get(name) for r in rows)
+            ],
+            pa.string(),
         )
-        names.append(name)
-    return pa.Table.from_arrays(columns, names=names)
+    return _split(entity, columns, reasons, lambda i: dict(rows[i]), window_end)
 
 
-def columns_to_arrow(entity: Entity, names: list[str], columns: list[list[Any]]) -> pa.Table:
-    """Column lists (as read from a database) → Arrow table with the contract's types."""
-    by_name = dict(zip(names, columns, strict=True))
-    unknown = _check_fields(entity, set(names))
+def columns_to_batch(
+    entity: Entity, names: list[str], columns: list[list[Any]], window_end: datetime | None
+) -> Batch:
+    """Column lists (as read from a database) → checked, typed batch."""
+    unknown = check_fields(entity, set(names))
     if not columns or not columns[0]:
-        return arrow_schema(entity).empty_table()
-    n = len(columns[0])
-    lazy_rows = _LazyRows(names, columns, n)
-    arrays = []
+        return empty_batch(entity)
+    by_name = dict(zip(names, columns, strict=True))
+    reasons: list[str | None] = [None] * len(columns[0])
+    typed: dict[str, pa.Array] = {}
     for f in entity.fields:
         values = by_name[f.name]
-        if f.type == "timestamp":
-            arrays.append(
-                pa.array(values, pa.timestamp("us")).cast(ARROW_TYPES["timestamp"])
-                if values and getattr(_first(values), "tzinfo", None) is None
-                else pa.array(values, ARROW_TYPES["timestamp"])
-            )
-        elif f.type in ("decimal", "date", "float", "int", "bool"):
+        if f.type == "timestamp" and getattr(_first(values), "tzinfo", None) is None:
+            # SQLite keeps timestamps as naive UTC text
             try:
-                arrays.append(pa.array(values, ARROW_TYPES[f.type]))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-                arrays.append(_convert_column(entity, f, list(values), lazy_rows))
-        else:
-            arrays.append(_convert_column(entity, f, list(values), lazy_rows))
-    out_names = list(entity.field_names)
+                typed[f.name] = pa.array(values, pa.timestamp("us")).cast(ARROW_TYPES["timestamp"])
+                continue
+            except _CAST_ERRORS:
+                pass
+        try:
+            typed[f.name] = pa.array(values, ARROW_TYPES[f.type])
+        except _CAST_ERRORS:
+            typed[f.name] = _convert(f, list(values), reasons)
     for name in unknown:
-        arrays.append(pa.array([None if v is None else str(v) for v in by_name[name]], pa.string()))
-        out_names.append(name)
-    return pa.Table.from_arrays(arrays, names=out_names)
+        typed[name] = pa.array([None if v is None else str(v) for v in by_name[name]], pa.string())
+    return _split(
+        entity,
+        typed,
+        reasons,
+        lambda i: {n: c[i] for n, c in zip(names, columns, strict=True)},
+        window_end,
+    )
 
 
 def _first(values: list[Any]) -> Any:
     return next((v for v in values if v is not None), None)
-
-
-class _LazyRows(Sequence):
-    """Rows of a column batch, built only when an error message needs one."""
-
-    def __init__(self, names: list[str], columns: list[list[Any]], n: int) -> None:
-        self._names, self._columns, self._n = names, columns, n
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._n))]
-        return {name: col[index] for name, col in zip(self._names, self._columns, strict=True)}

@@ -11,11 +11,11 @@ from typing import Any
 import pyarrow as pa
 
 from ops_warehouse.contracts import API_ENDPOINTS, Entity
-from ops_warehouse.errors import SourceDataError, SourceSchemaError
+from ops_warehouse.errors import SourceSchemaError
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.arrow_rows import rows_to_arrow
+from ops_warehouse.sources.arrow_rows import Batch, rows_to_batch
 from ops_warehouse.sources.http_api import ApiClient
-from ops_warehouse.sources.window import Window, advance_cursor, before_end, cursor_lower_bound
+from ops_warehouse.sources.window import Window, advance_cursor, cursor_lower_bound
 
 # The earliest day an initial load asks the ad API for.
 INITIAL_AD_DATE = date(2000, 1, 1)
@@ -55,7 +55,7 @@ def ad_window(state: dict[str, Any], window: Window, lookback_days: int) -> tupl
 
 def read_ad_performance(
     api: ApiClient, entity: Entity, state: dict, window: Window, settings: Settings
-) -> Iterator[pa.Table]:
+) -> Iterator[Batch]:
     start, end = ad_window(state, window, settings.ad_lookback_days)
     params = {
         "start_date": start.isoformat(),
@@ -63,7 +63,7 @@ def read_ad_performance(
         "page_size": settings.page_size,
     }
     for rows in _pages(api, entity, params):
-        yield rows_to_arrow(entity, rows)
+        yield rows_to_batch(entity, rows, window.end)
     last = state.get("last_date")
     if last is None or end.isoformat() > last:
         state["last_date"] = end.isoformat()
@@ -71,31 +71,30 @@ def read_ad_performance(
 
 def read_campaigns(
     api: ApiClient, entity: Entity, state: dict, window: Window, settings: Settings
-) -> Iterator[pa.Table]:
+) -> Iterator[Batch]:
     for rows in _pages(api, entity, {"page_size": settings.page_size}):
-        yield rows_to_arrow(entity, rows)
+        yield rows_to_batch(entity, rows, window.end)
 
 
 def read_signups(
     api: ApiClient, entity: Entity, state: dict, window: Window, settings: Settings
-) -> Iterator[pa.Table]:
+) -> Iterator[Batch]:
     lower = cursor_lower_bound(state, window)
     params: dict[str, Any] = {"page_size": settings.page_size}
     if lower is not None:
         params["updated_since"] = lower.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for rows in _pages(api, entity, params):
-        table = before_end(rows_to_arrow(entity, rows), "updated_at", window)
-        advance_cursor(state, table, "updated_at")
-        yield table
+        batch = rows_to_batch(entity, rows, window.end)
+        advance_cursor(state, batch.table, "updated_at")
+        yield batch
 
 
-def read_sheets(landing_dir: Path, entity: Entity) -> Iterator[pa.Table]:
+def read_sheets(landing_dir: Path, entity: Entity, window: Window) -> Iterator[Batch]:
     """Every `<entity>_*.csv` in the landing folder, each row tagged with its file name.
 
     Which file wins for a month is decided in staging (the newest file covering it).
     """
-    prefix = "budget" if entity.name == "budget" else entity.name
-    for path in sorted(landing_dir.glob(f"{prefix}_*.csv")):
+    for path in sorted(landing_dir.glob(f"{entity.name}_*.csv")):
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
@@ -106,10 +105,13 @@ def read_sheets(landing_dir: Path, entity: Entity) -> Iterator[pa.Table]:
                     f"(columns: {', '.join(header)}). Fix the sheet in {landing_dir}."
                 )
             rows = [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
-        try:
-            table = rows_to_arrow(entity, rows)
-        except SourceDataError as exc:
-            raise SourceDataError(
-                f"{exc} (file {path.name}; row numbers count data rows from 0)"
-            ) from None
-        yield table.append_column("_file_name", pa.array([path.name] * table.num_rows, pa.string()))
+        batch = rows_to_batch(entity, rows, window.end)
+        names = pa.array([path.name] * batch.table.num_rows, pa.string())
+        batch.table = batch.table.append_column("_file_name", names)
+        reasons = [f"{r} (file {path.name})" for r in batch.quarantined["reason"].to_pylist()]
+        batch.quarantined = batch.quarantined.set_column(
+            batch.quarantined.schema.get_field_index("reason"),
+            "reason",
+            pa.array(reasons, pa.string()),
+        )
+        yield batch

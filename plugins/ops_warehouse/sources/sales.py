@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-import pyarrow as pa
 import sqlalchemy as sa
 
 from ops_warehouse.contracts import Entity
 from ops_warehouse.errors import SourceSchemaError, SourceUnavailableError
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.arrow_rows import columns_to_arrow
-from ops_warehouse.sources.window import Window, advance_cursor, before_end, cursor_lower_bound
+from ops_warehouse.sources.arrow_rows import Batch, columns_to_batch
+from ops_warehouse.sources.window import Window, advance_cursor, cursor_lower_bound
 
 BATCH_ROWS = 50_000
 
@@ -37,9 +36,7 @@ def _table(conn: sa.Connection, entity: Entity) -> sa.Table:
     return table
 
 
-def read_table(
-    conn: sa.Connection, entity: Entity, state: dict, window: Window
-) -> Iterator[pa.Table]:
+def read_table(conn: sa.Connection, entity: Entity, state: dict, window: Window) -> Iterator[Batch]:
     table = _table(conn, entity)
     cursor_col = table.c[entity.cursor] if entity.cursor in table.c else None
     if cursor_col is None:
@@ -65,6 +62,6 @@ def read_table(
     names = list(result.keys())
     for partition in result.partitions():
         columns = [list(col) for col in zip(*partition, strict=True)]
-        arrow = before_end(columns_to_arrow(entity, names, columns), entity.cursor, window)
-        advance_cursor(state, arrow, entity.cursor)
-        yield arrow
+        batch = columns_to_batch(entity, names, columns, window.end)
+        advance_cursor(state, batch.table, entity.cursor)
+        yield batch

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
-
 from ops_warehouse.contracts import API_ENDPOINTS, Entity
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.arrow_rows import rows_to_arrow
+from ops_warehouse.sources.arrow_rows import Batch, rows_to_batch
 from ops_warehouse.sources.http_api import ApiClient
-from ops_warehouse.sources.window import Window, advance_cursor, before_end, cursor_lower_bound
+from ops_warehouse.sources.window import Window, advance_cursor, cursor_lower_bound
 
 
 def client(settings: Settings) -> ApiClient:
@@ -27,7 +25,7 @@ def client(settings: Settings) -> ApiClient:
 
 def read_incremental(
     api: ApiClient, entity: Entity, state: dict, window: Window, settings: Settings
-) -> Iterator[pa.Table]:
+) -> Iterator[Batch]:
     """Tickets, ticket events, time entries: every row at or after the stored cursor."""
     path, key = API_ENDPOINTS[entity.name]
     lower = cursor_lower_bound(state, window)
@@ -37,9 +35,9 @@ def read_incremental(
     }
     while True:
         page = api.get(path, params)
-        table = before_end(rows_to_arrow(entity, page[key]), entity.cursor, window)
-        advance_cursor(state, table, entity.cursor)
-        yield table
+        batch = rows_to_batch(entity, page[key], window.end)
+        advance_cursor(state, batch.table, entity.cursor)
+        yield batch
         if page.get("end_of_stream", True):
             return
         params = {"cursor": page["after_cursor"], "page_size": settings.page_size}
@@ -47,6 +45,6 @@ def read_incremental(
 
 def read_agents(
     api: ApiClient, entity: Entity, state: dict, window: Window, settings: Settings
-) -> Iterator[pa.Table]:
+) -> Iterator[Batch]:
     path, key = API_ENDPOINTS[entity.name]
-    yield rows_to_arrow(entity, api.get(path)[key])
+    yield rows_to_batch(entity, api.get(path)[key], window.end)

@@ -59,13 +59,3 @@ def advance_cursor(state: dict[str, Any], table: pa.Table, column: str) -> None:
     stored = state.get("cursor")
     if stored is None or newest > datetime.fromisoformat(stored):
         state["cursor"] = newest.isoformat()
-
-
-def before_end(table: pa.Table, column: str, window: Window) -> pa.Table:
-    """Rows whose cursor lies before the interval end: later changes belong to later runs."""
-    if table.num_rows == 0:
-        return table
-    bound: Any = window.end
-    if pa.types.is_date(table[column].type):
-        bound = window.end.date()
-    return table.filter(pc.less(table[column], pa.scalar(bound, table[column].type)))

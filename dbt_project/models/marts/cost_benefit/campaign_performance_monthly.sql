@@ -1,0 +1,384 @@
+{#
+    One row per (business month, campaign) (marts.md "campaign_performance_monthly"): the
+    measures of channel_roi_monthly at campaign grain. Campaigns are those of dim_campaigns plus
+    any campaign the ad facts report before the campaigns list knows it (so that spend
+    reconciles with fct_ad_performance_daily). Each campaign has a row in every month from its
+    first month to its last, within the months channel_roi_monthly covers (the first month with
+    any data to the as-of month): from the month it starts (or of its first ad day, signup or
+    new customer, if earlier) to the month it ends (the as-of month while it runs), or later
+    while customers it acquired still sign up or place their first order.
+
+    - spend, impressions, clicks: fct_ad_performance_daily of the campaign.
+    - signups, new_customers and new_customer_*_90d: customers whose
+      dim_customers.acquisition_campaign_id is the campaign (a known utm_campaign); customers
+      attributed to a channel through utm_source only have no campaign and appear only in
+      channel_roi_monthly.
+    - planned_spend, budget_variance, budget_utilization, planned_spend_to_date: NULL. The budget
+      sheet plans spend per channel and month, not per campaign, and splitting it would invent
+      a plan (docs/decisions.md).
+    - projected_spend: for the as-of month spend / elapsed days x days in month (rounded half up
+      to the cent in integer cents, as in channel_roi_monthly); spend for past months.
+    - Ratios from the month's components, NULL when the denominator is 0; cac also when there is
+      no spend.
+#}
+
+with
+
+ad_days as (
+
+    select * from {{ ref('fct_ad_performance_daily') }}
+
+),
+
+campaigns as (
+
+    select * from {{ ref('dim_campaigns') }}
+
+),
+
+budgets as (
+
+    select * from {{ ref('stg_marketing__budgets') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('dim_customers') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+as_of_months as (
+
+    select
+        {{ as_of_date() }} as as_of_date,
+        cast({{ dbt.date_trunc("month", "cast(" ~ as_of_date() ~ " as timestamp)") }} as date)
+            as as_of_month
+
+),
+
+ad_months as (
+
+    select
+        cast({{ dbt.date_trunc("month", "cast(date_day as timestamp)") }} as date) as month_start,
+        campaign_id,
+        max(channel) as channel,
+        sum(spend) as spend,
+        sum(impressions) as impressions,
+        sum(clicks) as clicks
+    from ad_days
+    group by 1, 2
+
+),
+
+signup_months as (
+
+    select
+        cast(
+            {{ dbt.date_trunc("month", "cast(" ~ to_business_date("signed_up_at") ~ " as timestamp)") }}
+            as date
+        ) as month_start,
+        acquisition_campaign_id as campaign_id,
+        acquisition_channel as channel,
+        count(*) as signups
+    from customers
+    where signed_up_at is not null
+    group by 1, 2, 3
+
+),
+
+campaign_signup_months as (
+
+    select
+        month_start,
+        campaign_id,
+        sum(signups) as signups
+    from signup_months
+    where campaign_id is not null
+    group by
+        month_start,
+        campaign_id
+
+),
+
+recognized_orders as (
+
+    select
+        customer_id,
+        order_date,
+        is_first_order,
+        net_revenue,
+        gross_margin
+    from orders
+    where is_recognized
+
+),
+
+first_orders as (
+
+    select
+        recognized_orders.customer_id,
+        recognized_orders.order_date as first_order_date,
+        cast(
+            {{ dbt.date_trunc("month", "cast(recognized_orders.order_date as timestamp)") }}
+            as date
+        ) as month_start,
+        customers.acquisition_campaign_id as campaign_id,
+        coalesce(customers.acquisition_channel, 'unattributed') as channel
+    from recognized_orders
+    left join customers
+        on recognized_orders.customer_id = customers.customer_id
+    where recognized_orders.is_first_order
+
+),
+
+first_90d_values as (
+
+    -- the first order is the customer's earliest, so every later order is on or after its date
+    select
+        first_orders.customer_id,
+        sum(recognized_orders.net_revenue) as net_revenue_90d,
+        sum(recognized_orders.gross_margin) as gross_margin_90d
+    from first_orders
+    inner join recognized_orders
+        on
+            first_orders.customer_id = recognized_orders.customer_id
+            and recognized_orders.order_date
+            < cast({{ dbt.dateadd("day", 90, "first_orders.first_order_date") }} as date)
+    group by first_orders.customer_id
+
+),
+
+new_customer_months as (
+
+    select
+        first_orders.month_start,
+        first_orders.campaign_id,
+        count(*) as new_customers,
+        sum(first_90d_values.net_revenue_90d) as net_revenue_90d,
+        sum(first_90d_values.gross_margin_90d) as gross_margin_90d
+    from first_orders
+    inner join first_90d_values
+        on first_orders.customer_id = first_90d_values.customer_id
+    group by
+        first_orders.month_start,
+        first_orders.campaign_id
+
+),
+
+data_months as (
+
+    -- the months of channel_roi_monthly: any ad day, budget month, signup or first order
+    select month_start from ad_months
+    union all
+    select budgets.month_start
+    from budgets
+    cross join as_of_months
+    where budgets.month_start <= as_of_months.as_of_month
+    union all
+    select month_start from signup_months
+    union all
+    select month_start from first_orders
+
+),
+
+month_bounds as (
+
+    select
+        min(data_months.month_start) as first_month,
+        max(as_of_months.as_of_month) as as_of_month
+    from data_months
+    cross join as_of_months
+
+),
+
+months as (
+
+    -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL
+    select cast(month_ts as date) as month_start
+    from month_bounds
+    cross join generate_series(
+        cast(month_bounds.first_month as timestamp),
+        cast(month_bounds.as_of_month as timestamp),
+        interval '1 month'
+    ) as month_series (month_ts)
+
+),
+
+month_days as (
+
+    select
+        months.month_start,
+        months.month_start = as_of_months.as_of_month as is_as_of_month,
+        cast(
+            {{ dbt.datediff("months.month_start", dbt.dateadd("month", 1, "months.month_start"), "day") }}
+            as bigint
+        ) as days_in_month,
+        cast({{ dbt.datediff("months.month_start", "as_of_months.as_of_date", "day") }} as bigint)
+        + 1 as as_of_elapsed_days,
+        cast(
+            {{ dbt.dateadd("day", 89, dbt.dateadd("month", 1, "months.month_start")) }} as date
+        ) <= as_of_months.as_of_date as is_window_complete
+    from months
+    cross join as_of_months
+
+),
+
+campaign_activity_months as (
+
+    -- the months that bound each campaign's rows: its start and end months (the as-of month
+    -- while it runs) and every month it has activity in
+    select
+        campaign_id,
+        cast({{ dbt.date_trunc("month", "cast(start_date as timestamp)") }} as date)
+            as month_start,
+        channel
+    from campaigns
+    union all
+    select
+        campaigns.campaign_id,
+        coalesce(
+            cast({{ dbt.date_trunc("month", "cast(campaigns.end_date as timestamp)") }} as date),
+            as_of_months.as_of_month
+        ) as month_start,
+        campaigns.channel
+    from campaigns
+    cross join as_of_months
+    union all
+    select
+        campaign_id,
+        month_start,
+        channel
+    from ad_months
+    union all
+    select
+        campaign_id,
+        month_start,
+        channel
+    from signup_months
+    where campaign_id is not null
+    union all
+    select
+        campaign_id,
+        month_start,
+        channel
+    from first_orders
+    where campaign_id is not null
+
+),
+
+campaign_list as (
+
+    select
+        campaign_activity_months.campaign_id,
+        coalesce(max(campaigns.channel), max(campaign_activity_months.channel)) as channel,
+        min(campaign_activity_months.month_start) as first_month,
+        max(campaign_activity_months.month_start) as last_month
+    from campaign_activity_months
+    left join campaigns
+        on campaign_activity_months.campaign_id = campaigns.campaign_id
+    group by campaign_activity_months.campaign_id
+
+),
+
+campaign_months as (
+
+    select
+        month_days.month_start,
+        campaign_list.campaign_id,
+        campaign_list.channel,
+        month_days.is_as_of_month,
+        month_days.days_in_month,
+        case
+            when month_days.is_as_of_month then month_days.as_of_elapsed_days
+            else month_days.days_in_month
+        end as elapsed_days,
+        month_days.is_window_complete,
+        coalesce(ad_months.spend, 0) as spend,
+        coalesce(ad_months.impressions, 0) as impressions,
+        coalesce(ad_months.clicks, 0) as clicks,
+        coalesce(campaign_signups.signups, 0) as signups,
+        coalesce(new_customer_months.new_customers, 0) as new_customers,
+        coalesce(new_customer_months.net_revenue_90d, 0) as net_revenue_90d,
+        coalesce(new_customer_months.gross_margin_90d, 0) as gross_margin_90d
+    from campaign_list
+    inner join month_days
+        on
+            month_days.month_start >= campaign_list.first_month
+            and month_days.month_start <= campaign_list.last_month
+    left join ad_months
+        on
+            month_days.month_start = ad_months.month_start
+            and campaign_list.campaign_id = ad_months.campaign_id
+    left join campaign_signup_months as campaign_signups
+        on
+            month_days.month_start = campaign_signups.month_start
+            and campaign_list.campaign_id = campaign_signups.campaign_id
+    left join new_customer_months
+        on
+            month_days.month_start = new_customer_months.month_start
+            and campaign_list.campaign_id = new_customer_months.campaign_id
+
+),
+
+prorated as (
+
+    -- spend / elapsed days x days in month, half up to the cent in integer cents (exact on
+    -- both databases; see channel_roi_monthly)
+    select
+        *,
+        case
+            when not is_as_of_month then spend
+            else cast(
+                cast(
+                    floor(
+                        cast(
+                            2 * cast(spend * 100 as bigint) * days_in_month + elapsed_days
+                            as double precision
+                        )
+                        / cast(2 * elapsed_days as double precision)
+                    ) as numeric(18, 2)
+                ) * 0.01 as numeric(18, 2)
+            )
+        end as projected_spend
+    from campaign_months
+
+),
+
+final as (
+
+    select
+        month_start,
+        campaign_id,
+        channel,
+        cast(spend as numeric(18, 2)) as spend,
+        cast(null as numeric(18, 2)) as planned_spend,
+        cast(null as numeric(18, 2)) as budget_variance,
+        cast(null as double precision) as budget_utilization,
+        cast(null as numeric(18, 2)) as planned_spend_to_date,
+        cast(projected_spend as numeric(18, 2)) as projected_spend,
+        cast(impressions as bigint) as impressions,
+        cast(clicks as bigint) as clicks,
+        cast(signups as bigint) as signups,
+        cast(new_customers as bigint) as new_customers,
+        -- no spend, no acquisition cost to spread: NULL rather than a "free" customer at 0
+        nullif(cast(spend as double precision), 0)
+            / nullif(cast(new_customers as double precision), 0) as cac,
+        cast(net_revenue_90d as numeric(18, 2)) as new_customer_net_revenue_90d,
+        cast(gross_margin_90d as numeric(18, 2)) as new_customer_gross_margin_90d,
+        cast(net_revenue_90d as double precision)
+            / nullif(cast(spend as double precision), 0) as roas_90d,
+        cast(gross_margin_90d - spend as double precision)
+            / nullif(cast(spend as double precision), 0) as roi_90d,
+        is_window_complete
+    from prorated
+
+)
+
+select * from final

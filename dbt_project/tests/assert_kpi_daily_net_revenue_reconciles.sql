@@ -1,0 +1,172 @@
+{#
+    quality.md reconciliation: Σ net_revenue in kpi_daily = Σ net_revenue of the recognized orders
+    in fct_orders = the same sum recomputed from staging (orders, refunds, fx rates), to the cent.
+
+    The staging recomputation shares no code with int_fx_rates_daily or int_orders_converted: each
+    currency's published rates become validity periods (from a rate's date until the currency's
+    next rate; USD is 1 from the sheet's first date), and each recognized order placed up to the
+    as-of date takes the periods covering its order date, for its own currency and for the
+    reporting currency. Then marts.md directly: gross = subtotal - discount, refunds made up to
+    the as-of date at the order date's rate and capped at gross, each order rounded to the cent
+    (the published rounding, docs/decisions.md). Orders without a rate at or before their date
+    count in none of the sums. Fails with one row showing the three sums when any two differ.
+#}
+
+{%- set reporting_currency = var("reporting_currency") %}
+
+with
+
+orders as (
+
+    select * from {{ ref('stg_sales__orders') }}
+
+),
+
+refunds as (
+
+    select * from {{ ref('stg_sales__refunds') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('stg_sales__fx_rates') }}
+
+),
+
+kpi_daily as (
+
+    select * from {{ ref('kpi_daily') }}
+
+),
+
+fct_orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+rate_points as (
+
+    select
+        currency,
+        rate_date,
+        rate_to_usd
+    from fx_rates
+    where currency <> 'USD'
+        and rate_date <= {{ as_of_date() }}
+
+    union all
+
+    -- USD is the sheet's base: 1 from the sheet's first date
+    select
+        'USD' as currency,
+        min(rate_date) as rate_date,
+        cast(1.0 as double precision) as rate_to_usd
+    from fx_rates
+    where rate_date <= {{ as_of_date() }}
+
+),
+
+rate_periods as (
+
+    select
+        currency,
+        rate_date as valid_from,
+        lead(rate_date) over (partition by currency order by rate_date) as valid_until,
+        rate_to_usd
+    from rate_points
+
+),
+
+recognized_orders as (
+
+    select
+        order_id,
+        currency,
+        subtotal - discount as gross_local,
+        {{ to_business_date('ordered_at') }} as order_date
+    from orders
+    where order_status in ('paid', 'shipped', 'completed', 'refunded')
+        and {{ to_business_date('ordered_at') }} <= {{ as_of_date() }}
+
+),
+
+orders_rated as (
+
+    select
+        recognized_orders.order_id,
+        recognized_orders.gross_local,
+        cast(
+            order_rates.rate_to_usd / reporting_rates.rate_to_usd as numeric(18, 10)
+        ) as rate_to_reporting
+    from recognized_orders
+    inner join rate_periods as order_rates
+        on recognized_orders.currency = order_rates.currency
+        and recognized_orders.order_date >= order_rates.valid_from
+        and (
+            order_rates.valid_until is null
+            or recognized_orders.order_date < order_rates.valid_until
+        )
+    inner join rate_periods as reporting_rates
+        on reporting_rates.currency = '{{ reporting_currency }}'
+        and recognized_orders.order_date >= reporting_rates.valid_from
+        and (
+            reporting_rates.valid_until is null
+            or recognized_orders.order_date < reporting_rates.valid_until
+        )
+
+),
+
+refunds_to_date as (
+
+    select
+        order_id,
+        sum(amount) as refund_local
+    from refunds
+    where {{ to_business_date('refunded_at') }} <= {{ as_of_date() }}
+    group by order_id
+
+),
+
+orders_converted as (
+
+    select
+        round(
+            cast(orders_rated.gross_local as numeric(38, 2)) * orders_rated.rate_to_reporting, 2
+        ) as gross_revenue,
+        round(
+            cast(coalesce(refunds_to_date.refund_local, 0) as numeric(38, 2))
+            * orders_rated.rate_to_reporting,
+            2
+        ) as refunds
+    from orders_rated
+    left join refunds_to_date
+        on orders_rated.order_id = refunds_to_date.order_id
+
+),
+
+sums as (
+
+    select
+        (select coalesce(sum(net_revenue), 0) from kpi_daily) as kpi_daily_net_revenue,
+        (
+            select coalesce(sum(net_revenue), 0) from fct_orders where is_recognized
+        ) as fct_orders_net_revenue,
+        (
+            select coalesce(sum(gross_revenue - least(refunds, gross_revenue)), 0)
+            from orders_converted
+        ) as staging_net_revenue
+
+),
+
+final as (
+
+    select * from sums
+    where abs(kpi_daily_net_revenue - fct_orders_net_revenue) >= 0.01
+        or abs(kpi_daily_net_revenue - staging_net_revenue) >= 0.01
+        or abs(fct_orders_net_revenue - staging_net_revenue) >= 0.01
+
+)
+
+select * from final

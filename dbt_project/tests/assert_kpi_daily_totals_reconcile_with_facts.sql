@@ -1,0 +1,143 @@
+{#
+    kpi_daily against the facts it summarises, over the whole calendar: Σ spend, impressions and
+    clicks = fct_ad_performance_daily; Σ orders, new_customers, gross_revenue and gross_margin =
+    the recognized orders of fct_orders; Σ tickets_created and tickets_solved = fct_tickets; Σ
+    support_cost = int_time_entries_costed; open_backlog on the as-of date = the tickets of
+    fct_tickets whose status is new, open or pending. And active_customers on EVERY day = the
+    distinct customers with a recognized order dated in the 90 days ending that day, counted
+    directly with a range join (kpi_daily counts them with running stretches). Returns each
+    check that fails.
+#}
+
+with
+
+kpi_daily as (
+
+    select * from {{ ref('kpi_daily') }}
+
+),
+
+ad_performance as (
+
+    select * from {{ ref('fct_ad_performance_daily') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+    where is_recognized
+
+),
+
+tickets as (
+
+    select * from {{ ref('fct_tickets') }}
+
+),
+
+time_entries as (
+
+    select * from {{ ref('int_time_entries_costed') }}
+
+),
+
+totals as (
+
+    select 'spend' as check_name,
+        (select sum(spend) from kpi_daily) as kpi_value,
+        (select sum(spend) from ad_performance) as fact_value
+    union all
+    select 'impressions',
+        (select sum(impressions) from kpi_daily),
+        (select sum(impressions) from ad_performance)
+    union all
+    select 'clicks',
+        (select sum(clicks) from kpi_daily),
+        (select sum(clicks) from ad_performance)
+    union all
+    select 'orders',
+        (select sum(orders) from kpi_daily),
+        (select count(*) from orders)
+    union all
+    select 'new_customers',
+        (select sum(new_customers) from kpi_daily),
+        (select count(*) from orders where is_first_order)
+    union all
+    select 'gross_revenue',
+        (select sum(gross_revenue) from kpi_daily),
+        (select sum(gross_revenue) from orders)
+    union all
+    select 'gross_margin',
+        (select sum(gross_margin) from kpi_daily),
+        (select sum(gross_margin) from orders)
+    union all
+    select 'tickets_created',
+        (select sum(tickets_created) from kpi_daily),
+        (select count(*) from tickets)
+    union all
+    select 'tickets_solved',
+        (select sum(tickets_solved) from kpi_daily),
+        (select count(*) from tickets where solved_at is not null)
+    union all
+    select 'support_cost',
+        (select sum(support_cost) from kpi_daily),
+        (select sum(cost) from time_entries)
+    union all
+    select 'open_backlog on the as-of date',
+        (select sum(open_backlog) from kpi_daily where date_day = {{ as_of_date() }}),
+        (select count(*) from tickets where status in ('new', 'open', 'pending'))
+
+),
+
+active_customers_counted as (
+
+    select
+        kpi_daily.date_day,
+        count(distinct orders.customer_id) as active_customers
+    from kpi_daily
+    inner join orders
+        on orders.order_date <= kpi_daily.date_day
+        and orders.order_date > kpi_daily.date_day - 90
+    group by kpi_daily.date_day
+
+),
+
+active_customers_compared as (
+
+    select
+        'active_customers on ' || cast(kpi_daily.date_day as text) as check_name,
+        kpi_daily.active_customers as kpi_value,
+        coalesce(active_customers_counted.active_customers, 0) as fact_value
+    from kpi_daily
+    left join active_customers_counted
+        on kpi_daily.date_day = active_customers_counted.date_day
+
+),
+
+checks as (
+
+    select
+        check_name,
+        cast(kpi_value as numeric(38, 2)) as kpi_value,
+        cast(fact_value as numeric(38, 2)) as fact_value
+    from totals
+
+    union all
+
+    select
+        check_name,
+        cast(kpi_value as numeric(38, 2)) as kpi_value,
+        cast(fact_value as numeric(38, 2)) as fact_value
+    from active_customers_compared
+
+),
+
+final as (
+
+    select * from checks
+    where coalesce(kpi_value, 0) <> coalesce(fact_value, 0)
+
+)
+
+select * from final

@@ -1,0 +1,284 @@
+"""Publish: make a validated working warehouse what readers see, in one atomic step.
+
+Called only after every blocking check of the run passed (write → audit → publish). Only
+the schemas readers need are published: ``marts`` and ``audit`` (with the quarantine view
+materialized and personal data in its payloads hashed); raw, staging and intermediate stay
+in the working warehouse.
+
+- DuckDB: a new file is written next to ``settings.published_path`` (ATTACH, CREATE TABLE
+  … AS SELECT, CHECKPOINT, DETACH, fsync), then ``os.replace``-d onto it. A reader that has
+  the old file open keeps reading its snapshot (the old inode lives on until it closes);
+  new connections open the new file; nobody waits for anybody.
+- PostgreSQL: the published warehouse is its own database (``OPS_PUBLISHED_POSTGRES_URL``),
+  the counterpart of the published file. Tables are streamed into ``marts_next`` /
+  ``audit_next`` (binary COPY), then one transaction renames ``marts`` → ``marts_old``,
+  ``marts_next`` → ``marts`` (and the same for ``audit``). The old schemas are dropped in a
+  second transaction that gives up after a short lock timeout rather than queue readers
+  behind it (a leftover is dropped by the next publish).
+
+A run that does not reach this step leaves the published warehouse untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ops_warehouse import audit
+from ops_warehouse.audit import RunInfo
+from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MARTS = "marts"
+PUBLISHED_SCHEMAS = (MARTS, audit.SCHEMA)
+# Fields of the source contract holding personal data: quarantine payloads keep them as
+# served in the working warehouse (for replay) but publish them only as
+# sha256(lower(trim(value))), like the marts' email_sha256.
+PII_FIELDS = frozenset({"email", "requester_email", "full_name", "agent_name"})
+# How long the PostgreSQL publish waits for readers' locks before leaving the old schemas
+# for the next publish to drop.
+DROP_LOCK_TIMEOUT = "2s"
+
+
+class PublishError(OpsWarehouseError):
+    """The working warehouse cannot be published (nothing was changed for readers)."""
+
+
+def mask_payload(payload: str | None) -> str | None:
+    """A quarantined row's JSON payload with its personal fields hashed."""
+    if payload is None:
+        return None
+    try:
+        record = json.loads(payload)
+    except ValueError:
+        return json.dumps({"_withheld": "payload is not JSON; see the working warehouse"})
+    if not isinstance(record, dict):
+        return payload
+    for key in PII_FIELDS & record.keys():
+        if isinstance(record[key], str):
+            record[key] = hashlib.sha256(record[key].strip().lower().encode()).hexdigest()
+    return json.dumps(record, sort_keys=True)
+
+
+def publish(settings: Settings, run: RunInfo) -> str:
+    """Publish the working warehouse's marts and audit; return where readers find them.
+
+    The run is recorded as ``published`` in the published copy itself and, once the copy is
+    in place, in the working warehouse."""
+    finished_at = datetime.now(UTC)
+    with audit.connect(settings) as db:
+        # raw_<source>._quarantine tables appear with a source's first bad row
+        audit.ensure_schema(db)
+        marts = db.tables(MARTS)
+    if not marts:
+        raise PublishError(
+            f"the working warehouse has no tables in schema {MARTS!r}: run dbt build first"
+        )
+    if settings.warehouse == "postgres":
+        where = _publish_postgres(settings, run, finished_at)
+    else:
+        where = str(_publish_duckdb(settings, run, finished_at))
+    audit.record_run_finish(settings, run, "published", finished_at=finished_at)
+    log.info("published %d mart tables and the audit trail to %s", len(marts), where)
+    return where
+
+
+# --- DuckDB --------------------------------------------------------------------------
+
+
+def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> Path:
+    import duckdb
+    import pyarrow as pa
+
+    target = settings.published_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder, so os.replace is a rename within one file system.
+    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.next")
+    try:
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            db = audit.Db(con, "duckdb")
+            con.execute(f"attach '{_sql_literal(staged)}' as next (read_only false)")
+            con.execute(f"create schema next.{MARTS}")
+            for table in db.tables(MARTS):
+                con.execute(
+                    f'create table next.{MARTS}."{table}" as select * from {MARTS}."{table}"'
+                )
+            for statement in audit.ddl(f"next.{audit.SCHEMA}"):
+                con.execute(statement)
+            for table in audit.AUDIT_TABLES:
+                con.execute(
+                    f"insert into next.{audit.SCHEMA}.{table} select * from {audit.SCHEMA}.{table}"
+                )
+            quarantine = con.execute(f"select * from {audit.SCHEMA}.quarantine").fetch_arrow_table()
+            masked = quarantine.set_column(
+                quarantine.schema.get_field_index("payload"),
+                "payload",
+                pa.array([mask_payload(p) for p in quarantine["payload"].to_pylist()], pa.string()),
+            )
+            con.register("quarantine_masked", masked)
+            con.execute(
+                f"create table next.{audit.SCHEMA}.quarantine as select * from quarantine_masked"
+            )
+            con.unregister("quarantine_masked")
+            audit.finish_run(
+                db, run, "published", finished_at=finished_at, schema=f"next.{audit.SCHEMA}"
+            )
+            con.execute("checkpoint next")
+            con.execute("detach next")
+        finally:
+            con.close()
+        _fsync(staged)
+        os.replace(staged, target)
+        _fsync(target.parent)
+    finally:
+        for leftover in (staged, staged.with_name(staged.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return target
+
+
+def _sql_literal(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk, so a crash cannot publish a torn file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- PostgreSQL ----------------------------------------------------------------------
+
+
+def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -> str:
+    from sqlalchemy.engine import make_url
+
+    _ensure_database(settings)
+    nxt = {schema: f"{schema}_next" for schema in PUBLISHED_SCHEMAS}
+    with (
+        audit.pg_connect(settings.postgres_url) as src,
+        audit.pg_connect(settings.published_postgres_url) as dst,
+    ):
+        work = audit.Db(src, "postgres")
+        pub = audit.Db(dst, "postgres")
+        for schema in nxt.values():
+            pub.execute(f"drop schema if exists {schema} cascade")
+        pub.execute(f"create schema {nxt[MARTS]}")
+        for table in work.tables(MARTS):
+            columns = _pg_columns(src, MARTS, table)
+            pub.execute(
+                f'create table {nxt[MARTS]}."{table}" ('
+                + ", ".join(f'"{name}" {type_}' for name, type_ in columns)
+                + ")"
+            )
+            _pg_copy(
+                src,
+                dst,
+                f'{MARTS}."{table}"',
+                f'{nxt[MARTS]}."{table}"',
+                [name for name, _ in columns],
+            )
+            pub.execute(f'analyze {nxt[MARTS]}."{table}"')  # plans for readers' first queries
+        for statement in audit.ddl(nxt[audit.SCHEMA]):
+            pub.execute(statement)
+        for table in audit.AUDIT_TABLES:
+            cols = [name for name, _ in _pg_columns(src, audit.SCHEMA, table)]
+            _pg_copy(src, dst, f"{audit.SCHEMA}.{table}", f"{nxt[audit.SCHEMA]}.{table}", cols)
+        pub.execute(
+            f"create table {nxt[audit.SCHEMA]}.quarantine ("
+            + ", ".join(f'"{n}" {t}' for n, t in _pg_columns(src, audit.SCHEMA, "quarantine"))
+            + ")"
+        )
+        rows = work.execute(
+            f"select {', '.join(audit.QUARANTINE_COLUMNS)} from {audit.SCHEMA}.quarantine"
+        ).fetchall()
+        payload_at = audit.QUARANTINE_COLUMNS.index("payload")
+        with dst.cursor().copy(
+            f"copy {nxt[audit.SCHEMA]}.quarantine ({', '.join(audit.QUARANTINE_COLUMNS)}) "
+            "from stdin"
+        ) as copy:
+            for row in rows:
+                row = list(row)
+                row[payload_at] = mask_payload(row[payload_at])
+                copy.write_row(row)
+        audit.finish_run(pub, run, "published", finished_at=finished_at, schema=nxt[audit.SCHEMA])
+        dst.commit()
+
+        # The swap: readers see the old marts and audit, or the new ones, never a mix.
+        with dst.transaction():
+            for schema, next_schema in nxt.items():
+                pub.execute(f"drop schema if exists {schema}_old cascade")
+                if _pg_schema_exists(dst, schema):
+                    pub.execute(f"alter schema {schema} rename to {schema}_old")
+                pub.execute(f"alter schema {next_schema} rename to {schema}")
+        _drop_old_schemas(dst)
+    return make_url(settings.published_postgres_url).render_as_string(hide_password=True)
+
+
+def _ensure_database(settings: Settings) -> None:
+    """Create the published database on first publish (same server as the working one)."""
+    from sqlalchemy.engine import make_url
+
+    name = make_url(settings.published_postgres_url).database
+    with audit.pg_connect(settings.postgres_url, autocommit=True) as con:
+        if con.execute("select 1 from pg_database where datname = %s", [name]).fetchone():
+            return
+        try:
+            con.execute(f'create database "{name}"')
+        except Exception as exc:  # psycopg.Error: permissions, another server …
+            raise PublishError(
+                f"the published database {name!r} does not exist and could not be created "
+                f"({exc}); create it, or point OPS_PUBLISHED_POSTGRES_URL at one"
+            ) from exc
+
+
+def _pg_columns(con, schema: str, table: str) -> list[tuple[str, str]]:
+    return con.execute(
+        """
+        select a.attname, format_type(a.atttypid, a.atttypmod)
+        from pg_attribute a
+        join pg_class c on c.oid = a.attrelid
+        join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
+        order by a.attnum
+        """,
+        [schema, table],
+    ).fetchall()
+
+
+def _pg_copy(src, dst, source: str, target: str, columns: list[str]) -> None:
+    """Stream one table between the databases in PostgreSQL's binary format."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    with (
+        src.cursor().copy(f"copy (select {cols} from {source}) to stdout (format binary)") as out,
+        dst.cursor().copy(f"copy {target} ({cols}) from stdin (format binary)") as into,
+    ):
+        for chunk in out:
+            into.write(chunk)
+
+
+def _pg_schema_exists(con, schema: str) -> bool:
+    return (
+        con.execute("select 1 from pg_namespace where nspname = %s", [schema]).fetchone()
+        is not None
+    )
+
+
+def _drop_old_schemas(con) -> None:
+    for schema in PUBLISHED_SCHEMAS:
+        try:
+            with con.transaction():
+                con.execute(f"set local lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+                con.execute(f"drop schema if exists {schema}_old cascade")
+        except Exception as exc:  # a reader still holds the old tables: the next publish drops
+            log.warning("left %s_old for the next publish to drop: %s", schema, exc)

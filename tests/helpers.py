@@ -78,7 +78,11 @@ def raw_snapshot(settings: Settings) -> dict[str, list[tuple]]:
     """Every raw table's contract columns (load metadata left out)."""
     out = {}
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        existing = set(con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables").fetchall())
         for entity in ENTITIES:
+            if (f"{entity.raw_schema}.{entity.name}",) not in existing:
+                continue
             cols = ", ".join(f'"{f.name}"' for f in entity.fields)
             if entity.mode == "files":
                 cols = "_file_name, " + cols

@@ -134,7 +134,8 @@ def _send_email(alert: Alert, settings: Settings) -> bool:
             log.warning(
                 "no email alert sent: Airflow connection %r is not configured "
                 "(set OPS_SMTP_CONN_ID or AIRFLOW_CONN_%s)",
-                settings.smtp_conn_id, settings.smtp_conn_id.upper(),
+                settings.smtp_conn_id,
+                settings.smtp_conn_id.upper(),
             )
         else:
             log.exception("email alert to %s failed", ", ".join(settings.alert_emails))

@@ -55,6 +55,16 @@ def cmd_load(args: argparse.Namespace) -> None:
     console.print(f"Warehouse: {get_settings().warehouse_path}")
 
 
+def cmd_replay(args: argparse.Namespace) -> None:
+    from ops_warehouse.quarantine import replay
+
+    summary = replay(get_settings(), source=args.source, entity=args.entity)
+    table = Table("entity", "replayed into raw", "still quarantined", title="Quarantine replay")
+    for name, n in summary.replayed.items():
+        table.add_row(name, f"{n:,}", f"{summary.still_quarantined[name]:,}")
+    console.print(table if summary.replayed else "Nothing in quarantine.")
+
+
 def cmd_transform(args: argparse.Namespace) -> None:
     from ops_warehouse.transform import dbt_invoke
 
@@ -120,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", choices=["marketing", "sales", "support", "all"])
     p.add_argument("--date", type=_day, help="the day to load (default: OPS_DEMO_UNTIL)")
     p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("replay", help="re-process quarantined rows after a fix")
+    p.add_argument("--source", choices=["marketing", "sales", "support"])
+    p.add_argument("--entity")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("transform", help="dbt build on the working warehouse")
     p.add_argument("--select")

@@ -105,7 +105,7 @@ def _resource(
     columns = {entity.cursor: {"dedup_sort": "desc"}} if entity.mode == "cursor" else None
     quarantine_hints = dlt.mark.make_hints(
         table_name=QUARANTINE_TABLE,
-        primary_key=["entity", "record_key", "reason"],
+        primary_key=["entity", "record_key", "reason", "payload"],
         write_disposition="merge",
     )
 

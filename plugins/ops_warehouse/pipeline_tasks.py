@@ -108,8 +108,13 @@ def enforce_quality_gate(
     warned = [r for r in results if not r.success and not r.is_blocking_failure]
     for result in blocking + warned:
         log.warning("%s", result.describe())
-    log.info("%s checks: %d run, %d blocking failures, %d warnings",
-             layer, len(results), len(blocking), len(warned))
+    log.info(
+        "%s checks: %d run, %d blocking failures, %d warnings",
+        layer,
+        len(results),
+        len(blocking),
+        len(warned),
+    )
     if not (blocking or warned):
         return {"checks": len(results), "warnings": 0}
     docs = data_docs(settings)
@@ -121,20 +126,26 @@ def enforce_quality_gate(
             + (f"; … and {len(blocking) - 5} more" if len(blocking) > 5 else "")
         )
         audit.record_run_finish(settings, run, "blocked", message=message)
-        send_alert(alert_from_context(context, "blocking checks failed", failing_checks=checks,
-                                      data_docs=docs), settings)
+        send_alert(
+            alert_from_context(
+                context, "blocking checks failed", failing_checks=checks, data_docs=docs
+            ),
+            settings,
+        )
         raise QualityGateBlocked(message)
-    send_alert(alert_from_context(context, "checks warned", failing_checks=checks,
-                                  data_docs=docs), settings)
+    send_alert(
+        alert_from_context(context, "checks warned", failing_checks=checks, data_docs=docs),
+        settings,
+    )
     return {"checks": len(results), "warnings": len(warned)}
 
 
 def data_docs(settings: Settings) -> str | None:
     """Rebuild the Data Docs site and return where it is (None, logged, if that failed: the
     docs illustrate a run, they must not decide it)."""
-    from ops_warehouse.quality import build_data_docs
-
     try:
+        from ops_warehouse.quality import build_data_docs
+
         path = str(build_data_docs(settings))
     except Exception:
         log.exception("building the Data Docs failed")

@@ -47,6 +47,8 @@ class Settings:
     http_backoff_max_s: float
     dlt_dir: Path
     dbt_target: str
+    freshness_hours: float
+    volume_tolerance: float
     published_postgres_url: str
     quarantine_threshold: float
     alert_emails: tuple[str, ...]
@@ -95,6 +97,8 @@ class Settings:
             http_backoff_max_s=float(_env("OPS_HTTP_BACKOFF_MAX_S", "20")),
             dlt_dir=Path(_env("OPS_DLT_DIR", str(home / "dlt"))),
             dbt_target=_env("OPS_DBT_TARGET", warehouse),
+            freshness_hours=float(_env("OPS_FRESHNESS_HOURS", "48")),
+            volume_tolerance=float(_env("OPS_VOLUME_TOLERANCE", "0.2")),
             published_postgres_url=_env(
                 "OPS_PUBLISHED_POSTGRES_URL", _published_database(postgres_url)
             ),

@@ -367,8 +367,14 @@ def decimal_sum(values) -> Decimal:
 def warehouse(duckdb_marts):
     assert duckdb_marts.reporting_currency == REPORTING_CURRENCY
     assert duckdb_marts.business_tz == BUSINESS_TZ
-    con = duckdb.connect(str(duckdb_marts.warehouse_path), read_only=True)
-    con.execute("set TimeZone = 'UTC'")
+    path = str(duckdb_marts.warehouse_path)
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.ConnectionException:
+        # dbt ran in this process and its adapter still holds the file open read-write: a second
+        # connection must share that configuration. Only reads follow.
+        con = duckdb.connect(path)
+    con.execute("set session TimeZone = 'UTC'")
     yield con
     con.close()
 

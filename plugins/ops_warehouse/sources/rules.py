@@ -52,11 +52,42 @@ def _rules(entity: Entity, table: pa.Table, future_limit: datetime):
             yield pc.greater(table[f.name], limit), f"field {f.name!r} is in the future"
 
 
+def duplicate_key_rows(entity: Entity, table: pa.Table) -> dict[int, str]:
+    """Rows whose primary key appears more than once in the batch with different content.
+
+    Exact copies are not an error (the merge keeps one); differing copies are ambiguous and
+    all go to quarantine.
+    """
+    keys = list(entity.primary_key)
+    if table.num_rows < 2:
+        return {}
+    counts = table.select(keys).group_by(keys).aggregate([([], "count_all")])
+    dupes = counts.filter(pc.greater(counts["count_all"], 1))
+    if dupes.num_rows == 0:
+        return {}
+    wanted = {tuple(r[k] for k in keys) for r in dupes.select(keys).to_pylist()}
+    rows = table.to_pylist()
+    groups: dict[tuple, list[int]] = {}
+    for index, row in enumerate(rows):
+        key = tuple(row[k] for k in keys)
+        if key in wanted:
+            groups.setdefault(key, []).append(index)
+    out: dict[int, str] = {}
+    for indexes in groups.values():
+        contents = {repr(sorted(rows[i].items())) for i in indexes}
+        if len(contents) > 1:
+            for i in indexes:
+                out[i] = "primary key duplicated within one load with different content"
+    return out
+
+
 def row_reasons(
     entity: Entity, table: pa.Table, reasons: list[str | None], future_limit: datetime
 ) -> list[str | None]:
     """The first rule each row breaks (conversion failures first), or None."""
     out = list(reasons)
+    for index, reason in duplicate_key_rows(entity, table).items():
+        out[index] = out[index] or reason
     for mask, reason in _rules(entity, table, future_limit):
         flagged = pc.fill_null(mask, False)
         if not pc.any(flagged).as_py():

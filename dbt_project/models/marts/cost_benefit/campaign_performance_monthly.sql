@@ -22,7 +22,7 @@
       no spend.
 #}
 
-with
+with recursive
 
 ad_days as (
 
@@ -198,16 +198,21 @@ month_bounds as (
 
 ),
 
-months as (
+months (month_start) as (
 
-    -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL
-    select cast(month_ts as date) as month_start
+    -- recursive rather than generate_series(): PostgreSQL plans a function scan as 1000 rows,
+    -- and the month x campaign grid then costs enough to trigger JIT compilation (seconds, for
+    -- a query that runs in milliseconds)
+    select first_month as month_start
     from month_bounds
-    cross join generate_series(
-        cast(month_bounds.first_month as timestamp),
-        cast(month_bounds.as_of_month as timestamp),
-        interval '1 month'
-    ) as month_series (month_ts)
+    where first_month is not null
+
+    union all
+
+    select cast({{ dbt.dateadd("month", 1, "months.month_start") }} as date) as month_start
+    from months
+    inner join month_bounds
+        on months.month_start < month_bounds.as_of_month
 
 ),
 

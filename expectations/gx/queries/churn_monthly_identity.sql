@@ -1,0 +1,7 @@
+-- marts.churn_monthly with the residual of marts.md's identity, which must be 0 on every month:
+-- active_at_end = active_at_start - churned + new_customers + reactivated
+select
+    *,
+    active_at_end - (active_at_start - churned + new_customers + reactivated)
+        as identity_difference
+from marts.churn_monthly

@@ -1,0 +1,197 @@
+-- quality.md: Σ net_revenue in kpi_daily = Σ net_revenue of fct_orders' recognized orders = the
+-- same sum recomputed from staging, to the cent (one row; the differences must be 0).
+--
+-- The recomputation shares no code with the dbt models: each order's as-of rate is found by
+-- sorting the order dates in among stg_sales__fx_rates' rate dates (the latest rate at or before
+-- the order date), then marts.md's definitions apply directly: recognized orders placed up to the
+-- as-of date, gross = subtotal - discount, refunds made up to the as-of date converted at the
+-- order date's rate and capped at gross, each order rounded to the cent. USD is 1 from the
+-- sheet's first date; orders with no rate at or before their date count in neither sum.
+-- Placeholders filled by the runner: {as_of_date}, {reporting_currency}, {business_tz}.
+with
+
+recognized_orders as (
+
+    select
+        order_id,
+        currency,
+        subtotal - discount as gross_local,
+        cast((ordered_at at time zone '{business_tz}') as date) as order_date
+    from staging.stg_sales__orders
+    where order_status in ('paid', 'shipped', 'completed', 'refunded')
+
+),
+
+orders_to_date as (
+
+    select * from recognized_orders
+    where order_date <= cast('{as_of_date}' as date)
+
+),
+
+timeline as (
+
+    select
+        cast(null as text) as order_id,
+        cast(null as text) as rate_role,
+        currency,
+        rate_date as point_date,
+        1 as is_rate,
+        rate_to_usd
+    from staging.stg_sales__fx_rates
+    where currency <> 'USD'
+
+    union all
+
+    select
+        null as order_id,
+        null as rate_role,
+        'USD' as currency,
+        min(rate_date) as point_date,
+        1 as is_rate,
+        cast(1.0 as double precision) as rate_to_usd
+    from staging.stg_sales__fx_rates
+
+    union all
+
+    select
+        order_id,
+        'order' as rate_role,
+        currency,
+        order_date as point_date,
+        0 as is_rate,
+        null as rate_to_usd
+    from orders_to_date
+
+    union all
+
+    select
+        order_id,
+        'reporting' as rate_role,
+        '{reporting_currency}' as currency,
+        order_date as point_date,
+        0 as is_rate,
+        null as rate_to_usd
+    from orders_to_date
+
+),
+
+rate_dates_found as (
+
+    select
+        *,
+        max(case when is_rate = 1 then point_date end) over (
+            partition by currency
+            order by point_date, is_rate desc
+            rows between unbounded preceding and current row
+        ) as rate_date
+    from timeline
+
+),
+
+rates_found as (
+
+    select
+        order_id,
+        rate_role,
+        is_rate,
+        max(case when is_rate = 1 then rate_to_usd end) over (
+            partition by currency, rate_date
+        ) as found_rate_to_usd
+    from rate_dates_found
+
+),
+
+order_facts as (
+
+    select
+        order_id,
+        gross_local,
+        cast(0 as numeric(18, 2)) as refund_local,
+        cast(null as double precision) as order_rate_to_usd,
+        cast(null as double precision) as reporting_rate_to_usd,
+        1 as is_order
+    from orders_to_date
+
+    union all
+
+    select
+        order_id,
+        0 as gross_local,
+        amount as refund_local,
+        null as order_rate_to_usd,
+        null as reporting_rate_to_usd,
+        0 as is_order
+    from staging.stg_sales__refunds
+    where cast((refunded_at at time zone '{business_tz}') as date) <= cast('{as_of_date}' as date)
+
+    union all
+
+    select
+        order_id,
+        0 as gross_local,
+        0 as refund_local,
+        case when rate_role = 'order' then found_rate_to_usd end as order_rate_to_usd,
+        case when rate_role = 'reporting' then found_rate_to_usd end as reporting_rate_to_usd,
+        0 as is_order
+    from rates_found
+    where is_rate = 0
+
+),
+
+orders_rated as (
+
+    select
+        order_id,
+        sum(gross_local) as gross_local,
+        sum(refund_local) as refund_local,
+        cast(max(order_rate_to_usd) / max(reporting_rate_to_usd) as numeric(18, 10)) as rate
+    from order_facts
+    group by order_id
+    having
+        max(is_order) = 1
+        and max(order_rate_to_usd) is not null
+        and max(reporting_rate_to_usd) is not null
+
+),
+
+orders_converted as (
+
+    select
+        round(cast(gross_local as numeric(38, 2)) * rate, 2) as gross_revenue,
+        round(cast(refund_local as numeric(38, 2)) * rate, 2) as refunds
+    from orders_rated
+
+),
+
+staging_sum as (
+
+    select coalesce(sum(gross_revenue - least(refunds, gross_revenue)), 0) as net_revenue
+    from orders_converted
+
+),
+
+fct_orders_sum as (
+
+    select coalesce(sum(net_revenue), 0) as net_revenue
+    from marts.fct_orders
+    where is_recognized
+
+),
+
+kpi_daily_sum as (
+
+    select coalesce(sum(net_revenue), 0) as net_revenue
+    from marts.kpi_daily
+
+)
+
+select
+    kpi_daily_sum.net_revenue as kpi_daily_net_revenue,
+    fct_orders_sum.net_revenue as fct_orders_net_revenue,
+    staging_sum.net_revenue as staging_net_revenue,
+    kpi_daily_sum.net_revenue - fct_orders_sum.net_revenue as kpi_daily_minus_fct_orders,
+    fct_orders_sum.net_revenue - staging_sum.net_revenue as fct_orders_minus_staging
+from kpi_daily_sum
+cross join fct_orders_sum
+cross join staging_sum

@@ -1,0 +1,466 @@
+"""Run the Great Expectations suites of ``expectations/gx`` and report ``CheckResult``s.
+
+Suites are data: ``expectations/gx/expectations/<entity>/<layer>.json`` is the suite
+``<entity>.<layer>`` (GX's own file layout). Its ``meta.batch`` names what it validates, a
+table (``{"table": "raw_sales.orders"}``) or a query file (``{"query": "x.sql"}`` in
+``expectations/gx/queries/``); ``meta.contract`` names the contracts.py entity whose fields
+the table must not outgrow unnoticed; every expectation carries ``meta.severity`` (``block`` or
+``warn``, quality.md) and may carry ``meta.check``, a readable name for reports.
+
+How each engine is validated:
+- DuckDB: each table or query is read once into an Arrow table (decimals as doubles) and
+  handed to GX as a pandas DataFrame. GX's SQL datasource over DuckDB would need the
+  ``duckdb_engine`` SQLAlchemy dialect, which is not a dependency and which GX reads after the
+  connection is released (no rows, every expectation errors); and DuckDB answers these scans
+  in milliseconds, so pushing the metrics down would win little.
+- PostgreSQL: GX's own SQL datasource; every metric is computed in the database.
+
+Run output (validation results, Data Docs) goes under ``settings.home``; nothing is written
+into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ops_warehouse.contracts import entity
+from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.quality.results import CheckResult
+from ops_warehouse.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+GX_DIR = PROJECT_ROOT / "expectations" / "gx"
+SUITES_DIR = GX_DIR / "expectations"
+QUERIES_DIR = GX_DIR / "queries"
+LAYERS = ("raw", "staging", "marts")
+SEVERITIES = ("block", "warn")
+ROW_COUNT_CHECK = "expect_table_row_count_to_be_between"
+VOLUME_HISTORY_RUNS = 7
+_SHOWN_VALUES = 5
+
+
+class SuiteError(OpsWarehouseError):
+    """A suite file that cannot be run as it is written."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    layer: str
+    path: Path
+    table: str | None
+    query: str | None
+    contract: str | None
+    body: dict[str, Any]
+
+    @property
+    def asset_name(self) -> str:
+        return self.table or f"query:{self.query}"
+
+
+def data_docs_dir(settings: Settings) -> Path:
+    return settings.home / "data_docs"
+
+
+def results_dir(settings: Settings) -> Path:
+    return settings.home / "gx" / "validations"
+
+
+# --- suites ---------------------------------------------------------------------------------
+
+
+def load_suites(layer: str | None = None) -> list[Suite]:
+    """Every suite file (of one layer), checked for what the runner relies on."""
+    if layer is not None and layer not in LAYERS:
+        raise ValueError(f"layer must be one of {', '.join(LAYERS)}, not {layer!r}")
+    suites = []
+    for path in sorted(SUITES_DIR.glob("*/*.json")):
+        suite = _read_suite(path)
+        if layer is None or suite.layer == layer:
+            suites.append(suite)
+    return suites
+
+
+def _read_suite(path: Path) -> Suite:
+    where = path.relative_to(PROJECT_ROOT)
+    try:
+        body = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"{where}: not valid JSON ({exc})") from None
+    expected = f"{path.parent.name}.{path.stem}"
+    if body.get("name") != expected:
+        raise SuiteError(f"{where}: the suite's name must be {expected!r} (entity folder, layer file)")
+    if path.stem not in LAYERS:
+        raise SuiteError(f"{where}: the file name must be a layer: {', '.join(LAYERS)}")
+    meta = body.get("meta") or {}
+    batch = meta.get("batch") or {}
+    table, query = batch.get("table"), batch.get("query")
+    if bool(table) == bool(query):
+        raise SuiteError(f"{where}: meta.batch needs exactly one of 'table' or 'query'")
+    if query and not (QUERIES_DIR / query).is_file():
+        raise SuiteError(f"{where}: query file {query!r} not found in {QUERIES_DIR}")
+    for i, exp in enumerate(body.get("expectations") or []):
+        severity = (exp.get("meta") or {}).get("severity")
+        if severity not in SEVERITIES:
+            raise SuiteError(
+                f"{where}: expectation {i} ({exp.get('type')}) needs meta.severity "
+                f"'block' or 'warn', not {severity!r}"
+            )
+    contract = meta.get("contract")
+    if contract:
+        entity(contract)  # raises naming the known entities
+    return Suite(expected, path.stem, path, table, query, contract, body)
+
+
+def _gx_suite(suite: Suite):
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    body = {k: v for k, v in suite.body.items() if k in ("name", "expectations", "meta", "notes")}
+    return ExpectationSuite(**body)
+
+
+def _query_text(suite: Suite, settings: Settings, as_of: date) -> str:
+    sql = (QUERIES_DIR / suite.query).read_text()
+    return sql.format(
+        as_of_date=as_of.isoformat(),
+        reporting_currency=settings.reporting_currency,
+        business_tz=settings.business_tz,
+    )
+
+
+# --- GX context -----------------------------------------------------------------------------
+
+
+def _context(settings: Settings):
+    """An in-memory GX context configured by great_expectations.yml, with run output (results,
+    Data Docs) under settings.home and the suites loaded from the repository's files."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    import yaml
+    from great_expectations.data_context.types.base import DataContextConfig
+
+    config = yaml.safe_load((GX_DIR / "great_expectations.yml").read_text())
+    in_memory = {"class_name": "InMemoryStoreBackend"}
+    stores = config["stores"]
+    for name in ("expectations_store", "checkpoint_store", "validation_definition_store"):
+        stores[name]["store_backend"] = in_memory
+    stores["validation_results_store"]["store_backend"] = {
+        "class_name": "TupleFilesystemStoreBackend",
+        "base_directory": str(results_dir(settings)),
+    }
+    for site in config.get("data_docs_sites", {}).values():
+        site["store_backend"]["base_directory"] = str(data_docs_dir(settings))
+    for key in ("config_variables_file_path", "plugins_directory", "fluent_datasources"):
+        config.pop(key, None)
+    return gx.get_context(project_config=DataContextConfig(**config), mode="ephemeral")
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+
+def as_of_end(settings: Settings, as_of: date) -> datetime:
+    """The end of the as-of day in the business time zone, as a UTC instant."""
+    zone = ZoneInfo(settings.business_tz)
+    return datetime.combine(as_of + timedelta(days=1), dtime(), zone).astimezone(UTC)
+
+
+def run_parameters(settings: Settings, as_of: date) -> dict[str, Any]:
+    """The $PARAMETERs every suite may use (ISO strings: GX compares them with the column's
+    own type, a timestamp with a timestamp, a date with a date)."""
+    since = as_of_end(settings, as_of) - timedelta(hours=settings.freshness_hours)
+    since_day = since.astimezone(ZoneInfo(settings.business_tz)).date()
+    return {
+        "as_of_date": as_of.isoformat(),
+        "fresh_since": since.isoformat(),
+        "fresh_since_day": since_day.isoformat(),
+    }
+
+
+def volume_band(history: list[int], tolerance: float) -> tuple[int, int | None]:
+    """Row-count band from the counts recorded by the trailing runs: at least one row when
+    there is no history, else [min × (1 − tolerance), max × (1 + tolerance)]."""
+    if not history:
+        return 1, None
+    return int(min(history) * (1 - tolerance)), int(max(history) * (1 + tolerance)) + 1
+
+
+# --- reading the warehouse ------------------------------------------------------------------
+
+
+class _Warehouse:
+    """What the runner needs from the warehouse, DuckDB or PostgreSQL."""
+
+    def __init__(self, settings: Settings, con=None) -> None:
+        self.settings = settings
+        self.con = con
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        if self.con is not None:
+            return self.con.execute(sql, params or []).fetchall()
+        from ops_warehouse.warehouse import query
+
+        return query(self.settings, sql, params)
+
+    def columns(self, table: str) -> list[str]:
+        schema, name = table.split(".", 1)
+        rows = self.query(
+            "select column_name from information_schema.columns where table_schema = ? and "
+            "table_name = ? order by ordinal_position",
+            [schema, name],
+        )
+        return [r[0] for r in rows]
+
+    def row_count_history(self, suite: str, run_id: str) -> list[int]:
+        """Row counts recorded for this suite by earlier runs (audit.dq_results), if any."""
+        try:
+            rows = self.query(
+                'select observed_value from audit.dq_results where suite = ? and "check" = ? '
+                "and run_id <> ? and observed_value is not null order by checked_at desc limit ?",
+                [suite, ROW_COUNT_CHECK, run_id, VOLUME_HISTORY_RUNS],
+            )
+        except Exception:  # no audit schema yet (first run) or another layout: no history
+            return []
+        out = []
+        for (value,) in rows:
+            try:
+                out.append(int(float(value)))
+            except (TypeError, ValueError):
+                continue
+        return out
+
+
+@contextmanager
+def _open_warehouse(settings: Settings) -> Iterator[_Warehouse]:
+    if settings.warehouse == "postgres":
+        yield _Warehouse(settings)
+        return
+    import duckdb
+
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        yield _Warehouse(settings, con)
+    finally:
+        con.close()
+
+
+def _duckdb_frame(con, sql: str):
+    """A DuckDB query as a pandas DataFrame: decimals as doubles (Python Decimal objects are
+    ~10× slower to convert and compare), dates as dates."""
+    relation = con.sql(sql)
+    columns = []
+    for name, type_ in zip(relation.columns, relation.dtypes, strict=True):
+        quoted = '"' + name.replace('"', '""') + '"'
+        if str(type_).upper().startswith("DECIMAL"):
+            columns.append(f"cast({quoted} as double) as {quoted}")
+        else:
+            columns.append(quoted)
+    return con.sql(f"select {', '.join(columns)} from ({sql}) as batch").to_arrow_table().to_pandas()
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+def run_suites(settings: Settings, layer: str, as_of: date, run_id: str) -> list[CheckResult]:
+    """Validate every suite of one layer ('raw', 'staging' or 'marts') and return one result per
+    check. Results also go to GX's validation store (for Data Docs); recording them in
+    audit.dq_results is the caller's job."""
+    suites = load_suites(layer)
+    started = time.monotonic()
+    context = _context(settings)
+    params = run_parameters(settings, as_of)
+    results: list[CheckResult] = []
+    with _open_warehouse(settings) as warehouse:
+        datasource = _datasource(context, settings)
+        for suite in suites:
+            results += _run_suite(context, datasource, warehouse, suite, settings, as_of, run_id,
+                                  params)
+    failed = [r for r in results if not r.success]
+    log.info(
+        "%s: %d suites, %d checks, %d failed (%d blocking) in %.1f s",
+        layer, len(suites), len(results), len(failed), len(blocking_failures(results)),
+        time.monotonic() - started,
+    )
+    for result in failed:
+        log.warning("%s", result.describe())
+    return results
+
+
+def blocking_failures(results: list[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if r.is_blocking_failure]
+
+
+def _datasource(context, settings: Settings):
+    if settings.warehouse == "postgres":
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings.postgres_url).set(drivername="postgresql+psycopg2")
+        return context.data_sources.add_postgres(
+            "warehouse", connection_string=url.render_as_string(hide_password=False)
+        )
+    return context.data_sources.add_pandas("warehouse")
+
+
+def _run_suite(
+    context, datasource, warehouse: _Warehouse, suite: Suite, settings: Settings, as_of: date,
+    run_id: str, params: dict[str, Any],
+) -> list[CheckResult]:
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    out: list[CheckResult] = []
+    is_duckdb = settings.warehouse != "postgres"
+    batch_parameters = None
+    try:
+        if suite.table:
+            columns = warehouse.columns(suite.table)
+            if not columns:
+                raise SuiteError(f"table {suite.table} does not exist")
+        if is_duckdb:
+            sql = _query_text(suite, settings, as_of) if suite.query else f"select * from {suite.table}"
+            frame = _duckdb_frame(warehouse.con, sql)
+            columns = list(frame.columns)
+            asset = datasource.add_dataframe_asset(suite.asset_name)
+            batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+            batch_parameters = {"dataframe": frame}
+        else:
+            if suite.query:
+                asset = datasource.add_query_asset(
+                    suite.asset_name, query=_query_text(suite, settings, as_of)
+                )
+            else:
+                schema, name = suite.table.split(".", 1)
+                asset = datasource.add_table_asset(
+                    suite.asset_name, table_name=name, schema_name=schema
+                )
+            batch_definition = asset.add_batch_definition_whole_table("whole")
+    except Exception as exc:  # the data could not even be read: nothing can vouch for it
+        return [CheckResult(suite.name, "readable", None, "block", False, None,
+                            f"error: {_first_line(exc)}")]
+
+    if suite.contract and suite.table:
+        out.append(_new_columns_check(suite, columns))
+
+    suite_params = dict(params)
+    if any(e.get("type") == ROW_COUNT_CHECK for e in suite.body.get("expectations", [])):
+        band = volume_band(warehouse.row_count_history(suite.name, run_id),
+                           settings.volume_tolerance)
+        suite_params["min_rows"], suite_params["max_rows"] = band
+
+    gx_suite = context.suites.add(_gx_suite(suite))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=gx_suite)
+    )
+    validation = definition.run(
+        batch_parameters=batch_parameters,
+        expectation_parameters=suite_params,
+        result_format="SUMMARY",
+        run_id=RunIdentifier(run_name=run_id, run_time=datetime.now(UTC)),
+    )
+    out += [_check_result(suite.name, r) for r in validation.results]
+    return out
+
+
+def _new_columns_check(suite: Suite, columns: list[str]) -> CheckResult:
+    """Schema drift: a column the contract does not name (loader columns start with '_') is
+    loaded, not dropped, and reported as a warning (quality.md)."""
+    known = set(entity(suite.contract).field_names)
+    new = [c for c in columns if c not in known and not c.startswith("_")]
+    return CheckResult(
+        suite=suite.name,
+        check="new_columns_outside_contract",
+        column=None,
+        severity="warn",
+        success=not new,
+        unexpected_count=len(new),
+        observed_value=", ".join(new) if new else "none",
+    )
+
+
+def _check_result(suite_name: str, result) -> CheckResult:
+    config = result.expectation_config
+    meta = config.meta or {}
+    kwargs = config.kwargs
+    column = kwargs.get("column")
+    if column is None and kwargs.get("column_list"):
+        column = ", ".join(kwargs["column_list"])
+    if column is None and kwargs.get("column_A"):
+        column = f"{kwargs['column_A']}, {kwargs['column_B']}"
+    details = result.result or {}
+    unexpected = details.get("unexpected_count")
+    error = _exception_message(result.exception_info)
+    if error:
+        observed = f"error: {error}"
+    elif details.get("details", {}).get("mismatched"):
+        mismatched = details["details"]["mismatched"]
+        observed = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in mismatched.items() if v)
+        unexpected = len(mismatched.get("missing") or [])
+    elif "observed_value" in details:
+        observed = _text(details["observed_value"])
+    elif unexpected:
+        shown = details.get("partial_unexpected_list") or []
+        observed = "unexpected: " + ", ".join(_text(v) for v in shown[:_SHOWN_VALUES])
+    else:
+        observed = None
+    return CheckResult(
+        suite=suite_name,
+        check=meta.get("check") or config.type,
+        column=column,
+        severity=meta["severity"],
+        success=bool(result.success),
+        unexpected_count=None if unexpected is None else int(unexpected),
+        observed_value=observed,
+    )
+
+
+def _exception_message(info: dict | None) -> str | None:
+    if not info:
+        return None
+    if info.get("raised_exception"):
+        return _first_line(info.get("exception_message"))
+    for nested in info.values():  # keyed by metric when a metric failed to compute
+        if isinstance(nested, dict) and nested.get("raised_exception"):
+            return _first_line(nested.get("exception_message"))
+    return None
+
+
+def _first_line(value: Any) -> str:
+    return str(value).strip().splitlines()[0] if str(value).strip() else type(value).__name__
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value[:_SHOWN_VALUES]) + (
+            " …" if len(value) > _SHOWN_VALUES else ""
+        )
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+# --- Data Docs ------------------------------------------------------------------------------
+
+
+def build_data_docs(settings: Settings) -> Path:
+    """Render every stored validation result (and the suites) as a static site under
+    settings.home/data_docs; return its index.html."""
+    context = _context(settings)
+    for suite in load_suites():
+        context.suites.add(_gx_suite(suite))
+    context.build_data_docs()
+    index = data_docs_dir(settings) / "index.html"
+    log.info("Data Docs: %s", index)
+    return index

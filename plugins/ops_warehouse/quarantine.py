@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ops_warehouse.contracts import entities_of
 from ops_warehouse.contracts import entity as entity_named
@@ -101,3 +101,110 @@ def replay(
     finally:
         con.close()
     return summary
+
+
+# Rules that need other tables: (source, entity, reason, condition on row `r`).
+# A row is swept only once it is older than the grace period: its parent may still arrive.
+SWEEP_RULES: tuple[tuple[str, str, str, str, str], ...] = (
+    (
+        "sales",
+        "orders",
+        "updated_at",
+        "foreign key customer_id points to no customer",
+        "not exists (select 1 from raw_sales.customers p where p.customer_id = r.customer_id)",
+    ),
+    (
+        "sales",
+        "order_items",
+        "updated_at",
+        "foreign key order_id points to no order",
+        "not exists (select 1 from raw_sales.orders p where p.order_id = r.order_id)",
+    ),
+    (
+        "sales",
+        "order_items",
+        "updated_at",
+        "foreign key product_id points to no product",
+        "not exists (select 1 from raw_sales.products p where p.product_id = r.product_id)",
+    ),
+    (
+        "support",
+        "ticket_events",
+        "created_at",
+        "foreign key ticket_id points to no ticket",
+        "not exists (select 1 from raw_support.tickets p where p.ticket_id = r.ticket_id)",
+    ),
+    (
+        "sales",
+        "orders",
+        "updated_at",
+        "currency has no fx rate at or before the order date",
+        "not exists (select 1 from raw_sales.fx_rates p where p.currency = r.currency "
+        "and p.rate_date <= cast(r.ordered_at as date))",
+    ),
+    (
+        "marketing",
+        "ad_performance",
+        "date",
+        "currency has no fx rate at or before the ad date",
+        "not exists (select 1 from raw_sales.fx_rates p where p.currency = r.currency "
+        "and p.rate_date <= r.date)",
+    ),
+)
+
+
+def sweep(
+    settings: Settings, *, as_of_end: datetime, grace_days: int = 2, run_id: str = "sweep"
+) -> dict[str, int]:
+    """Move rows whose foreign key points nowhere (after the grace period) or whose amount
+    has no fx rate to quarantine, in one transaction. Returns rows moved per rule."""
+    import duckdb
+
+    cutoff = as_of_end - timedelta(days=grace_days)
+    moved: dict[str, int] = {}
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        tables = {
+            r[0]
+            for r in con.execute(
+                "select table_schema || '.' || table_name from information_schema.tables"
+            ).fetchall()
+        }
+        con.execute("begin transaction")
+        for source, name, age_col, reason, condition in SWEEP_RULES:
+            target = f"raw_{source}.{QUARANTINE_TABLE}"
+            if f"raw_{source}.{name}" not in tables:
+                continue
+            if target not in tables:
+                con.execute(
+                    f"create table {target} (source varchar, entity varchar, record_key varchar, "
+                    "reason varchar, payload varchar, run_id varchar, "
+                    "quarantined_at timestamp with time zone)"
+                )
+                tables.add(target)
+            parent = condition.split(" from ")[1].split(" ")[0]
+            if parent not in tables:
+                continue
+            ent = entity_named(name)
+            key_list = ", ".join(f"r.{k}" for k in ent.primary_key)
+            cols = ", ".join(f'"{f.name}" := r."{f.name}"' for f in ent.fields)
+            where = f"r.{age_col} < ? and {condition}"
+            moved_rows = con.execute(
+                f"insert into {target} (source, entity, record_key, reason, payload, run_id, "
+                f"quarantined_at) select ?, ?, to_json([{key_list}]), ?, "
+                f"to_json(struct_pack({cols})), ?, now() from raw_{source}.{name} r where {where}",
+                [source, name, reason, run_id, cutoff if age_col != "date" else cutoff.date()],
+            ).fetchone()[0]
+            if moved_rows:
+                con.execute(
+                    f"delete from raw_{source}.{name} r where {where}",
+                    [cutoff if age_col != "date" else cutoff.date()],
+                )
+            moved[f"{name}: {reason}"] = moved_rows
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+    return moved

@@ -120,16 +120,12 @@ def month_start(dates: pd.Series) -> pd.Series:
     return dates.dt.to_period("M").dt.to_timestamp()
 
 
-def is_reporting_currency(currency: pd.Series) -> pd.Series:
-    return currency == REPORTING_CURRENCY
-
-
 def rates_as_of(frame: pd.DataFrame, date_col: str, currency_col: str, fx: pd.DataFrame):
     """The fx rate to the reporting currency (USD) in force on each row's date: the rate of the
     date or the most recent earlier one, per currency (merge_asof backward). USD is the sheet's
     base (rate 1). NaN where the currency has no rate at or before the date."""
     rates = pd.Series(float("nan"), index=frame.index)
-    rates[is_reporting_currency(frame[currency_col])] = 1.0
+    rates[frame[currency_col] == REPORTING_CURRENCY] = 1.0
     for currency, rows in frame.groupby(currency_col):
         if currency == REPORTING_CURRENCY:
             continue
@@ -244,7 +240,7 @@ def active_customer_ids(orders: pd.DataFrame, day: date) -> set[str]:
 
 def recompute_customers(raw: dict[str, pd.DataFrame], orders: pd.DataFrame) -> pd.DataFrame:
     """dim_customers: acquisition_channel, is_active and is_churned per customer created up to
-    the as-of date."""
+    the as-of date (a customer's signup: their earliest one up to the as-of date)."""
     customers = raw["customers"]
     customers = customers[business_date(customers["created_at"]) <= pd.Timestamp(AS_OF)].copy()
     signups = raw["signups"]
@@ -270,7 +266,8 @@ def recompute_customers(raw: dict[str, pd.DataFrame], orders: pd.DataFrame) -> p
 
 def recompute_tickets(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """fct_tickets: first reply, solved_at, reopen_count and SLA breach per ticket created up to
-    the as-of date, from the ticket events up to the end of the as-of date."""
+    the as-of date, from the ticket events up to the end of the as-of date. The current status
+    is the ticket's own `status`; events are ordered by created_at, then event_id."""
     end_of_as_of = pd.Timestamp(AS_OF + timedelta(days=1), tz=BUSINESS_TZ)
     tickets = raw["tickets"]
     tickets = tickets[tickets["created_at"] < end_of_as_of].copy().set_index("ticket_id")
@@ -702,9 +699,7 @@ def test_retention_cohorts_sizes_and_month_1(warehouse, orders):
     cohort = recognized.merge(first, on="customer_id")
     next_month = cohort[cohort["order_month"] == cohort["cohort_month"] + pd.DateOffset(months=1)]
     retained = next_month.groupby("cohort_month").size().rename("n").reset_index()
-    last_cohort_with_month_1 = pd.Timestamp(AS_OF).to_period("M").to_timestamp() - pd.DateOffset(
-        months=1
-    )
+    last_cohort_with_month_1 = (pd.Period(AS_OF, "M") - 1).to_timestamp()
     sizes_with_month_1 = sizes[sizes["cohort_month"] <= last_cohort_with_month_1]
 
     month_0 = mart[mart["m"] == 0]
@@ -750,8 +745,8 @@ def test_churn_monthly_active_at_end(warehouse, orders):
 
 
 def test_channel_roi_monthly_spend(warehouse, ads):
-    """marts.md channel_roi_monthly.spend: Σ ad spend of the month and channel, each ad row at its
-    ad date's rate."""
+    """marts.md channel_roi_monthly.spend: Σ ad spend of the month and channel (the ad row's own
+    channel), each ad row at its ad date's rate."""
     mart = read_mart(
         warehouse,
         "channel_roi_monthly",
@@ -778,6 +773,7 @@ def test_channel_roi_monthly_new_customers(warehouse, orders, customers):
     first = recompute_first_orders(orders).merge(
         customers[["customer_id", "acquisition_channel"]], on="customer_id", how="left"
     )
+    # an ordering customer missing from the customers source has no signup either
     first["acquisition_channel"] = first["acquisition_channel"].fillna("unattributed")
     mine = first.groupby(["cohort_month", "acquisition_channel"]).size().rename("n").reset_index()
     assert_matches(

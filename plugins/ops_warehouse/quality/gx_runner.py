@@ -101,7 +101,9 @@ def _read_suite(path: Path) -> Suite:
         raise SuiteError(f"{where}: not valid JSON ({exc})") from None
     expected = f"{path.parent.name}.{path.stem}"
     if body.get("name") != expected:
-        raise SuiteError(f"{where}: the suite's name must be {expected!r} (entity folder, layer file)")
+        raise SuiteError(
+            f"{where}: the suite's name must be {expected!r} (entity folder, layer file)"
+        )
     if path.stem not in LAYERS:
         raise SuiteError(f"{where}: the file name must be a layer: {', '.join(LAYERS)}")
     meta = body.get("meta") or {}
@@ -266,7 +268,9 @@ def _duckdb_frame(con, sql: str):
             columns.append(f"cast({quoted} as double) as {quoted}")
         else:
             columns.append(quoted)
-    return con.sql(f"select {', '.join(columns)} from ({sql}) as batch").to_arrow_table().to_pandas()
+    return (
+        con.sql(f"select {', '.join(columns)} from ({sql}) as batch").to_arrow_table().to_pandas()
+    )
 
 
 # --- running --------------------------------------------------------------------------------
@@ -284,12 +288,17 @@ def run_suites(settings: Settings, layer: str, as_of: date, run_id: str) -> list
     with _open_warehouse(settings) as warehouse:
         datasource = _datasource(context, settings)
         for suite in suites:
-            results += _run_suite(context, datasource, warehouse, suite, settings, as_of, run_id,
-                                  params)
+            results += _run_suite(
+                context, datasource, warehouse, suite, settings, as_of, run_id, params
+            )
     failed = [r for r in results if not r.success]
     log.info(
         "%s: %d suites, %d checks, %d failed (%d blocking) in %.1f s",
-        layer, len(suites), len(results), len(failed), len(blocking_failures(results)),
+        layer,
+        len(suites),
+        len(results),
+        len(failed),
+        len(blocking_failures(results)),
         time.monotonic() - started,
     )
     for result in failed:
@@ -313,8 +322,14 @@ def _datasource(context, settings: Settings):
 
 
 def _run_suite(
-    context, datasource, warehouse: _Warehouse, suite: Suite, settings: Settings, as_of: date,
-    run_id: str, params: dict[str, Any],
+    context,
+    datasource,
+    warehouse: _Warehouse,
+    suite: Suite,
+    settings: Settings,
+    as_of: date,
+    run_id: str,
+    params: dict[str, Any],
 ) -> list[CheckResult]:
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
@@ -328,7 +343,11 @@ def _run_suite(
             if not columns:
                 raise SuiteError(f"table {suite.table} does not exist")
         if is_duckdb:
-            sql = _query_text(suite, settings, as_of) if suite.query else f"select * from {suite.table}"
+            sql = (
+                _query_text(suite, settings, as_of)
+                if suite.query
+                else f"select * from {suite.table}"
+            )
             frame = _duckdb_frame(warehouse.con, sql)
             columns = list(frame.columns)
             asset = datasource.add_dataframe_asset(suite.asset_name)
@@ -346,16 +365,20 @@ def _run_suite(
                 )
             batch_definition = asset.add_batch_definition_whole_table("whole")
     except Exception as exc:  # the data could not even be read: nothing can vouch for it
-        return [CheckResult(suite.name, "readable", None, "block", False, None,
-                            f"error: {_first_line(exc)}")]
+        return [
+            CheckResult(
+                suite.name, "readable", None, "block", False, None, f"error: {_first_line(exc)}"
+            )
+        ]
 
     if suite.contract and suite.table:
         out.append(_new_columns_check(suite, columns))
 
     suite_params = dict(params)
     if any(e.get("type") == ROW_COUNT_CHECK for e in suite.body.get("expectations", [])):
-        band = volume_band(warehouse.row_count_history(suite.name, run_id),
-                           settings.volume_tolerance)
+        band = volume_band(
+            warehouse.row_count_history(suite.name, run_id), settings.volume_tolerance
+        )
         suite_params["min_rows"], suite_params["max_rows"] = band
 
     gx_suite = context.suites.add(_gx_suite(suite))

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: install demo demo-fresh up test test-fast lint bench-ingest clean
+.PHONY: install demo demo-fresh up test test-fast lint docs bench-ingest clean
 
 install: ## install uv (if missing) and the locked dependencies into .venv
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -23,6 +23,9 @@ test: install ## every test: unit, dbt, DAG integrity, end to end
 
 test-fast: install
 	@$(RUN) pytest -q -m "not e2e"
+
+docs: install ## dbt docs for every model and column, as one static HTML page
+	@$(RUN) ops docs
 
 lint: install
 	@$(RUN) ruff check plugins dags tests

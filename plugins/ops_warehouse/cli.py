@@ -65,6 +65,16 @@ def cmd_replay(args: argparse.Namespace) -> None:
     console.print(table if summary.replayed else "Nothing in quarantine.")
 
 
+def cmd_docs(args: argparse.Namespace) -> None:
+    from ops_warehouse.transform import dbt_invoke
+
+    s = get_settings()
+    with console.status("dbt docs generate (catalog of every model and column) …"):
+        dbt_invoke(["docs", "generate", "--static"])
+    site = s.home / "dbt" / "target" / "static_index.html"
+    console.print(f"dbt documentation (one self-contained page): {site}")
+
+
 def cmd_transform(args: argparse.Namespace) -> None:
     from ops_warehouse.transform import dbt_invoke
 
@@ -135,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=["marketing", "sales", "support"])
     p.add_argument("--entity")
     p.set_defaults(func=cmd_replay)
+
+    sub.add_parser("docs", help="generate the dbt documentation site").set_defaults(func=cmd_docs)
 
     p = sub.add_parser("transform", help="dbt build on the working warehouse")
     p.add_argument("--select")

@@ -117,7 +117,7 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
                 con.execute(
                     f"insert into next.{audit.SCHEMA}.{table} select * from {audit.SCHEMA}.{table}"
                 )
-            quarantine = con.execute(f"select * from {audit.SCHEMA}.quarantine").fetch_arrow_table()
+            quarantine = con.sql(f"select * from {audit.SCHEMA}.quarantine").to_arrow_table()
             masked = quarantine.set_column(
                 quarantine.schema.get_field_index("payload"),
                 "payload",

@@ -45,13 +45,20 @@ def dbt_vars(settings: Settings, as_of: date | None) -> dict[str, str]:
 def dbt_invoke(
     args: list[str], *, settings: Settings | None = None, as_of: date | None = None
 ) -> None:
-    """Run one dbt command in-process; raise DbtFailed naming what failed."""
-    from dbt.cli.main import dbtRunner
+    """Run one dbt command in a child process; raise DbtFailed naming what failed.
+
+    A child process, not dbtRunner in-process: dbt-duckdb keeps its database connection
+    open for the life of the process, which would lock readers out of the working file.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
 
     settings = settings or get_settings()
-    os.environ.update(dbt_env(settings))
     target_dir = settings.home / "dbt" / "target"
+    log_dir = settings.home / "dbt" / "logs"
     cli = [
+        str(Path(sys.executable).with_name("dbt")),
         *args,
         "--project-dir",
         str(DBT_PROJECT_DIR),
@@ -62,16 +69,21 @@ def dbt_invoke(
         "--target-path",
         str(target_dir),
         "--log-path",
-        str(settings.home / "dbt" / "logs"),
+        str(log_dir),
         "--vars",
         json.dumps(dbt_vars(settings, as_of)),
     ]
-    result = dbtRunner().invoke(cli)
-    if result.success:
+    env = {**os.environ, **dbt_env(settings), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    run_results = target_dir / "run_results.json"
+    run_results.unlink(missing_ok=True)  # a stale one would name the wrong failures
+    result = subprocess.run(cli, env=env, capture_output=True, text=True)
+    if result.returncode == 0:
         return
     failures = []
-    for node in getattr(result.result, "results", None) or []:
-        if str(node.status) in ("error", "fail"):
-            failures.append(f"{node.node.name}: {node.status} {node.message or ''}".strip())
-    detail = "; ".join(failures[:10]) or str(result.exception or "see the dbt log")
-    raise DbtFailed(f"dbt {' '.join(args)} failed: {detail}")
+    if run_results.exists():
+        for node in json.loads(run_results.read_text()).get("results", []):
+            if node.get("status") in ("error", "fail"):
+                name = node.get("unique_id", "?").split(".")[-1]
+                failures.append(f"{name}: {node['status']} {node.get('message') or ''}".strip())
+    detail = "; ".join(failures[:10]) or result.stdout[-2000:] + result.stderr[-2000:]
+    raise DbtFailed(f"dbt {' '.join(args)} failed: {detail} (log: {log_dir / 'dbt.log'})")

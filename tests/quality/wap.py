@@ -38,8 +38,12 @@ def free_port() -> int:
 
 def working_copy(built: Settings, home: Path, **overrides) -> Settings:
     """Settings on a private copy of a built working warehouse (the fixture stays as it is)."""
+    import duckdb
+
     warehouse = home / "warehouse" / "working.duckdb"
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(built.warehouse_path)) as con:
+        con.execute("checkpoint")  # dbt ran in this process: its last writes may be in the WAL
     shutil.copyfile(built.warehouse_path, warehouse)
     values = dict(
         home=home,

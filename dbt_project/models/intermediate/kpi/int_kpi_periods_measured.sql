@@ -7,7 +7,8 @@
     - Sums: Σ of the period's days (int_kpi_components_daily).
     - Ratios: recomputed from the summed components (never an average of daily ratios);
       denominator 0 -> NULL.
-    - Medians: percentile_cont(0.5) over the period's underlying tickets.
+    - Medians: percentile_cont(0.5) over the period's underlying tickets, rounded to 6 decimals
+      of a minute so that DuckDB and PostgreSQL give the same double.
     - active_customers, open_backlog: the value on the period's last day, or on the as-of date
       for the period in progress (period_end_date).
     - returning_customer_rate: ordering customers of the period (distinct) whose first recognized
@@ -176,8 +177,12 @@ first_reply_medians as (
     select
         period_days.period_grain,
         period_days.period_start,
-        percentile_cont(0.5) within group (order by tickets.first_reply_minutes)
-            as median_first_reply_minutes
+        -- rounded to 6 decimals (0.06 ms): the last bit of percentile_cont's interpolation
+        -- differs between DuckDB and PostgreSQL
+        cast(
+            percentile_cont(0.5) within group (order by tickets.first_reply_minutes)
+            as numeric(18, 6)
+        ) as median_first_reply_minutes
     from tickets
     inner join period_days
         on tickets.created_date = period_days.date_day
@@ -194,8 +199,12 @@ resolution_medians as (
     select
         period_days.period_grain,
         period_days.period_start,
-        percentile_cont(0.5) within group (order by tickets.full_resolution_minutes)
-            as median_full_resolution_minutes
+        -- rounded to 6 decimals (0.06 ms): the last bit of percentile_cont's interpolation
+        -- differs between DuckDB and PostgreSQL
+        cast(
+            percentile_cont(0.5) within group (order by tickets.full_resolution_minutes)
+            as numeric(18, 6)
+        ) as median_full_resolution_minutes
     from tickets
     inner join period_days
         on {{ to_business_date('tickets.solved_at') }} = period_days.date_day

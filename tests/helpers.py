@@ -122,7 +122,10 @@ MART_TABLES = (
 
 
 def read_table(settings: Settings, schema: str, table: str):
-    """One warehouse table as a pandas DataFrame with comparable, engine-neutral values."""
+    """One warehouse table as a pandas DataFrame with comparable, engine-neutral values.
+
+    Bookkeeping columns (a leading underscore: load times) are left out.
+    """
     import pandas as pd
 
     from ops_warehouse.warehouse import query
@@ -133,7 +136,8 @@ def read_table(settings: Settings, schema: str, table: str):
         "table_name = ? order by ordinal_position",
         [schema, table],
     )]
-    rows = query(settings, f"select * from {schema}.{table}")
+    cols = [c for c in cols if not c.startswith("_")]
+    rows = query(settings, f"select {', '.join(cols)} from {schema}.{table}")
     frame = pd.DataFrame([[_neutral(v) for v in row] for row in rows], columns=cols)
     return frame.sort_values(list(frame.columns), ignore_index=True, key=lambda c: c.astype(str))
 

@@ -4,9 +4,9 @@
 
     The staging recomputation shares no code with int_fx_rates_daily or int_orders_converted: each
     currency's published rates become validity periods (from a rate's date until the currency's
-    next rate; USD is 1 from the sheet's first date), and each recognized order placed up to the
-    as-of date takes the periods covering its order date, for its own currency and for the
-    reporting currency. Then marts.md directly: gross = subtotal - discount, refunds made up to
+    next rate; USD is 1 from the sheet's first date), expanded to days, and each recognized order
+    placed up to the as-of date takes the rate in force on its order date, for its own currency
+    and for the reporting currency. Then marts.md directly: gross = subtotal - discount, refunds made up to
     the as-of date at the order date's rate and capped at gross, each order rounded to the cent
     (the published rounding, docs/decisions.md). Orders without a rate at or before their date
     count in none of the sums. Fails with one row showing the three sums when any two differ.
@@ -70,12 +70,34 @@ rate_points as (
 
 rate_periods as (
 
+    -- each rate is in force from its date until the day before the currency's next rate, the
+    -- last one until the as-of date
     select
         currency,
         rate_date as valid_from,
-        lead(rate_date) over (partition by currency order by rate_date) as valid_until,
+        lead(rate_date) over (partition by currency order by rate_date) as next_rate_date,
         rate_to_usd
     from rate_points
+
+),
+
+rates_in_force as (
+
+    -- one row per currency and day, joined on equality below (a range join of every order with
+    -- every rate period turns into a slow nested loop on PostgreSQL)
+    select
+        rate_periods.currency,
+        cast(days.day_ts as date) as rate_day,
+        rate_periods.rate_to_usd
+    from rate_periods
+    cross join lateral generate_series(
+        cast(rate_periods.valid_from as timestamp),
+        coalesce(
+            cast({{ dbt.dateadd('day', -1, 'rate_periods.next_rate_date') }} as timestamp),
+            cast({{ as_of_date() }} as timestamp)
+        ),
+        interval '1 day'
+    ) as days (day_ts)
 
 ),
 
@@ -101,20 +123,12 @@ orders_rated as (
             order_rates.rate_to_usd / reporting_rates.rate_to_usd as numeric(18, 10)
         ) as rate_to_reporting
     from recognized_orders
-    inner join rate_periods as order_rates
+    inner join rates_in_force as order_rates
         on recognized_orders.currency = order_rates.currency
-        and recognized_orders.order_date >= order_rates.valid_from
-        and (
-            order_rates.valid_until is null
-            or recognized_orders.order_date < order_rates.valid_until
-        )
-    inner join rate_periods as reporting_rates
+        and recognized_orders.order_date = order_rates.rate_day
+    inner join rates_in_force as reporting_rates
         on reporting_rates.currency = '{{ reporting_currency }}'
-        and recognized_orders.order_date >= reporting_rates.valid_from
-        and (
-            reporting_rates.valid_until is null
-            or recognized_orders.order_date < reporting_rates.valid_until
-        )
+        and recognized_orders.order_date = reporting_rates.rate_day
 
 ),
 
@@ -146,17 +160,37 @@ orders_converted as (
 
 ),
 
+kpi_daily_sum as (
+
+    select coalesce(sum(net_revenue), 0) as kpi_daily_net_revenue
+    from kpi_daily
+
+),
+
+fct_orders_sum as (
+
+    select coalesce(sum(net_revenue), 0) as fct_orders_net_revenue
+    from fct_orders
+    where is_recognized
+
+),
+
+staging_sum as (
+
+    select coalesce(sum(gross_revenue - least(refunds, gross_revenue)), 0) as staging_net_revenue
+    from orders_converted
+
+),
+
 sums as (
 
     select
-        (select coalesce(sum(net_revenue), 0) from kpi_daily) as kpi_daily_net_revenue,
-        (
-            select coalesce(sum(net_revenue), 0) from fct_orders where is_recognized
-        ) as fct_orders_net_revenue,
-        (
-            select coalesce(sum(gross_revenue - least(refunds, gross_revenue)), 0)
-            from orders_converted
-        ) as staging_net_revenue
+        kpi_daily_sum.kpi_daily_net_revenue,
+        fct_orders_sum.fct_orders_net_revenue,
+        staging_sum.staging_net_revenue
+    from kpi_daily_sum
+    cross join fct_orders_sum
+    cross join staging_sum
 
 ),
 

@@ -5,7 +5,7 @@
     support_cost = int_time_entries_costed; open_backlog on the as-of date = the tickets of
     fct_tickets whose status is new, open or pending. And active_customers on EVERY day = the
     distinct customers with a recognized order dated in the 90 days ending that day, counted
-    directly with a range join (kpi_daily counts them with running stretches). Returns each
+    directly from (customer, active day) pairs (kpi_daily counts them with running stretches). Returns each
     check that fails.
 #}
 
@@ -90,16 +90,29 @@ totals as (
 
 ),
 
+customer_active_days as (
+
+    -- a recognized order makes its customer active on its day and the 89 days after
+    select distinct
+        orders.customer_id,
+        cast(days.day_ts as date) as date_day
+    from orders
+    cross join lateral generate_series(
+        cast(orders.order_date as timestamp),
+        cast(orders.order_date as timestamp) + interval '89 days',
+        interval '1 day'
+    ) as days (day_ts)
+    where orders.customer_id is not null
+
+),
+
 active_customers_counted as (
 
     select
-        kpi_daily.date_day,
-        count(distinct orders.customer_id) as active_customers
-    from kpi_daily
-    inner join orders
-        on orders.order_date <= kpi_daily.date_day
-        and orders.order_date > kpi_daily.date_day - 90
-    group by kpi_daily.date_day
+        date_day,
+        count(*) as active_customers
+    from customer_active_days
+    group by date_day
 
 ),
 

@@ -168,7 +168,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
 
     A task that failed because checks blocked has already recorded and alerted (it knows
     the checks); this callback then stays silent."""
-    from ops_warehouse.quality_gate import QualityGateBlocked
+    from ops_warehouse.pipeline_tasks import QualityGateBlocked, run_info
 
     exc = context.get("exception")
     if isinstance(exc, QualityGateBlocked):
@@ -183,7 +183,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
 
         audit.record_run_finish(
             settings,
-            audit.RunInfo(alert.dag_id, alert.run_id),
+            run_info(context),
             "failed",
             message=f"{alert.task_id}: {alert.error or 'failed'}"[:2000],
             only_if_running=True,

@@ -171,6 +171,9 @@ def _pipeline(source: str, settings: Settings):
         from sqlalchemy.engine import make_url
 
         url = make_url(settings.postgres_url).set(drivername="postgresql")
+        if not url.password:
+            # dlt insists on a password; with trust/peer auth the server ignores it
+            url = url.set(password="unused")
         destination = dlt.destinations.postgres(url.render_as_string(hide_password=False))
     else:
         destination = dlt.destinations.duckdb(str(settings.warehouse_path))

@@ -11,10 +11,10 @@ in the working warehouse.
   new connections open the new file; nobody waits for anybody.
 - PostgreSQL: the published warehouse is its own database (``OPS_PUBLISHED_POSTGRES_URL``),
   the counterpart of the published file. Tables are streamed into ``marts_next`` /
-  ``audit_next`` (binary COPY), then one transaction renames ``marts`` → ``marts_old``,
-  ``marts_next`` → ``marts`` (and the same for ``audit``). The old schemas are dropped in a
-  second transaction that gives up after a short lock timeout rather than queue readers
-  behind it (a leftover is dropped by the next publish).
+  ``audit_next`` (binary COPY), then one transaction renames ``marts`` → ``marts_old_<id>``,
+  ``marts_next`` → ``marts`` (and the same for ``audit``). The old schemas are dropped
+  afterwards, each in a transaction that gives up after a short lock timeout rather than
+  queue readers behind it (a leftover is dropped by the next publish).
 
 A run that does not reach this step leaves the published warehouse untouched.
 """
@@ -214,12 +214,14 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
         audit.finish_run(pub, run, "published", finished_at=finished_at, schema=nxt[audit.SCHEMA])
         dst.commit()
 
-        # The swap: readers see the old marts and audit, or the new ones, never a mix.
+        # The swap: readers see the old marts and audit, or the new ones, never a mix. Renames
+        # take no lock a reader holds; the old schemas get a name of their own so that a
+        # leftover a reader still held last time is never in the way.
+        retired = uuid.uuid4().hex[:8]
         with dst.transaction():
             for schema, next_schema in nxt.items():
-                pub.execute(f"drop schema if exists {schema}_old cascade")
                 if _pg_schema_exists(dst, schema):
-                    pub.execute(f"alter schema {schema} rename to {schema}_old")
+                    pub.execute(f"alter schema {schema} rename to {schema}_old_{retired}")
                 pub.execute(f"alter schema {next_schema} rename to {schema}")
         _drop_old_schemas(dst)
     return make_url(settings.published_postgres_url).render_as_string(hide_password=True)
@@ -275,10 +277,19 @@ def _pg_schema_exists(con, schema: str) -> bool:
 
 
 def _drop_old_schemas(con) -> None:
-    for schema in PUBLISHED_SCHEMAS:
+    """Drop the schemas earlier swaps retired, each unless a reader still holds it."""
+    retired = [
+        r[0]
+        for r in con.execute(
+            "select nspname from pg_namespace where nspname ~ %s",
+            [rf"^({'|'.join(PUBLISHED_SCHEMAS)})_old_[0-9a-f]+$"],
+        ).fetchall()
+    ]
+    con.commit()
+    for schema in retired:
         try:
             with con.transaction():
                 con.execute(f"set local lock_timeout = '{DROP_LOCK_TIMEOUT}'")
-                con.execute(f"drop schema if exists {schema}_old cascade")
+                con.execute(f"drop schema {schema} cascade")
         except Exception as exc:  # a reader still holds the old tables: the next publish drops
-            log.warning("left %s_old for the next publish to drop: %s", schema, exc)
+            log.warning("left %s for the next publish to drop: %s", schema, exc)

@@ -58,13 +58,17 @@ def test_every_contract_entity_has_raw_and_staging_suites_matching_the_contract(
     for e in ENTITIES:
         raw = suites[f"{e.name}.raw"]
         assert raw.table == f"{e.raw_schema}.{e.name}" and raw.contract == e.name
-        schema = [x for x in raw.body["expectations"]
-                  if x["type"] == "expect_table_columns_to_match_set"]
+        schema = [
+            x for x in raw.body["expectations"] if x["type"] == "expect_table_columns_to_match_set"
+        ]
         assert len(schema) == 1 and schema[0]["meta"]["severity"] == "block"
         assert schema[0]["kwargs"]["column_set"] == e.field_names
         assert schema[0]["kwargs"]["exact_match"] is False
-        allowed = {x["kwargs"]["column"]: x["kwargs"]["value_set"] for x in raw.body["expectations"]
-                   if x["type"] == "expect_column_values_to_be_in_set"}
+        allowed = {
+            x["kwargs"]["column"]: x["kwargs"]["value_set"]
+            for x in raw.body["expectations"]
+            if x["type"] == "expect_column_values_to_be_in_set"
+        }
         assert allowed == {c: list(v) for c, v in (e.allowed or {}).items()}
         assert f"{e.name}.staging" in suites
     assert {s.layer for s in suites.values()} == set(LAYERS)
@@ -115,7 +119,8 @@ def test_raw_checks_fail_on_broken_raw_data(duckdb_marts, tmp_path):
     settings = private_copy(duckdb_marts, tmp_path)
     execute(
         settings,
-        # a null key (block)
+        # a null key (block; dlt declares keys not null, another loader might not)
+        "alter table raw_sales.orders alter column order_id drop not null",
         "update raw_sales.orders set order_id = null "
         "where order_id = (select min(order_id) from raw_sales.orders)",
         # a removed required column (block)
@@ -137,35 +142,60 @@ def test_raw_checks_fail_on_broken_raw_data(duckdb_marts, tmp_path):
     assert set(failed) == {
         ("orders.raw", "expect_column_values_to_not_be_null", "order_id"),
         ("order_items.raw", "expect_table_columns_to_match_set", None),
+        # the range check of the missing column cannot run: reported, not skipped
+        ("order_items.raw", "expect_column_values_to_be_between", "unit_price"),
         ("customers.raw", "new_columns_outside_contract", None),
         ("tickets.raw", "expect_column_values_to_be_in_set", "priority"),
         ("ad_performance.raw", "expect_column_values_to_be_between", "spend"),
-        ("ad_performance.raw", "expect_column_pair_values_a_to_be_greater_than_b",
-         "impressions, clicks"),
+        (
+            "ad_performance.raw",
+            "expect_column_pair_values_a_to_be_greater_than_b",
+            "impressions, clicks",
+        ),
         ("time_entries.raw", "expect_column_max_to_be_between", "logged_at"),
     }, [r.describe() for r in failed.values()]
 
     null_key = failed[("orders.raw", "expect_column_values_to_not_be_null", "order_id")]
     assert (null_key.severity, null_key.unexpected_count) == ("block", 1)
+    assert null_key.observed_value == "unexpected: null"
     missing = failed[("order_items.raw", "expect_table_columns_to_match_set", None)]
     assert missing.severity == "block" and missing.unexpected_count == 1
-    assert "missing: unit_price" in missing.observed_value
+    assert missing.observed_value == "missing: unit_price"
+    unrunnable = failed[("order_items.raw", "expect_column_values_to_be_between", "unit_price")]
+    assert (
+        unrunnable.observed_value.startswith("error:") and "unit_price" in unrunnable.observed_value
+    )
     drift = failed[("customers.raw", "new_columns_outside_contract", None)]
     assert (drift.severity, drift.unexpected_count, drift.observed_value) == (
-        "warn", 1, "loyalty_tier")
+        "warn",
+        1,
+        "loyalty_tier",
+    )
     out_of_set = failed[("tickets.raw", "expect_column_values_to_be_in_set", "priority")]
     assert (out_of_set.severity, out_of_set.unexpected_count) == ("block", 2)
     assert "critical" in out_of_set.observed_value
     negative = failed[("ad_performance.raw", "expect_column_values_to_be_between", "spend")]
     assert (negative.severity, negative.unexpected_count) == ("warn", 1)
-    clicks = failed[("ad_performance.raw", "expect_column_pair_values_a_to_be_greater_than_b",
-                     "impressions, clicks")]
+    clicks = failed[
+        (
+            "ad_performance.raw",
+            "expect_column_pair_values_a_to_be_greater_than_b",
+            "impressions, clicks",
+        )
+    ]
     assert (clicks.severity, clicks.unexpected_count) == ("warn", 1)
+    impressions, clicks_seen = map(
+        int, clicks.observed_value.removeprefix("unexpected: (").rstrip(")").split(", ")
+    )
+    assert clicks_seen == impressions + 1
     stale = failed[("time_entries.raw", "expect_column_max_to_be_between", "logged_at")]
     assert stale.severity == "warn" and stale.observed_value < "2026-11-13"
 
     assert {r.suite for r in blocking_failures(results)} == {
-        "orders.raw", "order_items.raw", "tickets.raw"}
+        "orders.raw",
+        "order_items.raw",
+        "tickets.raw",
+    }
 
 
 def test_staging_blocks_a_duplicated_key(duckdb_marts, tmp_path):
@@ -179,8 +209,9 @@ def test_staging_blocks_a_duplicated_key(duckdb_marts, tmp_path):
     )
     results = run_suites(settings, "staging", AS_OF, "test__dup", only=["customers.staging"])
     failed = failures(results)
-    assert list(failed) == [("customers.staging", "expect_column_values_to_be_unique",
-                             "customer_id")]
+    assert list(failed) == [
+        ("customers.staging", "expect_column_values_to_be_unique", "customer_id")
+    ]
     duplicate = failed[("customers.staging", "expect_column_values_to_be_unique", "customer_id")]
     assert (duplicate.severity, duplicate.unexpected_count) == ("block", 2)
 
@@ -202,8 +233,9 @@ def test_volume_warns_outside_the_band_of_the_trailing_runs(duckdb_marts, tmp_pa
                 "'expect_table_row_count_to_be_between', null, 'warn', true, null, ?, ?)",
                 [f"earlier__{day}", str(orders * 2), f"2026-11-{10 + day} 01:00:00+00"],
             )
-    results = run_suites(settings, "raw", AS_OF, "test__volume", only=["orders.raw",
-                                                                           "customers.raw"])
+    results = run_suites(
+        settings, "raw", AS_OF, "test__volume", only=["orders.raw", "customers.raw"]
+    )
     failed = failures(results)
     assert list(failed) == [("orders.raw", "expect_table_row_count_to_be_between", None)]
     volume = failed[("orders.raw", "expect_table_row_count_to_be_between", None)]
@@ -238,15 +270,24 @@ def test_mart_checks_block_corrupted_marts(duckdb_marts, tmp_path):
     failed = failures(results)
     assert set(failed) == {
         ("retention_cohorts.marts", "retention month 0 = 1.0", "retention_rate"),
-        ("churn_monthly.marts",
-         "churn identity: active_at_end = active_at_start - churned + new_customers + "
-         "reactivated", "identity_difference"),
-        ("revenue_reconciliation.marts", "Σ net_revenue: kpi_daily = fct_orders (recognized)",
-         "kpi_daily_minus_fct_orders"),
+        (
+            "churn_monthly.marts",
+            "churn identity: active_at_end = active_at_start - churned + new_customers + "
+            "reactivated",
+            "identity_difference",
+        ),
+        (
+            "revenue_reconciliation.marts",
+            "Σ net_revenue: kpi_daily = fct_orders (recognized)",
+            "kpi_daily_minus_fct_orders",
+        ),
         ("kpi_daily.marts", "expect_column_values_to_be_between", "ctr"),
         ("fct_orders.marts", "expect_column_values_to_be_unique", "order_id"),
-        ("spend_reconciliation.marts", "Σ spend: channel_roi_monthly = fct_ad_performance_daily",
-         "channel_roi_minus_fct_ad_performance"),
+        (
+            "spend_reconciliation.marts",
+            "Σ spend: channel_roi_monthly = fct_ad_performance_daily",
+            "channel_roi_minus_fct_ad_performance",
+        ),
     }, [r.describe() for r in failed.values()]
     assert all(r.severity == "block" for r in failed.values())
     by_suite = {k[0]: r for k, r in failed.items()}
@@ -267,12 +308,17 @@ def test_revenue_recomputed_from_staging_catches_a_corrupted_staging_row(duckdb_
         "create or replace view staging.stg_sales__orders as "
         "select * replace (subtotal + 1 as subtotal) from raw_sales.orders",
     )
-    results = run_suites(settings, "marts", AS_OF, "test__staging",
-                         only=["revenue_reconciliation.marts"])
+    results = run_suites(
+        settings, "marts", AS_OF, "test__staging", only=["revenue_reconciliation.marts"]
+    )
     failed = failures(results)
-    assert list(failed) == [("revenue_reconciliation.marts",
-                             "Σ net_revenue: fct_orders = recomputed from staging",
-                             "fct_orders_minus_staging")]
+    assert list(failed) == [
+        (
+            "revenue_reconciliation.marts",
+            "Σ net_revenue: fct_orders = recomputed from staging",
+            "fct_orders_minus_staging",
+        )
+    ]
 
 
 def test_a_missing_mart_blocks(duckdb_marts, tmp_path):
@@ -319,12 +365,21 @@ def test_mart_suites_on_postgres(postgres_marts, tmp_path):
         f"update marts.kpi_daily set net_revenue = net_revenue + 0.01 where date_day = {day}",
         f"update marts.kpi_daily set net_revenue = net_revenue - 0.01 where date_day = {day}",
     ):
-        results = run_suites(settings, "marts", AS_OF, "test__pg_broken",
-                             only=["revenue_reconciliation.marts", "retention_cohorts.marts"])
+        results = run_suites(
+            settings,
+            "marts",
+            AS_OF,
+            "test__pg_broken",
+            only=["revenue_reconciliation.marts", "retention_cohorts.marts"],
+        )
     failed = failures(results)
-    assert list(failed) == [("revenue_reconciliation.marts",
-                             "Σ net_revenue: kpi_daily = fct_orders (recognized)",
-                             "kpi_daily_minus_fct_orders")]
+    assert list(failed) == [
+        (
+            "revenue_reconciliation.marts",
+            "Σ net_revenue: kpi_daily = fct_orders (recognized)",
+            "kpi_daily_minus_fct_orders",
+        )
+    ]
     assert failed[next(iter(failed))].severity == "block"
     assert blocking_failures(results) == list(failed.values())
 

@@ -29,12 +29,21 @@ from tests.quality.wap import (
 
 CUSTOMER_EMAIL = "Jane.Doe@Example.com"
 BLOCKING = CheckResult(
-    suite="kpi_daily.marts", check="expect_net_revenue_to_reconcile", column="net_revenue",
-    severity="block", success=False, unexpected_count=1, observed_value="off by 12.34",
+    suite="kpi_daily.marts",
+    check="expect_net_revenue_to_reconcile",
+    column="net_revenue",
+    severity="block",
+    success=False,
+    unexpected_count=1,
+    observed_value="off by 12.34",
 )
 PASSED = CheckResult(
-    suite="orders.raw", check="expect_column_values_to_be_unique", column="order_id",
-    severity="block", success=True, unexpected_count=0,
+    suite="orders.raw",
+    check="expect_column_values_to_be_unique",
+    column="order_id",
+    severity="block",
+    success=True,
+    unexpected_count=0,
 )
 
 
@@ -87,7 +96,10 @@ def test_publish_copies_marts_and_audit_and_nothing_else(settings):
     assert set(published) == {"marts", "audit"}, "only marts and audit are published"
     assert published["marts"] == working["marts"], "every mart with all its rows"
     assert set(published["audit"]) == {
-        "pipeline_runs", "pipeline_run_entities", "dq_results", "quarantine"
+        "pipeline_runs",
+        "pipeline_run_entities",
+        "dq_results",
+        "quarantine",
     }
     with duckdb.connect(str(settings.published_path), read_only=True) as con:
         status = con.execute(
@@ -139,11 +151,14 @@ def test_blocked_run_leaves_the_published_file_byte_identical(settings):
     second = run("scheduled__2026-11-23")
     audit.record_run_start(settings, second)
     with duckdb.connect(str(settings.warehouse_path)) as con:  # the new run's (bad) marts
-        con.execute("update marts.kpi_daily set net_revenue = net_revenue + 12.34 "
-                    "where date_day = (select max(date_day) from marts.kpi_daily)")
+        con.execute(
+            "update marts.kpi_daily set net_revenue = net_revenue + 12.34 "
+            "where date_day = (select max(date_day) from marts.kpi_daily)"
+        )
     with pytest.raises(QualityGateBlocked, match="expect_net_revenue_to_reconcile"):
-        enforce_quality_gate(settings, second, "marts", [PASSED, BLOCKING],
-                             airflow_context(second, "validate_marts"))
+        enforce_quality_gate(
+            settings, second, "marts", [PASSED, BLOCKING], airflow_context(second, "validate_marts")
+        )
 
     assert file_hash(settings.published_path) == before
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
@@ -152,7 +167,8 @@ def test_blocked_run_leaves_the_published_file_byte_identical(settings):
         ).fetchone()
         results = con.execute(
             'select suite, "check", severity, success, unexpected_count, observed_value '
-            "from audit.dq_results where run_id = ? order by suite", [second.run_id]
+            "from audit.dq_results where run_id = ? order by suite",
+            [second.run_id],
         ).fetchall()
     assert status == "blocked"
     assert "expect_net_revenue_to_reconcile" in message
@@ -191,11 +207,14 @@ def test_readers_see_consistent_snapshots_while_publish_runs(settings, tmp_path)
     publish.publish(settings, first)
     held = duckdb.connect(str(settings.published_path), read_only=True)
     held_first = held.execute(RECONCILIATION_SQL).fetchone()
+    held_file = settings.published_path.open("rb")  # the bytes a reader of the old file has
+    held_bytes = hashlib.sha256(held_file.read()).hexdigest()
     stop = tmp_path / "stop"
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(settings.published_path), str(stop),
-         RECONCILIATION_SQL],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", READER, str(settings.published_path), str(stop), RECONCILIATION_SQL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         time.sleep(1.0)
@@ -224,9 +243,16 @@ def test_readers_see_consistent_snapshots_while_publish_runs(settings, tmp_path)
     assert report["error_count"] == 0, report["errors"]
     assert held.execute(RECONCILIATION_SQL).fetchone() == held_first
     held.close()
+    held_file.seek(0)
+    assert hashlib.sha256(held_file.read()).hexdigest() == held_bytes, (
+        "publish wrote into the file readers had open instead of replacing it"
+    )
+    held_file.close()
     snapshots = report["snapshots"]
     broken = [s for s in snapshots if s[0] != s[1]]
-    assert not broken, f"{len(broken)} of {len(snapshots)} snapshots broke the identity: {broken[:3]}"
+    assert not broken, (
+        f"{len(broken)} of {len(snapshots)} snapshots broke the identity: {broken[:3]}"
+    )
     # the reader really saw the warehouse change under it
     assert len({s[0] for s in snapshots}) >= 2, "the reader saw only one published state"
 
@@ -246,7 +272,7 @@ def _pg_state(url: str) -> dict:
         out = {}
         for schema, table, oid in tables:
             digest = con.execute(
-                f'select md5(coalesce(string_agg(t::text, \'|\' order by t::text), \'\')) '
+                f"select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
                 f'from {schema}."{table}" t'
             ).fetchone()[0]
             out[f"{schema}.{table}"] = (oid, digest)
@@ -275,9 +301,12 @@ def test_postgres_publish_swaps_schemas_and_a_blocked_run_changes_nothing(pg_set
     state = _pg_state(settings.published_postgres_url)
     assert {k.split(".")[0] for k in state} == {"marts", "audit"}
     with audit.pg_connect(settings.postgres_url) as con:
-        marts = {r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts'"
-        ).fetchall()}
+        marts = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
     assert {k.split(".")[1] for k in state if k.startswith("marts.")} == marts
 
     # a reader in the middle of a transaction on the old tables neither blocks the next
@@ -289,10 +318,13 @@ def test_postgres_publish_swaps_schemas_and_a_blocked_run_changes_nothing(pg_set
         started = time.monotonic()
         publish.publish(settings, second)
         assert time.monotonic() - started < 60
-        assert reader.execute("select count(*) from marts_old.fct_orders").fetchone() == before
+        (retired,) = reader.execute(
+            "select nspname from pg_namespace where nspname like 'marts_old_%'"
+        ).fetchone()
+        assert reader.execute(f"select count(*) from {retired}.fct_orders").fetchone() == before
     third = run("pg__3")
     audit.record_run_start(settings, third)
-    publish.publish(settings, third)  # drops the schema the reader held
+    publish.publish(settings, third)  # drops the schema the reader held, and its own
     state = _pg_state(settings.published_postgres_url)
     assert {k.split(".")[0] for k in state} == {"marts", "audit"}
     with audit.pg_connect(settings.published_postgres_url) as con:
@@ -303,8 +335,9 @@ def test_postgres_publish_swaps_schemas_and_a_blocked_run_changes_nothing(pg_set
     blocked = run("pg__4")
     audit.record_run_start(settings, blocked)
     with pytest.raises(QualityGateBlocked):
-        enforce_quality_gate(settings, blocked, "marts", [BLOCKING],
-                             airflow_context(blocked, "validate_marts"))
+        enforce_quality_gate(
+            settings, blocked, "marts", [BLOCKING], airflow_context(blocked, "validate_marts")
+        )
     assert _pg_state(settings.published_postgres_url) == state
     with audit.pg_connect(settings.postgres_url) as con:
         assert con.execute(

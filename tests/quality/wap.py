@@ -67,13 +67,18 @@ def run(run_id: str, dag_id: str = "transform") -> RunInfo:
 def airflow_context(run: RunInfo, task_id: str, exception: BaseException | None = None) -> dict:
     """The parts of an Airflow task context the pipeline reads."""
     ti = SimpleNamespace(
-        dag_id=run.dag_id, task_id=task_id, run_id=run.run_id,
+        dag_id=run.dag_id,
+        task_id=task_id,
+        run_id=run.run_id,
         log_url=f"http://airflow.test/dags/{run.dag_id}/runs/{run.run_id}/tasks/{task_id}",
     )
     return {
-        "ti": ti, "run_id": run.run_id, "logical_date": run.logical_date,
+        "ti": ti,
+        "run_id": run.run_id,
+        "logical_date": run.logical_date,
         "data_interval_start": run.data_interval_start,
-        "data_interval_end": run.data_interval_end, "exception": exception,
+        "data_interval_end": run.data_interval_end,
+        "exception": exception,
     }
 
 
@@ -114,7 +119,9 @@ def message_text(message: Message) -> str:
     parts = [str(message["Subject"])]
     for part in message.walk():
         if part.get_content_maintype() == "text":
-            parts.append(part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8"))
+            parts.append(
+                part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+            )
     return "\n".join(parts)
 
 
@@ -129,8 +136,11 @@ class WebhookSink:
             def do_POST(self):  # noqa: N802 (http.server's API)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 sink.posts.append(
-                    {"content_type": self.headers["Content-Type"], "path": self.path,
-                     "json": json.loads(body)}
+                    {
+                        "content_type": self.headers["Content-Type"],
+                        "path": self.path,
+                        "json": json.loads(body),
+                    }
                 )
                 self.send_response(200)
                 self.end_headers()

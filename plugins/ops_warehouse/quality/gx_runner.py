@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -94,7 +95,7 @@ def load_suites(layer: str | None = None) -> list[Suite]:
 
 
 def _read_suite(path: Path) -> Suite:
-    where = path.relative_to(PROJECT_ROOT)
+    where = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
     try:
         body = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -269,7 +270,9 @@ def _duckdb_frame(con, sql: str):
         else:
             columns.append(quoted)
     return (
-        con.sql(f"select {', '.join(columns)} from ({sql}) as batch").to_arrow_table().to_pandas()
+        con.sql(f"select {', '.join(columns)} from (\n{sql}\n) as batch")
+        .to_arrow_table()
+        .to_pandas()
     )
 
 
@@ -366,9 +369,9 @@ def _run_suite(
             batch_parameters = {"dataframe": frame}
         else:
             if suite.query:
-                asset = datasource.add_query_asset(
-                    suite.asset_name, query=_query_text(suite, settings, as_of)
-                )
+                # GX takes only queries that start with SELECT: CTEs go in a subquery
+                query = f"select * from (\n{_query_text(suite, settings, as_of)}\n) as batch"
+                asset = datasource.add_query_asset(suite.asset_name, query=query)
             else:
                 schema, name = suite.table.split(".", 1)
                 asset = datasource.add_table_asset(
@@ -437,8 +440,14 @@ def _check_result(suite_name: str, result) -> CheckResult:
     if error:
         observed = f"error: {error}"
     elif details.get("details", {}).get("mismatched"):
+        # exact_match false: only missing columns matter (extra ones are the drift check's)
         mismatched = details["details"]["mismatched"]
-        observed = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in mismatched.items() if v)
+        kinds = ["missing"] if kwargs.get("exact_match") is False else ["missing", "unexpected"]
+        observed = "; ".join(
+            f"{kind}: {', '.join(map(str, mismatched[kind]))}"
+            for kind in kinds
+            if mismatched.get(kind)
+        )
         unexpected = len(mismatched.get("missing") or [])
     elif "observed_value" in details:
         observed = _text(details["observed_value"])
@@ -474,12 +483,18 @@ def _first_line(value: Any) -> str:
 
 
 def _text(value: Any) -> str:
+    if hasattr(value, "item") and not isinstance(value, list | tuple | dict):
+        value = value.item()  # numpy scalar
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, list):
         return ", ".join(_text(v) for v in value[:_SHOWN_VALUES]) + (
             " …" if len(value) > _SHOWN_VALUES else ""
         )
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_text(v) for v in value) + ")"
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)

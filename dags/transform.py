@@ -7,7 +7,8 @@ Airflow DAG: write → audit → publish, once all three raw assets have been up
 1. `validate_raw`: Great Expectations suites over the raw layer; starts the run's row in
    `audit.pipeline_runs`.
 2. `dbt_build`: staging, intermediate and marts in the working warehouse, with dbt's tests.
-3. `validate_marts`: the marts' suites (keys, identities, rates, reconciliation).
+3. `validate_marts`: the staging and marts suites (keys after dedup; identities, rates,
+   reconciliation down to staging).
 4. `publish`: only now do readers see the new marts and audit trail (an atomic file swap
    on DuckDB, a schema swap on PostgreSQL). Updates the `published` asset.
 5. `data_docs`: rebuilds the Data Docs site and prints where it is.
@@ -44,7 +45,7 @@ def transform():
         """Check the raw layer before dbt reads it; blocking failures fail the task."""
         from ops_warehouse.pipeline_tasks import run_validation
 
-        return run_validation("raw", context)
+        return run_validation(["raw"], context)
 
     @task(pool=WRITER_POOL)
     def dbt_build(validated: dict, **context) -> dict:
@@ -55,10 +56,10 @@ def transform():
 
     @task(pool=WRITER_POOL)
     def validate_marts(built: dict, **context) -> dict:
-        """Check the marts dbt just built; blocking failures fail the task."""
+        """Check the staging models and marts dbt just built; blocking failures fail the task."""
         from ops_warehouse.pipeline_tasks import run_validation
 
-        return run_validation("marts", context)
+        return run_validation(["staging", "marts"], context)
 
     @task(pool=WRITER_POOL, outlets=[PUBLISHED])
     def publish(validated: dict, **context) -> dict:

@@ -154,9 +154,9 @@ def data_docs(settings: Settings) -> str | None:
     return path
 
 
-def run_validation(layer: str, context: Mapping[str, Any]) -> dict:
-    """Run the Great Expectations suites of one layer (``raw`` before dbt, ``marts``
-    after) and enforce the gate. Validating raw starts the run's audit record."""
+def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
+    """Run the Great Expectations suites of some layers and enforce the gate on all their
+    results together. Validating raw starts the run's audit record."""
     from ops_warehouse import audit
     from ops_warehouse.quality import run_suites
     from ops_warehouse.settings import get_settings
@@ -164,12 +164,14 @@ def run_validation(layer: str, context: Mapping[str, Any]) -> dict:
     settings = get_settings()
     run = run_info(context)
     as_of = transform_as_of(context)
-    if layer == "raw":
+    if "raw" in layers:
         audit.record_run_start(settings, run, as_of)
-    log.info("validating %s as of %s", layer, as_of)
-    results = run_suites(settings, layer, as_of, run.run_id)
-    summary = enforce_quality_gate(settings, run, layer, results, context)
-    return {"as_of_date": as_of.isoformat(), "layer": layer, **summary}
+    results = []
+    for layer in layers:
+        log.info("validating %s as of %s", layer, as_of)
+        results += run_suites(settings, layer, as_of, run.run_id)
+    summary = enforce_quality_gate(settings, run, "/".join(layers), results, context)
+    return {"as_of_date": as_of.isoformat(), "layers": list(layers), **summary}
 
 
 def run_dbt_build(context: Mapping[str, Any]) -> dict:

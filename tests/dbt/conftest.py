@@ -1,83 +1,11 @@
-"""A small demo world loaded and built through dbt, on DuckDB and on PostgreSQL."""
+"""Marts fixtures live in tests/conftest.py (shared with the quality-gate tests); re-exported
+names keep `from tests.dbt.conftest import …` working."""
 
-from __future__ import annotations
-
-import dataclasses
-import os
-from datetime import date
-from pathlib import Path
-
-import psycopg
-import pytest
-
-from ops_warehouse.loading import load_source
-from ops_warehouse.settings import Settings
-from ops_warehouse.transform import dbt_invoke
-from tests.conftest import make_settings
-from tests.helpers import day_window
-
-MARTS_UNTIL = date(2026, 11, 22)
-MARTS_SCALE = 0.03
-MARTS_HISTORY_DAYS = 400
-
-
-def load_and_build(settings: Settings, day: date, dbt_args: list[str] | None = None) -> None:
-    for source in ("marketing", "sales", "support"):
-        load_source(source, day_window(day), settings=settings, run_id=f"test__{day}")
-    dbt_invoke(dbt_args or ["build"], settings=settings, as_of=day)
-
-
-def scratch_pg_database(name: str) -> str:
-    admin = os.environ.get("OPS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'drop database if exists "{name}" with (force)')
-        con.execute(f'create database "{name}"')
-    return admin.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_pg_database(name: str) -> None:
-    admin = os.environ.get("OPS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'drop database if exists "{name}" with (force)')
-
-
-@pytest.fixture(scope="session")
-def marts_world(tmp_path_factory) -> Path:
-    from ops_warehouse.demo import world
-
-    path = tmp_path_factory.mktemp("marts_world")
-    world.generate(path, seed=11, scale=MARTS_SCALE, until=MARTS_UNTIL,
-                   history_days=MARTS_HISTORY_DAYS)
-    return path
-
-
-@pytest.fixture(scope="session")
-def marts_server(marts_world):
-    from ops_warehouse.demo.server import DemoServer
-
-    with DemoServer(marts_world, marketing_token="m-token", support_token="s-token") as srv:
-        yield srv
-
-
-@pytest.fixture(scope="session")
-def duckdb_marts(tmp_path_factory, marts_world, marts_server) -> Settings:
-    """The small world loaded and built (`dbt build`, tests included) on DuckDB."""
-    home = tmp_path_factory.mktemp("duckdb_marts")
-    settings = make_settings(home, marts_world, marts_server.url)
-    load_and_build(settings, MARTS_UNTIL)
-    return settings
-
-
-@pytest.fixture(scope="session")
-def postgres_marts(tmp_path_factory, marts_world, marts_server) -> Settings:
-    """The same world loaded and built on PostgreSQL (a scratch database)."""
-    name = f"ops_test_{os.getpid()}"
-    url = scratch_pg_database(name)
-    home = tmp_path_factory.mktemp("postgres_marts")
-    settings = dataclasses.replace(
-        make_settings(home, marts_world, marts_server.url),
-        warehouse="postgres", dbt_target="postgres", postgres_url=url,
-    )
-    load_and_build(settings, MARTS_UNTIL)
-    yield settings
-    drop_pg_database(name)
+from tests.conftest import (  # noqa: F401
+    MARTS_HISTORY_DAYS,
+    MARTS_SCALE,
+    MARTS_UNTIL,
+    drop_pg_database,
+    load_and_build,
+    scratch_pg_database,
+)

@@ -14,7 +14,14 @@ from ops_warehouse import alerts, audit
 from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gate
 from ops_warehouse.quality.results import CheckResult
 from ops_warehouse.settings import Settings
-from tests.quality.wap import SmtpSink, WebhookSink, airflow_context, message_text, run
+from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
+    SmtpSink,
+    WebhookSink,
+    airflow_context,
+    fixed_data_docs,
+    message_text,
+    run,
+)
 
 BLOCKING = CheckResult(
     suite="kpi_daily.marts",
@@ -65,14 +72,7 @@ def smtp(monkeypatch):
         yield sink
 
 
-@pytest.fixture(autouse=True)
-def no_data_docs(monkeypatch):
-    """Data Docs are the GX module's business; here they are a fixed path."""
-    import ops_warehouse.quality as quality
-
-    monkeypatch.setattr(
-        quality, "build_data_docs", lambda s: s.home / "data_docs" / "index.html", raising=False
-    )
+pytestmark = pytest.mark.usefixtures("fixed_data_docs")
 
 
 def test_blocking_checks_email_names_dag_task_run_date_checks_and_log(settings, smtp):

@@ -19,10 +19,11 @@ from ops_warehouse import audit, publish
 from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gate
 from ops_warehouse.quality.results import CheckResult
 from tests.dbt.conftest import drop_pg_database
-from tests.quality.wap import (
+from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
     RECONCILIATION_SQL,
     airflow_context,
     file_hash,
+    fixed_data_docs,
     run,
     working_copy,
 )
@@ -142,6 +143,7 @@ def _schemas_and_tables_of_working(settings) -> dict[str, dict[str, int]]:
     return out
 
 
+@pytest.mark.usefixtures("fixed_data_docs")
 def test_blocked_run_leaves_the_published_file_byte_identical(settings):
     first = run("scheduled__2026-11-22")
     audit.record_run_start(settings, first)
@@ -293,6 +295,7 @@ def pg_settings(postgres_marts):
     drop_pg_database(name)
 
 
+@pytest.mark.usefixtures("fixed_data_docs")
 def test_postgres_publish_swaps_schemas_and_a_blocked_run_changes_nothing(pg_settings):
     settings = pg_settings
     first = run("pg__1")

@@ -141,7 +141,7 @@ def test_blocking_check_fails_its_airflow_task_and_a_clean_run_publishes(duckdb_
     # 2. the clean run went through and published
     clean = out["clean"]
     assert clean["state"] == "success", clean
-    assert [c[0] for c in clean["calls"]] == ["raw", "marts"]
+    assert [c[0] for c in clean["calls"]] == ["raw", "staging", "marts"]
     assert {t: s for t, (s, _) in clean["tasks"].items()} == {
         "validate_raw": "success",
         "dbt_build": "success",
@@ -172,6 +172,7 @@ def test_blocking_check_fails_its_airflow_task_and_a_clean_run_publishes(duckdb_
         (blocked["run_id"], "orders.raw", False),
         (clean["run_id"], "orders.marts", True),
         (clean["run_id"], "orders.raw", True),
+        (clean["run_id"], "orders.staging", True),
     ]
     with duckdb.connect(str(settings.published_path), read_only=True) as con:
         assert con.execute(

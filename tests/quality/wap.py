@@ -16,6 +16,8 @@ from email.message import Message
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from ops_warehouse.audit import RunInfo
 from ops_warehouse.settings import Settings
 
@@ -28,6 +30,14 @@ RECONCILIATION_SQL = """
         (select sum(net_revenue) from marts.kpi_daily) as kpi_net_revenue,
         (select sum(net_revenue) from marts.fct_orders where is_recognized) as orders_net_revenue
 """
+
+
+@pytest.fixture
+def fixed_data_docs(monkeypatch):
+    """Data Docs are the GX module's business (tested there); here they are a fixed path."""
+    import ops_warehouse.quality as quality
+
+    monkeypatch.setattr(quality, "build_data_docs", lambda s: s.home / "data_docs" / "index.html")
 
 
 def free_port() -> int:

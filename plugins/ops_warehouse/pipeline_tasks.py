@@ -27,23 +27,62 @@ class QualityGateBlocked(AirflowFailException, OpsWarehouseError):
 def run_load(
     source: str, interval_start: datetime | None, interval_end: datetime | None, run_id: str | None
 ) -> dict:
+    """Load one source, sweep orphans into quarantine, and record the run in the audit trail."""
+    from ops_warehouse import audit
     from ops_warehouse.loading import load_source
+    from ops_warehouse.quarantine import sweep
+    from ops_warehouse.settings import get_settings
     from ops_warehouse.sources.window import Window
 
     if interval_end is None:
         raise ValueError("the run has no data interval end; trigger it with a logical date")
+    settings = get_settings()
     window = Window.of(interval_start, interval_end)
-    summary = load_source(source, window, run_id=run_id or "manual")
+    run = audit.RunInfo(
+        dag_id=f"ingest_{source}",
+        run_id=run_id or "manual",
+        data_interval_start=window.start,
+        data_interval_end=window.end,
+    )
+    audit.record_run_start(settings, run, as_of=window.last_day)
+    try:
+        summary = load_source(source, window, run_id=run.run_id, settings=settings)
+        swept = (
+            sweep(settings, as_of_end=window.end, run_id=run.run_id)
+            if (settings.warehouse == "duckdb")
+            else {}
+        )
+    except Exception as exc:
+        audit.record_run_finish(settings, run, "failed", message=str(exc)[:2000])
+        raise
     for name, stats in summary.entities.items():
         log.info(
-            "%s.%s: %d rows read, %d rows in raw", source, name, stats.rows_read, stats.raw_rows
+            "%s.%s: %d rows read, %d loaded, %d quarantined",
+            source,
+            name,
+            stats.rows_read,
+            stats.rows_loaded,
+            stats.rows_quarantined,
         )
+    for rule, moved in swept.items():
+        if moved:
+            log.warning("quarantine sweep: %d row(s) moved (%s)", moved, rule)
+    audit.record_run_finish(
+        settings,
+        run,
+        "succeeded",
+        entities=[
+            audit.EntityCounts(source, name, s.rows_read, s.rows_loaded, s.rows_quarantined)
+            for name, s in summary.entities.items()
+        ],
+    )
     return {
         "source": source,
         "as_of_date": window.last_day.isoformat(),
         "window": [window.start.isoformat(), window.end.isoformat()],
         "seconds": round(summary.seconds, 2),
         "entities": {n: vars(s) for n, s in summary.entities.items()},
+        "swept": {rule: n for rule, n in swept.items() if n},
     }
 
 

@@ -329,6 +329,14 @@ def test_a_missing_mart_blocks(duckdb_marts, tmp_path):
     assert "churn_drivers" in results[0].observed_value
 
 
+def test_validation_runs_beside_an_open_write_connection(duckdb_marts, tmp_path):
+    # a task may keep its audit connection open around the validation
+    settings = private_copy(duckdb_marts, tmp_path)
+    with duckdb.connect(str(settings.warehouse_path)):
+        results = run_suites(settings, "marts", AS_OF, "test__open", only=["dim_date.marts"])
+    assert results and failures(results) == {}
+
+
 def test_data_docs_show_the_runs(duckdb_marts, tmp_path):
     settings = dataclasses.replace(duckdb_marts, home=tmp_path)
     run_suites(settings, "marts", AS_OF, "test__docs", only=["kpi_daily.marts"])

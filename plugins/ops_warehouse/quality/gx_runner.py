@@ -254,7 +254,12 @@ def _open_warehouse(settings: Settings) -> Iterator[_Warehouse]:
         return
     import duckdb
 
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    except duckdb.ConnectionException:
+        # this process already holds the file open for writing (a task that records audit
+        # rows around the validation): DuckDB allows one configuration per file and process
+        con = duckdb.connect(str(settings.warehouse_path))
     try:
         yield _Warehouse(settings, con)
     finally:

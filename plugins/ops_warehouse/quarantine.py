@@ -186,7 +186,11 @@ def sweep(
             if parent not in tables:
                 continue
             ent = entity_named(name)
-            key_list = ", ".join(f"r.{k}" for k in ent.primary_key)
+            # a list needs one element type: composite keys go as text
+            key_list = ", ".join(
+                f"r.{k}" if len(ent.primary_key) == 1 else f"cast(r.{k} as varchar)"
+                for k in ent.primary_key
+            )
             cols = ", ".join(f'"{f.name}" := r."{f.name}"' for f in ent.fields)
             where = f"r.{age_col} < ? and {condition}"
             moved_rows = con.execute(

@@ -270,3 +270,13 @@ def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(settings, wor
             "select order_id from raw_sales.orders where order_id like 'O%'").fetchall()}
     # the young orphan waits out its grace period in raw
     assert "OORPHAN2" in ids and "OORPHAN1" not in ids and "ONOFX001" not in ids
+
+
+def test_sweep_handles_composite_keys_of_ad_performance(settings):
+    from ops_warehouse.quarantine import sweep
+
+    for source in ("marketing", "sales"):
+        load_source(source, day_window(UNTIL), settings=settings)
+    moved = sweep(settings, as_of_end=day_window(UNTIL).end)
+    # the demo world's ad rows all have fx rates: the rule runs and moves nothing
+    assert moved["ad_performance: currency has no fx rate at or before the ad date"] == 0

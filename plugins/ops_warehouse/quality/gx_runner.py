@@ -48,6 +48,7 @@ SUITES_DIR = GX_DIR / "expectations"
 QUERIES_DIR = GX_DIR / "queries"
 LAYERS = ("raw", "staging", "marts")
 SEVERITIES = ("block", "warn")
+GX_SEVERITY = {"block": "critical", "warn": "warning"}
 ROW_COUNT_CHECK = "expect_table_row_count_to_be_between"
 VOLUME_HISTORY_RUNS = 7
 _SHOWN_VALUES = 5
@@ -131,7 +132,11 @@ def _read_suite(path: Path) -> Suite:
 def _gx_suite(suite: Suite):
     from great_expectations.core.expectation_suite import ExpectationSuite
 
-    body = {k: v for k, v in suite.body.items() if k in ("name", "expectations", "meta", "notes")}
+    body = {k: v for k, v in suite.body.items() if k in ("name", "meta", "notes")}
+    # GX's own severity field follows meta.severity, the one the gate reads
+    body["expectations"] = [
+        {**e, "severity": GX_SEVERITY[e["meta"]["severity"]]} for e in suite.body["expectations"]
+    ]
     return ExpectationSuite(**body)
 
 

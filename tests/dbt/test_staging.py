@@ -748,7 +748,10 @@ def read_postgres(dsn: str) -> tuple[dict, dict]:
 
 
 def build(target: str, work_dir: Path, read) -> Build:
-    result = run_dbt(["build", "--select", "staging"], target, work_dir)
+    # cautious: tests that also touch models downstream of staging are not part of this build
+    result = run_dbt(
+        ["build", "--select", "staging", "--indirect-selection", "cautious"], target, work_dir
+    )
     assert result.exception is None, f"dbt build on {target} crashed: {result.exception}"
     manifest = json.loads((work_dir / "target" / "manifest.json").read_text())
     tables, types = read()
@@ -858,12 +861,14 @@ def test_every_key_is_tested_unique_and_not_null(duckdb_build: Build):
 
 def test_one_view_per_raw_table_with_expected_rows(built: Build):
     assert {m: len(rows) for m, rows in built.tables.items()} == EXPECTED_ROW_COUNTS
-    views = {
+    materialized = {
         n["name"]: n["config"]["materialized"]
         for n in built.manifest["nodes"].values()
-        if n["resource_type"] == "model"
+        if n["resource_type"] == "model" and n["name"] in staging_models()
     }
-    assert views == {m: "view" for m in staging_models()}
+    # views on DuckDB; tables on PostgreSQL, whose planner misjudges the dedup views
+    expected = "table" if built.target == "postgres" else "view"
+    assert materialized == {m: expected for m in staging_models()}
 
 
 def test_latest_version_of_each_key_wins(built: Build):

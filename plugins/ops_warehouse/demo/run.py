@@ -181,9 +181,12 @@ def run_demo(*, fresh: bool, console: Console) -> None:
     console.print(
         f"Pipeline ran for the day {info.until} in {time.monotonic() - started:.0f} s.\n"
         f"Working warehouse: {s.warehouse_path}\n"
+        f"Published warehouse (what BI tools and reports open, read-only): {s.published_path}\n"
+        f"Data-quality results (Great Expectations Data Docs): {s.home / 'data_docs' / 'index.html'}\n"
         f"Airflow log of this run: {log_path}\n"
         "Next: `make up` to browse the DAGs in Airflow's UI, or open the warehouse with "
-        f"`duckdb -readonly {s.warehouse_path}` and `select * from staging.stg_sales__orders limit 5`."
+        f"`duckdb -readonly {s.published_path}` and `select * from marts.kpi_daily order by "
+        "date_day desc limit 7`."
     )
     if not ok:
         raise OpsWarehouseError("raw row counts differ from the source row counts (see the table)")

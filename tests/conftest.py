@@ -60,6 +60,7 @@ def make_settings(home: Path, world_dir: Path, api_url: str, **overrides) -> Set
         landing_dir=world_dir / "landing",
         demo_dir=world_dir,
         dlt_dir=home / "dlt",
+        reports_dir=home / "reports",
         http_timeout_s=2.0,
         http_max_attempts=10,
         http_backoff_max_s=0.5,

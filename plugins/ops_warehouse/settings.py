@@ -54,6 +54,14 @@ class Settings:
     alert_emails: tuple[str, ...]
     smtp_conn_id: str
     alert_webhook_url: str
+    reports_dir: Path
+    report_language: str
+    weekly_report_recipients: tuple[str, ...]
+    daily_digest_recipients: tuple[str, ...]
+    anomaly_sigma: float
+    report_send_attempts: int
+    parquet_export_dir: Path | None
+    bi_reader_password: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -103,11 +111,20 @@ class Settings:
                 "OPS_PUBLISHED_POSTGRES_URL", _published_database(postgres_url)
             ),
             quarantine_threshold=float(_env("OPS_QUARANTINE_THRESHOLD", "0.01")),
-            alert_emails=tuple(
-                a.strip() for a in _env("OPS_ALERT_EMAILS", "").split(",") if a.strip()
-            ),
+            alert_emails=_addresses(_env("OPS_ALERT_EMAILS", "")),
             smtp_conn_id=_env("OPS_SMTP_CONN_ID", "smtp_default"),
             alert_webhook_url=_env("OPS_ALERT_WEBHOOK_URL", ""),
+            reports_dir=Path(_env("OPS_REPORTS_DIR", str(home / "reports"))),
+            report_language=_report_language(_env("OPS_REPORT_LANGUAGE", "en")),
+            weekly_report_recipients=_addresses(_env("OPS_WEEKLY_REPORT_TO", "")),
+            daily_digest_recipients=_addresses(_env("OPS_DAILY_DIGEST_TO", "")),
+            anomaly_sigma=float(_env("OPS_ANOMALY_SIGMA", "2.5")),
+            report_send_attempts=int(_env("OPS_REPORT_SEND_ATTEMPTS", "3")),
+            parquet_export_dir=(
+                Path(_env("OPS_PARQUET_EXPORT_DIR", "")) if _env("OPS_PARQUET_EXPORT_DIR", "")
+                else None
+            ),
+            bi_reader_password=_env("OPS_BI_READER_PASSWORD", ""),
         )
 
     def redacted(self) -> dict[str, str]:
@@ -115,7 +132,7 @@ class Settings:
         out = {}
         for f in fields(self):
             value = str(getattr(self, f.name))
-            if "token" in f.name:
+            if "token" in f.name or "password" in f.name:
                 value = "***" if value else ""
             elif "webhook" in f.name and value:
                 # chat webhooks carry their secret in the path
@@ -125,6 +142,20 @@ class Settings:
                 value = f"{scheme}//***@{rest.split('@', 1)[1]}"
             out[f.name] = value
         return out
+
+
+REPORT_LANGUAGES = ("en", "zh-CN")
+
+
+def _report_language(value: str) -> str:
+    if value not in REPORT_LANGUAGES:
+        raise ValueError(f"OPS_REPORT_LANGUAGE must be one of {REPORT_LANGUAGES}, not {value!r}")
+    return value
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    """A comma-separated list of email addresses as a tuple, blanks dropped."""
+    return tuple(a.strip() for a in value.split(",") if a.strip())
 
 
 def _published_database(postgres_url: str) -> str:

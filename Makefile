@@ -3,11 +3,25 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: install demo demo-fresh up test test-fast lint docs bench-ingest clean
+.PHONY: install sysdeps demo demo-fresh up report test test-fast lint docs bench bench-ingest clean
 
-install: ## install uv (if missing) and the locked dependencies into .venv
+# Debian packages the reports need: CJK fonts for charts and PDFs, Chromium and poppler for
+# the rendering tests. Installed only where missing (and only where apt-get can run as root).
+SYSTEM_PACKAGES := fonts-noto-cjk chromium poppler-utils
+
+install: sysdeps ## install uv (if missing) and the locked dependencies into .venv
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
+
+sysdeps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages: $$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
+	  else echo "missing system packages (install them with your package manager): $$missing"; fi; \
+	fi
 
 demo: install ## the whole pipeline on the demo world, through Airflow
 	@$(RUN) ops demo
@@ -17,6 +31,9 @@ demo-fresh: install ## same, after deleting the demo world and the warehouse
 
 up: install ## Airflow (standalone) with these DAGs, plus the demo APIs: http://localhost:8080
 	@$(RUN) ops up
+
+report: install ## render the latest weekly report from the demo's published warehouse and print its path
+	@$(RUN) ops report weekly
 
 test: install ## every test: unit, dbt, DAG integrity, end to end
 	@$(RUN) pytest -q
@@ -29,6 +46,9 @@ docs: install ## dbt docs for every model and column, as one static HTML page
 
 lint: install
 	@$(RUN) ruff check plugins dags tests
+
+bench: install ## the scale benchmark: whole pipeline + one incremental day, floor and overhead ratios (SCALE=1,10,50)
+	@$(RUN) python bench/bench.py $(if $(SCALE),--scale $(SCALE),)
 
 bench-ingest: install ## initial load at scale 1 and one incremental day (numbers for the README)
 	@$(RUN) python bench/bench_ingest.py $(if $(SCALE),--scale $(SCALE),)

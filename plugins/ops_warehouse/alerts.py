@@ -168,7 +168,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
 
     A task that failed because checks blocked has already recorded and alerted (it knows
     the checks); this callback then stays silent."""
-    from ops_warehouse.pipeline_tasks import QualityGateBlocked, run_info
+    from ops_warehouse.pipeline_tasks import LoadBlocked, QualityGateBlocked, run_info
 
     exc = context.get("exception")
     if isinstance(exc, QualityGateBlocked):
@@ -176,7 +176,9 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
         return
     settings = get_settings()
     alert = alert_from_context(
-        context, "task failed", error=f"{type(exc).__name__}: {exc}" if exc else None
+        context,
+        "load blocked" if isinstance(exc, LoadBlocked) else "task failed",
+        error=f"{type(exc).__name__}: {exc}" if exc else None
     )
     try:
         from ops_warehouse import audit

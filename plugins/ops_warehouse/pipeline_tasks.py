@@ -24,6 +24,21 @@ class QualityGateBlocked(AirflowFailException, OpsWarehouseError):
     the run does not publish. Results are recorded and the alert sent before it is raised."""
 
 
+class LoadBlocked(AirflowFailException, OpsWarehouseError):
+    """A load stopped on something a retry cannot change (a rejected token, a missing or
+    renamed required field, an unreadable value, a quarantine above its threshold): the task
+    fails at once, raw stays as it was, nothing downstream runs and the alert names the cause."""
+
+
+def _not_retryable(exc: Exception) -> bool:
+    from ops_warehouse.errors import SourceConfigError, SourceDataError, SourceSchemaError
+    from ops_warehouse.loading import QuarantineThresholdExceeded
+
+    return isinstance(
+        exc, (SourceConfigError, SourceSchemaError, SourceDataError, QuarantineThresholdExceeded)
+    )
+
+
 def run_load(
     source: str, interval_start: datetime | None, interval_end: datetime | None, run_id: str | None
 ) -> dict:
@@ -54,6 +69,8 @@ def run_load(
         )
     except Exception as exc:
         audit.record_run_finish(settings, run, "failed", message=str(exc)[:2000])
+        if _not_retryable(exc):
+            raise LoadBlocked(f"{type(exc).__name__}: {exc}") from exc
         raise
     for name, stats in summary.entities.items():
         log.info(

@@ -148,6 +148,44 @@ def test_missing_required_field_stops_and_keeps_raw(settings, server):
     assert raw_snapshot(settings) == before
 
 
+def test_schema_drift_blocks_the_load_without_retry_and_leaves_published_unchanged(
+    settings, server, monkeypatch
+):
+    """Through the ingest task's body: a renamed required field fails the task at once
+    (no retry can fix it), raw stays as it was and the published file is byte-identical."""
+    import hashlib
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ops_warehouse import audit, pipeline_tasks, publish
+    from ops_warehouse import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+    load_all(settings)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("create schema marts")
+        con.execute("create table marts.kpi_daily as select 1 as kpi_day_placeholder")
+    published = publish.publish(settings, audit.RunInfo("transform", "before_drift"))
+    published_hash = hashlib.sha256(open(published, "rb").read()).hexdigest()
+    before = raw_snapshot(settings)
+
+    server.configure(schema={"tickets": {"rename": {"status": "state"}}})
+    start = datetime(2026, 11, 23, tzinfo=UTC)
+    with pytest.raises(AirflowFailException) as err:
+        pipeline_tasks.run_load("support", start, start + timedelta(days=1), "drift_run")
+    assert isinstance(err.value, pipeline_tasks.LoadBlocked)
+    message = str(err.value)
+    assert "support" in message and "tickets" in message and "'status'" in message
+
+    assert raw_snapshot(settings) == before
+    assert hashlib.sha256(open(published, "rb").read()).hexdigest() == published_hash
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        status = con.execute(
+            "select status from audit.pipeline_runs where run_id = 'drift_run'"
+        ).fetchall()
+    assert status == [("failed",)]
+
+
 def test_new_field_is_loaded_not_dropped(settings, server):
     server.configure(schema={"tickets": {"add": {"sentiment": "calm"}}})
     load_source("support", day_window(UNTIL), settings=settings)

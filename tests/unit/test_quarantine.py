@@ -219,6 +219,10 @@ def test_share_above_threshold_blocks_and_writes_nothing(settings, server):
         load_source("support", day_window(UNTIL), settings=settings)
     assert "OPS_QUARANTINE_THRESHOLD" in str(err.value) and "support." in str(err.value)
     assert raw_snapshot(settings) == before
+    # the ingest task turns it into a failure Airflow does not retry (same data, same result)
+    from ops_warehouse.pipeline_tasks import _not_retryable
+
+    assert _not_retryable(err.value)
 
 
 def test_replay_moves_fixed_rows_into_raw(bad_settings, monkeypatch):

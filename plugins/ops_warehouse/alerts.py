@@ -21,6 +21,8 @@ import logging
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
 from typing import Any
 
 from ops_warehouse.settings import Settings, get_settings
@@ -115,30 +117,61 @@ def send_alert(alert: Alert, settings: Settings | None = None) -> dict[str, bool
     return {"email": _send_email(alert, settings), "webhook": _post_webhook(alert, settings)}
 
 
+class SmtpNotConfigured(Exception):
+    """The Airflow SMTP connection ``settings.smtp_conn_id`` does not exist."""
+
+
+def send_email_message(settings: Settings, message: EmailMessage) -> list[str]:
+    """Send one built message through the Airflow SMTP connection (the SMTP provider's hook)
+    to the addresses in its To header; return them.
+
+    The sender is the connection's ``from_email`` unless the message names one. Raises
+    ``SmtpNotConfigured`` when the connection does not exist, and whatever the server or
+    the network raised otherwise: callers decide whether to retry, log or give up."""
+    from email.utils import getaddresses
+
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    recipients = [address for _, address in getaddresses(message.get_all("To", []))]
+    if not recipients:
+        raise ValueError("the message has no To address")
+    try:
+        hook = SmtpHook(smtp_conn_id=settings.smtp_conn_id)
+        hook.get_conn()  # looks the connection up and connects
+    except Exception as exc:
+        if "not found" in str(exc) or "isn't defined" in str(exc):
+            raise SmtpNotConfigured(
+                f"Airflow connection {settings.smtp_conn_id!r} is not configured "
+                f"(set OPS_SMTP_CONN_ID or AIRFLOW_CONN_{settings.smtp_conn_id.upper()})"
+            ) from exc
+        raise
+    with hook:  # closes the connection
+        if message["From"] is None:
+            message["From"] = hook.from_email or DEFAULT_FROM
+        if message["Date"] is None:
+            message["Date"] = formatdate(localtime=True)
+        # the hook builds its own html-only messages; ours have parts of their own, so they
+        # go through the connection's client as they are
+        hook._smtp_client.send_message(message, to_addrs=recipients)
+    return recipients
+
+
 def _send_email(alert: Alert, settings: Settings) -> bool:
     if not settings.alert_emails:
         log.info("no email alert sent: OPS_ALERT_EMAILS names no recipient")
         return False
+    message = EmailMessage()
+    message["Subject"] = alert.subject
+    message["To"] = ", ".join(settings.alert_emails)
+    message.set_content(alert.text())
+    message.add_alternative(alert.html(), subtype="html")
     try:
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-        with SmtpHook(smtp_conn_id=settings.smtp_conn_id) as hook:
-            hook.send_email_smtp(
-                to=list(settings.alert_emails),
-                from_email=hook.from_email or DEFAULT_FROM,
-                subject=alert.subject,
-                html_content=alert.html(),
-            )
-    except Exception as exc:
-        if "not found" in str(exc) or "isn't defined" in str(exc):
-            log.warning(
-                "no email alert sent: Airflow connection %r is not configured "
-                "(set OPS_SMTP_CONN_ID or AIRFLOW_CONN_%s)",
-                settings.smtp_conn_id,
-                settings.smtp_conn_id.upper(),
-            )
-        else:
-            log.exception("email alert to %s failed", ", ".join(settings.alert_emails))
+        send_email_message(settings, message)
+    except SmtpNotConfigured as exc:
+        log.warning("no email alert sent: %s", exc)
+        return False
+    except Exception:
+        log.exception("email alert to %s failed", ", ".join(settings.alert_emails))
         return False
     log.info("email alert sent to %s", ", ".join(settings.alert_emails))
     return True

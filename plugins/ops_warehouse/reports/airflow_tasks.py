@@ -1,0 +1,90 @@
+"""The reports DAG's task bodies: which report a run makes, then ``build.run_report``.
+
+- A run triggered by the ``published`` asset (the night's publish) makes the daily digest
+  about the as-of date that publish reported.
+- The Monday 08:00 run (business time zone) makes the weekly report about the ISO week that
+  ended before it, from whatever was published last: when the night's run was blocked, the
+  report goes out anyway and says since when the data is stale.
+- A manual run (``airflow dags test``, the demo) makes both, as of its logical date.
+
+Only light imports here: the DAG file imports this module when it is parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _events_as_of(context: Mapping[str, Any]) -> date | None:
+    """The newest as-of date among the publish events that triggered the run."""
+    found = [
+        (event.extra or {}).get("as_of_date")
+        for events in (context.get("triggering_asset_events") or {}).values()
+        for event in events
+    ]
+    found = [d for d in found if d]
+    return date.fromisoformat(max(found)) if found else None
+
+
+def _reference_day(context: Mapping[str, Any]) -> date:
+    """The run's day in the business time zone (logical date, else when it was due)."""
+    from zoneinfo import ZoneInfo
+
+    from ops_warehouse.settings import get_settings
+
+    dag_run = context.get("dag_run")
+    when: datetime | None = context.get("logical_date") or getattr(dag_run, "run_after", None)
+    if when is None:
+        raise ValueError("the run has neither a logical date nor a run_after time")
+    return when.astimezone(ZoneInfo(get_settings().business_tz)).date()
+
+
+def _run_type(context: Mapping[str, Any]) -> str:
+    return str(getattr(context.get("dag_run"), "run_type", "manual")).rsplit(".", 1)[-1].lower()
+
+
+def make_report(kind: str, context: Mapping[str, Any]) -> dict:
+    """Build, archive and send one report for the run, or skip when this run is not for it."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from ops_warehouse.reports import periods
+    from ops_warehouse.reports.build import reference_period, run_report
+    from ops_warehouse.settings import get_settings
+
+    as_of = _events_as_of(context)
+    run_type = _run_type(context)
+    if kind == "weekly":
+        if as_of is not None or run_type == "asset_triggered":
+            raise AirflowSkipException("a publish triggered this run: the weekly report "
+                                       "goes out on its Monday schedule")
+        period = reference_period("weekly", _reference_day(context))
+    else:
+        if as_of is None and run_type == "scheduled":
+            raise AirflowSkipException("the Monday schedule triggered this run: the daily "
+                                       "digest follows the night's publish")
+        period = periods.day(as_of) if as_of else reference_period("daily", _reference_day(context))
+    run = run_report(get_settings(), kind, period=period, progress=log.info)
+    summary = run.summary()
+    log.info("%s report %s: %s", kind, period.key, summary["html"])
+    if summary["stale"]:
+        log.warning("%s", summary["stale"])
+    log.info("delivery: %s", summary["delivery_summary"])
+    return summary
+
+
+def on_report_failure(context: Mapping[str, Any]) -> None:
+    """``on_failure_callback`` of the report tasks: alert the data engineers. Unlike the
+    pipeline's callback it records nothing in the working warehouse: reports only read."""
+    from ops_warehouse.alerts import alert_from_context, send_alert
+
+    exc = context.get("exception")
+    send_alert(
+        alert_from_context(
+            context, "report failed", error=f"{type(exc).__name__}: {exc}" if exc else None
+        )
+    )

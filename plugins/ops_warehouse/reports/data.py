@@ -1,0 +1,201 @@
+"""Queries of the published warehouse: the marts and audit trail readers see.
+
+DuckDB: ``settings.published_path`` opened read-only (a publish swaps the file; an open
+connection keeps its snapshot). PostgreSQL: ``settings.published_postgres_url``. All queries
+of one report run on one connection, so one report reads one snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ops_warehouse.reports.periods import Period, ReportError
+from ops_warehouse.settings import Settings
+
+# Trailing periods an anomaly is measured against, and the charts' span (reports.md).
+TRAILING_WEEKS = 8
+RETENTION_COHORTS = 12
+SUPPORT_KPIS = ("sla_attainment", "csat", "median_first_reply_minutes")
+
+
+class Published:
+    """One read-only connection to the published warehouse; ``?`` placeholders."""
+
+    def __init__(self, con: Any, engine: str) -> None:
+        self.con = con
+        self.engine = engine
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if self.engine == "postgres":
+            cur = self.con.execute(sql.replace("?", "%s"), list(params))
+        else:
+            cur = self.con.execute(sql, list(params))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in cur.fetchall()]
+
+
+def _plain(value: Any) -> Any:
+    # money columns come back as Decimal; reports compute and format floats
+    return float(value) if isinstance(value, Decimal) else value
+
+
+@contextmanager
+def published(settings: Settings) -> Iterator[Published]:
+    """The published warehouse, read-only; a clear error when there is none yet."""
+    if settings.warehouse == "postgres":
+        from ops_warehouse.audit import pg_connect
+
+        try:
+            con = pg_connect(settings.published_postgres_url)
+        except Exception as exc:  # psycopg.OperationalError: no database, server down
+            raise ReportError(
+                f"cannot open the published warehouse (OPS_PUBLISHED_POSTGRES_URL): {exc}; "
+                "has the transform DAG published yet?"
+            ) from exc
+        with con:
+            con.read_only = True
+            yield Published(con, "postgres")
+        return
+    import duckdb
+
+    path = settings.published_path
+    if not path.is_file():
+        raise ReportError(
+            f"no published warehouse at {path}: run the pipeline first (`make demo`), "
+            "or set OPS_PUBLISHED_PATH"
+        )
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        yield Published(con, "duckdb")
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current the published data is."""
+
+    as_of: date  # the last complete day in the published marts
+    published_at: datetime | None  # when that publish finished
+
+
+def freshness(db: Published) -> Freshness:
+    """The as-of date of the last published run (``audit.pipeline_runs``), or the last day of
+    ``kpi_daily`` when the audit trail has none (a warehouse published by hand)."""
+    run = db.rows(
+        "select as_of_date, finished_at from audit.pipeline_runs "
+        "where status = 'published' and as_of_date is not null "
+        "order by finished_at desc limit 1"
+    )
+    if run:
+        return Freshness(run[0]["as_of_date"], run[0]["finished_at"])
+    last = db.rows("select max(date_day) as as_of from marts.kpi_daily")[0]["as_of"]
+    if last is None:
+        raise ReportError("the published marts are empty: kpi_daily has no rows")
+    return Freshness(last, None)
+
+
+def scorecard(db: Published, grain: str, period_start: date) -> list[dict[str, Any]]:
+    """Every KPI of one period of kpi_scorecard."""
+    return db.rows(
+        "select kpi, value, previous_value, change_pct, target, target_attainment, "
+        "higher_is_better, status from marts.kpi_scorecard "
+        "where period_grain = ? and period_start = ? order by kpi",
+        [grain, period_start],
+    )
+
+
+def kpi_history(
+    db: Published, grain: str, first: date, last: date
+) -> dict[str, dict[date, float | None]]:
+    """KPI values of the periods starting between two dates: ``{kpi: {period_start: value}}``."""
+    out: dict[str, dict[date, float | None]] = {}
+    for row in db.rows(
+        "select kpi, period_start, value from marts.kpi_scorecard "
+        "where period_grain = ? and period_start between ? and ? order by period_start",
+        [grain, first, last],
+    ):
+        out.setdefault(row["kpi"], {})[row["period_start"]] = row["value"]
+    return out
+
+
+def daily_revenue_and_spend(db: Published, period: Period) -> list[dict[str, Any]]:
+    """kpi_daily's net revenue and spend over the 8 weeks ending with the period."""
+    first = period.end - timedelta(days=7 * TRAILING_WEEKS - 1)
+    return db.rows(
+        "select date_day, net_revenue, spend from marts.kpi_daily "
+        "where date_day between ? and ? order by date_day",
+        [first, period.end],
+    )
+
+
+def channel_months(db: Published, months: Sequence[date]) -> list[dict[str, Any]]:
+    """channel_roi_monthly for some months, paid channels first by spend."""
+    marks = ", ".join("?" for _ in months)
+    return db.rows(
+        "select month_start, channel, spend, planned_spend, budget_variance, "
+        "budget_utilization, planned_spend_to_date, projected_spend, new_customers, cac, "
+        "new_customer_net_revenue_90d, roas_90d, roi_90d, is_window_complete "
+        f"from marts.channel_roi_monthly where month_start in ({marks}) "
+        "order by month_start desc, spend desc, channel",
+        list(months),
+    )
+
+
+def retention(db: Published, last_month: date) -> list[dict[str, Any]]:
+    """retention_cohorts of the last 12 cohorts up to a month."""
+    return db.rows(
+        "select cohort_month, months_since_first_order, cohort_size, retention_rate "
+        "from marts.retention_cohorts where cohort_month in ("
+        "  select distinct cohort_month from marts.retention_cohorts where cohort_month <= ? "
+        f"  order by cohort_month desc limit {RETENTION_COHORTS}) "
+        "order by cohort_month, months_since_first_order",
+        [last_month],
+    )
+
+
+def data_quality(db: Published, period: Period) -> dict[str, Any]:
+    """Checks of the transform runs covering the period's days, and rows quarantined in it.
+
+    Runs are matched on their as-of date; a run that was blocked is in the published audit
+    trail once a later run published."""
+    runs = db.rows(
+        "select dag_id, run_id, as_of_date, status, message from audit.pipeline_runs "
+        "where dag_id = 'transform' and as_of_date between ? and ? order by started_at",
+        [period.start, period.end],
+    )
+    checks = db.rows(
+        "select "
+        "  count(*) as checks_run, "
+        "  coalesce(sum(case when not r.success and r.severity = 'block' then 1 else 0 end), 0)"
+        "    as checks_failed, "
+        "  coalesce(sum(case when not r.success and r.severity <> 'block' then 1 else 0 end), 0)"
+        "    as checks_warned "
+        "from audit.dq_results r join audit.pipeline_runs p "
+        "  on p.dag_id = r.dag_id and p.run_id = r.run_id "
+        "where p.dag_id = 'transform' and p.as_of_date between ? and ?",
+        [period.start, period.end],
+    )[0]
+    quarantined = db.rows(
+        "select source, count(*) as rows_quarantined from audit.quarantine "
+        "where cast(quarantined_at as date) between ? and ? group by source order by source",
+        [period.start, period.end],
+    )
+    failing = db.rows(
+        "select distinct r.suite, r.\"check\", r.severity from audit.dq_results r "
+        "join audit.pipeline_runs p on p.dag_id = r.dag_id and p.run_id = r.run_id "
+        "where p.dag_id = 'transform' and p.as_of_date between ? and ? and not r.success "
+        "order by r.severity, r.suite, r.\"check\"",
+        [period.start, period.end],
+    )
+    return {
+        "runs": runs,
+        **{k: int(v or 0) for k, v in checks.items()},
+        "quarantined": quarantined,
+        "failing": failing,
+    }

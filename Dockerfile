@@ -1,13 +1,41 @@
-# The project image: the locked dependency set (uv.lock), no pip at container start-up.
-FROM python:3.11-slim
-RUN pip install --no-cache-dir uv
+# The project image for every service of docker-compose.yml (Airflow components, Celery
+# workers, the demo sources, the Metabase provisioning): the locked dependency set
+# (uv.lock, `uv sync --frozen`) is installed at build time; nothing is pip-installed when a
+# container starts.
+FROM python:3.11-slim-bookworm
+
+# uv itself, pinned (copied from its official image rather than installed with pip)
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/
+
+# System packages the reports need (the same list as the Makefile's SYSTEM_PACKAGES).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      fonts-noto-cjk chromium poppler-utils \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/ops-warehouse/.venv
 WORKDIR /opt/ops-warehouse
+
+# Dependencies first (a layer that changes only with the lock), then the project.
 COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
 COPY plugins plugins
 RUN uv sync --frozen --no-dev
 COPY dags dags
 COPY dbt_project dbt_project
 COPY expectations expectations
+COPY deploy deploy
+
+# The same user id as the official Airflow image; group 0 so that an arbitrary uid works.
+RUN useradd --uid 50000 --gid 0 --no-create-home --home-dir /opt/ops-warehouse ops \
+ && mkdir -p /data && chown 50000:0 /data && chmod g+rwx /data
+USER 50000
 ENV PATH=/opt/ops-warehouse/.venv/bin:$PATH \
-    OPS_HOME=/data
+    PYTHONPATH=/opt/ops-warehouse/plugins \
+    OPS_HOME=/data \
+    AIRFLOW_HOME=/data/airflow \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/ops-warehouse/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/ops-warehouse/plugins
 VOLUME /data

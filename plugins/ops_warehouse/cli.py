@@ -8,6 +8,8 @@ ops transform                 dbt build on the working warehouse
 ops up                        Airflow standalone + the demo APIs (`make up`)
 ops airflow-init              metadata DB + writer pool for the embedded Airflow
 ops settings                  the effective settings (secrets masked)
+ops bi-reader                 PostgreSQL: create/refresh the read-only bi_reader role
+ops report weekly|daily       render (and with --send, email) a report from the published marts
 """
 
 from __future__ import annotations
@@ -65,6 +67,38 @@ def cmd_replay(args: argparse.Namespace) -> None:
     console.print(table if summary.replayed else "Nothing in quarantine.")
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from ops_warehouse.reports.build import run_report
+
+    s = get_settings()
+    key = args.week if args.kind == "weekly" else args.day
+    if (args.week and args.kind != "weekly") or (args.day and args.kind != "daily"):
+        raise OpsWarehouseError("--week goes with `ops report weekly`, --day with `ops report daily`")
+    with console.status(f"{args.kind} report …") as st:
+        run = run_report(
+            s, args.kind, period_key=key, language=args.language, send=args.send,
+            progress=lambda step: st.update(f"{args.kind} report: {step} …"),
+        )
+    out = run.summary()
+    table = Table("", "", title=f"{out['report'].capitalize()} report {out['period']}",
+                  show_header=False)
+    table.add_row("as of", out["as_of_date"] + (" [red](stale)[/]" if out["stale"] else ""))
+    table.add_row("language", out["language"])
+    table.add_row("HTML", out["html"])
+    table.add_row("PDF", out["pdf"])
+    table.add_row("scorecard CSV", out["csv"])
+    table.add_row("archive index", out["index"])
+    table.add_row("delivery", out["delivery_summary"])
+    table.add_row("time", ", ".join(f"{k} {v:.1f} s" for k, v in out["seconds"].items()))
+    console.print(table)
+    if out["stale"]:
+        console.print(f"[red]{out['stale']}[/]")
+    console.print("What needs attention:" if out["attention"] else "Nothing needs attention.")
+    for sentence in out["attention"]:
+        console.print(f"  • {sentence}")
+    console.print(f"Open {out['html']} in a browser{'' if args.send else ', or add --send to email it'}.")
+
+
 def cmd_docs(args: argparse.Namespace) -> None:
     from ops_warehouse.transform import dbt_invoke
 
@@ -88,6 +122,19 @@ def cmd_airflow_init(args: argparse.Namespace) -> None:
     with console.status("migrating the Airflow metadata DB and creating the writer pool …"):
         init_airflow(get_settings())
     console.print("Airflow metadata DB ready; pool warehouse_writer has 1 slot.")
+
+
+def cmd_bi_reader(args: argparse.Namespace) -> None:
+    from ops_warehouse.bi_access import setup_bi_reader
+
+    status = setup_bi_reader(get_settings())
+    verb = "created" if status.created else "refreshed"
+    console.print(
+        f"Role {status.role} {verb}: may connect to {status.database} and SELECT "
+        f"{len(status.tables)} table(s) of marts, nothing else."
+    )
+    if not status.tables:
+        console.print("No marts published yet: the next publish grants them.")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -148,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("docs", help="generate the dbt documentation site").set_defaults(func=cmd_docs)
 
+    p = sub.add_parser("report", help="render a report from the published warehouse")
+    p.add_argument("kind", choices=["weekly", "daily"])
+    p.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the latest complete one)")
+    p.add_argument("--day", help="day, e.g. 2026-11-24 (default: the latest published day)")
+    p.add_argument("--language", choices=["en", "zh-CN"], help="default: OPS_REPORT_LANGUAGE")
+    p.add_argument("--send", action="store_true", help="email it to the configured recipients")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("transform", help="dbt build on the working warehouse")
     p.add_argument("--select")
     p.set_defaults(func=cmd_transform)
@@ -155,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("airflow-init", help="prepare the embedded Airflow").set_defaults(
         func=cmd_airflow_init
     )
+
+    sub.add_parser(
+        "bi-reader", help="PostgreSQL: create/refresh the read-only role BI tools use"
+    ).set_defaults(func=cmd_bi_reader)
 
     sub.add_parser("up", help="Airflow standalone + demo APIs").set_defaults(func=cmd_up)
 

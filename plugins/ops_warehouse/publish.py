@@ -16,6 +16,10 @@ in the working warehouse.
   afterwards, each in a transaction that gives up after a short lock timeout rather than
   queue readers behind it (a leftover is dropped by the next publish).
 
+With ``OPS_PARQUET_EXPORT_DIR`` set, a DuckDB publish also writes each mart as a Parquet
+file (``parquet_export``). On PostgreSQL the read-only ``bi_reader`` role (``bi_access``)
+is granted the new ``marts`` inside the swap transaction, when the role exists.
+
 A run that does not reach this step leaves the published warehouse untouched.
 """
 
@@ -29,7 +33,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops_warehouse import audit
+from ops_warehouse import audit, bi_access
 from ops_warehouse.audit import RunInfo
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings
@@ -83,8 +87,19 @@ def publish(settings: Settings, run: RunInfo) -> str:
         )
     if settings.warehouse == "postgres":
         where = _publish_postgres(settings, run, finished_at)
+        if settings.parquet_export_dir:
+            log.warning(
+                "OPS_PARQUET_EXPORT_DIR is set but the warehouse is PostgreSQL: the Parquet "
+                "export is made from the published DuckDB file only; BI tools read PostgreSQL"
+            )
     else:
         where = str(_publish_duckdb(settings, run, finished_at))
+        if settings.parquet_export_dir:
+            from ops_warehouse.parquet_export import export_marts
+
+            files = export_marts(settings.published_path, settings.parquet_export_dir)
+            log.info("exported %d mart tables as Parquet to %s", len(files),
+                     settings.parquet_export_dir)
     audit.record_run_finish(settings, run, "published", finished_at=finished_at)
     log.info("published %d mart tables and the audit trail to %s", len(marts), where)
     return where
@@ -163,7 +178,7 @@ def _fsync(path: Path) -> None:
 def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -> str:
     from sqlalchemy.engine import make_url
 
-    _ensure_database(settings)
+    ensure_published_database(settings)
     nxt = {schema: f"{schema}_next" for schema in PUBLISHED_SCHEMAS}
     with (
         audit.pg_connect(settings.postgres_url) as src,
@@ -216,9 +231,11 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
 
         # The swap: readers see the old marts and audit, or the new ones, never a mix. Renames
         # take no lock a reader holds; the old schemas get a name of their own so that a
-        # leftover a reader still held last time is never in the way.
+        # leftover a reader still held last time is never in the way. The BI role's grants
+        # are given in the same transaction: the new marts is readable from its first moment.
         retired = uuid.uuid4().hex[:8]
         with dst.transaction():
+            bi_access.grant_on_schema(dst, nxt[MARTS], bi_access.BI_READER_ROLE)
             for schema, next_schema in nxt.items():
                 if _pg_schema_exists(dst, schema):
                     pub.execute(f"alter schema {schema} rename to {schema}_old_{retired}")
@@ -227,7 +244,7 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
     return make_url(settings.published_postgres_url).render_as_string(hide_password=True)
 
 
-def _ensure_database(settings: Settings) -> None:
+def ensure_published_database(settings: Settings) -> None:
     """Create the published database on first publish (same server as the working one)."""
     from sqlalchemy.engine import make_url
 

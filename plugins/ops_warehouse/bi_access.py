@@ -1,0 +1,147 @@
+"""Read-only BI access to the published PostgreSQL warehouse: the ``bi_reader`` role.
+
+BI tools (Metabase, Superset, DBeaver, notebooks) connect to the published database
+(``OPS_PUBLISHED_POSTGRES_URL``) as ``bi_reader``: it may log in, connect to that database
+and SELECT every table of ``marts``, and nothing else. It gets no privilege on ``audit``
+(quarantine payloads), on the working database's raw, staging and intermediate schemas, and
+no right to write, create objects or temporary tables.
+
+The role is cluster-wide; ``ops bi-reader`` creates or refreshes it (and its password,
+``OPS_BI_READER_PASSWORD``; empty means no password, for trust or peer authentication on a
+local server). Each publish replaces ``marts`` by a new schema, so publish grants on the new
+schema inside the swap transaction (``grant_on_schema``): readers never see a ``marts``
+they may not read. Default privileges on the new schema cover tables created there later.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BI_READER_ROLE = "bi_reader"
+MARTS = "marts"
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class BiAccessError(OpsWarehouseError):
+    """The read-only role could not be set up (the message says what to fix)."""
+
+
+@dataclass(frozen=True)
+class BiReaderStatus:
+    role: str
+    created: bool
+    database: str
+    tables: tuple[str, ...]
+
+
+def check_role_name(role: str) -> str:
+    if not _ROLE_NAME.match(role):
+        raise BiAccessError(
+            f"{role!r} is not a usable role name: use lowercase letters, digits and '_' "
+            "(at most 63 characters, not starting with a digit)"
+        )
+    return role
+
+
+def role_exists(con, role: str) -> bool:
+    return con.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone() is not None
+
+
+def ensure_role(con, role: str, password: str) -> bool:
+    """Create the role, or reset its attributes and password; True when it was created.
+
+    ``con`` is an autocommit connection of a user allowed to create roles."""
+    from psycopg import errors, sql
+
+    check_role_name(role)
+    created = not role_exists(con, role)
+    attributes = sql.SQL(
+        "login nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls"
+    )
+    secret = sql.Literal(password) if password else sql.SQL("null")
+    statement = sql.SQL("create role {} with {} password {}" if created else
+                        "alter role {} with {} password {}")
+    try:
+        con.execute(statement.format(sql.Identifier(role), attributes, secret))
+    except errors.InsufficientPrivilege as exc:
+        raise BiAccessError(
+            f"cannot create or alter role {role!r}: the user of OPS_POSTGRES_URL needs the "
+            "CREATEROLE privilege (or ask a database administrator to run `ops bi-reader`)"
+        ) from exc
+    return created
+
+
+def grant_on_schema(con, schema: str, role: str = BI_READER_ROLE) -> bool:
+    """Let ``role`` read every table of ``schema`` (and tables created there later).
+
+    Runs in the caller's transaction (publish: on ``marts_next``, just before the swap).
+    Returns False, and grants nothing, when the role does not exist."""
+    from psycopg import sql
+
+    check_role_name(role)
+    if not role_exists(con, role):
+        log.info("no role %r: BI access not granted (create it with `ops bi-reader`)", role)
+        return False
+    harden_database(con, role)
+    ident, target = sql.Identifier(role), sql.Identifier(schema)
+    for statement in (
+        "grant usage on schema {schema} to {role}",
+        "grant select on all tables in schema {schema} to {role}",
+        "alter default privileges in schema {schema} grant select on tables to {role}",
+    ):
+        con.execute(sql.SQL(statement).format(schema=target, role=ident))
+    return True
+
+
+def harden_database(con, role: str) -> None:
+    """On the published database: ``role`` may connect; PUBLIC may not create objects in
+    schema public nor temporary tables (PostgreSQL < 15 lets every role create in public)."""
+    from psycopg import sql
+
+    database = sql.Identifier(con.execute("select current_database()").fetchone()[0])
+    for statement in (
+        "revoke create on schema public from public",
+        "revoke temporary on database {db} from public",
+        "grant connect on database {db} to {role}",
+    ):
+        con.execute(sql.SQL(statement).format(db=database, role=sql.Identifier(role)))
+
+
+def setup_bi_reader(settings: Settings, role: str = BI_READER_ROLE) -> BiReaderStatus:
+    """`ops bi-reader`: create or refresh the role and its grants on the published database."""
+    from sqlalchemy.engine import make_url
+
+    from ops_warehouse.audit import pg_connect
+    from ops_warehouse.publish import ensure_published_database
+
+    if settings.warehouse != "postgres":
+        raise BiAccessError(
+            "OPS_WAREHOUSE is 'duckdb': BI tools open the published file read-only "
+            f"({settings.published_path}); the bi_reader role exists only on PostgreSQL "
+            "(set OPS_WAREHOUSE=postgres)"
+        )
+    check_role_name(role)
+    with pg_connect(settings.postgres_url, autocommit=True) as con:
+        created = ensure_role(con, role, settings.bi_reader_password)
+    ensure_published_database(settings)
+    with pg_connect(settings.published_postgres_url) as con, con.transaction():
+        harden_database(con, role)  # also when there is no marts yet
+        tables: tuple[str, ...] = ()
+        if con.execute("select 1 from pg_namespace where nspname = %s", [MARTS]).fetchone():
+            grant_on_schema(con, MARTS, role)
+            tables = tuple(
+                r[0]
+                for r in con.execute(
+                    "select tablename from pg_tables where schemaname = %s order by tablename",
+                    [MARTS],
+                ).fetchall()
+            )
+    database = make_url(settings.published_postgres_url).database or ""
+    return BiReaderStatus(role=role, created=created, database=database, tables=tables)

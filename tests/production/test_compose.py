@@ -1,0 +1,189 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine: the file parses,
+every service the DAGs reach is in it, the image installs the locked dependencies, every
+environment variable is one the settings or Airflow know, and the executor is Celery."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from ops_warehouse.settings import PROJECT_ROOT
+
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+AIRFLOW_SERVICES = (
+    "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+    "airflow-worker",
+)
+RUN_ONCE = ("airflow-init", "metabase-init")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+def env(service: dict) -> dict[str, str]:
+    return {k: str(v) for k, v in (service.get("environment") or {}).items()}
+
+
+def host_of(url: str) -> str:
+    # ${VAR} interpolations inside the credentials do not change the host
+    return urlsplit(re.sub(r"\$\{[^}]*\}", "x", url)).hostname or ""
+
+
+def test_the_file_parses_and_docker_compose_agrees_where_available(compose):
+    assert set(compose) >= {"services", "volumes"}
+    if shutil.which("docker") and subprocess.run(
+        ["docker", "compose", "version"], capture_output=True
+    ).returncode == 0:  # no Compose plugin on the development machines: PyYAML only
+        result = subprocess.run(
+            ["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"],
+            capture_output=True, text=True,
+            env={"PATH": "/usr/bin:/bin", **{k: "x" for k in _required_variables()}},
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def _required_variables() -> set[str]:
+    return set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text()))
+
+
+def test_every_service_of_the_stack_is_there(services):
+    assert set(services) >= {
+        "postgres", "redis", "mailpit", "metabase", "demo-sources", *AIRFLOW_SERVICES, *RUN_ONCE
+    }
+    assert services["airflow-worker"]["command"][:3] == ["airflow", "celery", "worker"]
+
+
+def test_every_host_the_dags_reach_is_a_service(services):
+    for name in AIRFLOW_SERVICES:
+        e = env(services[name])
+        for key in ("OPS_POSTGRES_URL", "OPS_PUBLISHED_POSTGRES_URL", "OPS_MARKETING_API_URL",
+                    "OPS_SUPPORT_API_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                    "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW_CONN_SMTP_DEFAULT"):
+            assert key in e, f"{name} has no {key}"
+            assert host_of(e[key]) in services, f"{name}: {key} points at {host_of(e[key])!r}"
+        assert e["OPS_WAREHOUSE"] == "postgres"
+        assert e["OPS_SHOP_DB_URL"].startswith("sqlite:////data/"), "the shop lives on the volume"
+    # the execution API URL must be the api-server's own port
+    api = services["airflow-apiserver"]
+    port = int(host_port(api["ports"][0])[1])
+    url = urlsplit(env(services["airflow-worker"])["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    assert (url.hostname, url.port, url.path) == ("airflow-apiserver", port, "/execution/")
+    metabase = env(services["metabase-init"])
+    assert metabase["BI_READER_USER"] == "bi_reader"
+    assert metabase["WAREHOUSE_HOST"] in services
+    assert metabase["WAREHOUSE_DB"] == host_db(env(services["airflow-worker"])[
+        "OPS_PUBLISHED_POSTGRES_URL"])
+
+
+def host_port(mapping: str) -> tuple[str, str]:
+    published, _, target = str(mapping).rpartition(":")
+    return published, target
+
+
+def host_db(url: str) -> str:
+    return urlsplit(re.sub(r"\$\{[^}]*\}", "x", url)).path.lstrip("/")
+
+
+def test_celery_executor_with_redis_broker_and_postgres_result_backend(services):
+    for name in AIRFLOW_SERVICES + ("airflow-init",):
+        e = env(services[name])
+        assert e["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert e["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:"), name
+        assert e["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://"), name
+        assert e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql"), name
+        for secret in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
+            assert e[secret].startswith("${"), f"{name}: {secret} must come from .env"
+
+
+def test_healthchecks_and_start_order(services):
+    for name, service in services.items():
+        if name in RUN_ONCE:
+            assert service.get("restart") == "no", name
+            continue
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    for name, service in services.items():
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            wanted = ("service_completed_successfully" if dependency in RUN_ONCE
+                      else "service_healthy")
+            assert rule["condition"] == wanted, f"{name} → {dependency}"
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == (
+            "service_completed_successfully")
+
+
+def test_no_secret_is_written_in_the_file():
+    text = COMPOSE.read_text()
+    for key, value in re.findall(
+        r"^\s*(\w*(?:PASSWORD|PASS|SECRET|FERNET_KEY|TOKEN)\w*):\s*(\S+)", text, re.M
+    ):
+        assert value.startswith("${"), f"{key} has a literal value in docker-compose.yml"
+    for url in re.findall(r"\w+://[^\s]+", text):
+        userinfo = urlsplit(url).netloc.rpartition("@")[0]
+        if ":" in userinfo:
+            assert "${" in userinfo, f"a literal password in {url}"
+
+
+def test_the_image_is_built_from_the_lock(services):
+    docker = DOCKERFILE.read_text()
+    assert re.search(r"^COPY pyproject.toml uv.lock", docker, re.M)
+    assert "uv sync --frozen --no-dev" in docker
+    assert "pip install" not in docker, "dependencies come from uv.lock only"
+    for name, service in services.items():
+        if "build" in service:
+            assert service["image"] == "ops-warehouse:latest", name
+        command = " ".join(map(str, service.get("command") or []))
+        assert "pip install" not in command, f"{name} installs packages at start-up"
+        assert "_PIP_ADDITIONAL_REQUIREMENTS" not in env(service), name
+    for name in AIRFLOW_SERVICES + RUN_ONCE + ("demo-sources",):
+        assert "build" in services[name], f"{name} does not use the project image"
+    # what the stack relies on is in the lock, at the version pyproject.toml pins
+    lock = {p["name"]: p["version"] for p in tomllib.loads(
+        (PROJECT_ROOT / "uv.lock").read_text())["package"] if "version" in p}
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    pin = next(d for d in pyproject["project"]["dependencies"] if d.startswith("apache-airflow=="))
+    assert lock["apache-airflow"] == pin.split("==")[1]
+    for package in ("apache-airflow-providers-celery", "celery", "redis", "psycopg2-binary",
+                    "dbt-postgres", "apache-airflow-providers-smtp"):
+        assert package in lock, f"{package} is not in uv.lock"
+    ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "var", ".git", ".env"} <= set(ignored)
+
+
+def test_environment_names_are_known_settings_and_airflow_options(services):
+    from airflow.configuration import conf
+
+    # every documented option, Airflow's own and the providers' ([celery]), defaults or not
+    known = {
+        (section, option)
+        for section, spec in conf.configuration_description.items()
+        for option in spec.get("options", {})
+    }
+    settings_source = (PROJECT_ROOT / "plugins/ops_warehouse/settings.py").read_text()
+    read_by_settings = set(re.findall(r'_env\(\s*"(OPS_\w+)"', settings_source))
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    in_readme = set(re.findall(r"`(OPS_\w+)`", readme))
+    for name, service in services.items():
+        for key in env(service):
+            if key.startswith("OPS_"):
+                assert key in read_by_settings, f"{name}: {key} is not read by settings.py"
+                assert key in in_readme, f"{name}: {key} is not in the README's settings table"
+            elif key.startswith("AIRFLOW__"):
+                _, section, option = key.split("__", 2)
+                assert (section.lower(), option.lower()) in known, (
+                    f"{name}: {key} is not an Airflow option")

@@ -15,13 +15,13 @@ from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gat
 from ops_warehouse.quality.results import CheckResult
 from ops_warehouse.settings import Settings
 from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
-    SmtpSink,
     WebhookSink,
     airflow_context,
     fixed_data_docs,
     message_text,
     run,
 )
+from tests.smtp import smtp_fixture  # noqa: F401 (the smtp fixture)
 
 BLOCKING = CheckResult(
     suite="kpi_daily.marts",
@@ -63,13 +63,6 @@ def settings(tmp_path) -> Settings:
         alert_webhook_url="",
         smtp_conn_id="smtp_default",
     )
-
-
-@pytest.fixture
-def smtp(monkeypatch):
-    with SmtpSink() as sink:
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_conn)
-        yield sink
 
 
 pytestmark = pytest.mark.usefixtures("fixed_data_docs")

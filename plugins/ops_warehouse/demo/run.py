@@ -18,7 +18,7 @@ from ops_warehouse.contracts import ENTITIES
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings, get_settings
 
-DAG_ORDER = ("ingest_marketing", "ingest_sales", "ingest_support", "transform")
+DAG_ORDER = ("ingest_marketing", "ingest_sales", "ingest_support", "transform", "reports")
 
 
 def generate_world(*, seed: int, scale: float, until: date, console: Console):
@@ -184,12 +184,27 @@ def run_demo(*, fresh: bool, console: Console) -> None:
         f"Published warehouse (what BI tools and reports open, read-only): {s.published_path}\n"
         f"Data-quality results (Great Expectations Data Docs): {s.home / 'data_docs' / 'index.html'}\n"
         f"Airflow log of this run: {log_path}\n"
-        "Next: `make up` to browse the DAGs in Airflow's UI, or open the warehouse with "
+        + _report_paths(s)
+        + "Next: `make up` to browse the DAGs in Airflow's UI, or open the warehouse with "
         f"`duckdb -readonly {s.published_path}` and `select * from marts.kpi_daily order by "
         "date_day desc limit 7`."
     )
     if not ok:
         raise OpsWarehouseError("raw row counts differ from the source row counts (see the table)")
+
+
+def _report_paths(s: Settings) -> str:
+    """Where the reports DAG archived this run's weekly report and daily digest."""
+    from ops_warehouse.reports.archive import latest
+
+    lines = []
+    for kind, name in (("weekly", "Weekly ops report"), ("daily", "Daily digest")):
+        found = latest(s, kind)
+        if found:
+            lines.append(f"{name} ({found.folder.name}): {found.html} (PDF and CSV beside it)\n")
+    if lines:
+        lines.append(f"All reports: {s.reports_dir / 'index.html'}\n")
+    return "".join(lines)
 
 
 def run_up(*, console: Console) -> None:

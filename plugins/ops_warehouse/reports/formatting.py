@@ -114,10 +114,10 @@ class Formatter:
         if self._missing(minutes):
             return self.m("not_available")
         total = round(minutes)
-        days, rest = divmod(total, 24 * 60)
-        hours, mins = divmod(rest, 60)
-        if days:
+        if total >= 24 * 60:  # a day or more: to the hour
+            days, hours = divmod(round(minutes / 60), 24)
             return self.m("duration_dh", d=format_decimal(days, locale=self.locale), h=hours)
+        hours, mins = divmod(total, 60)
         if hours:
             return self.m("duration_hm", h=hours, m=mins)
         return self.m("duration_m", m=mins)

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from ops_warehouse.reports import archive, content, delivery, periods
 from ops_warehouse.reports.render import Rendered, render
@@ -88,4 +88,4 @@ def reference_period(kind: str, reference_day: date) -> periods.Period:
     the day before it."""
     if kind == "weekly":
         return periods.last_complete_week(reference_day)
-    return periods.day(reference_day.fromordinal(reference_day.toordinal() - 1))
+    return periods.day(reference_day - timedelta(days=1))

@@ -37,10 +37,6 @@ class Period:
         """The period it is compared with: the week before, or the same weekday a week before."""
         return self.start - timedelta(days=7)
 
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
 
 def week(key: str) -> Period:
     """The ISO week named ``YYYY-Www``."""

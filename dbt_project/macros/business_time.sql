@@ -1,13 +1,19 @@
 {#
     Business calendar helpers, the same on DuckDB and PostgreSQL.
 
-    as_of_date(): the last complete day the run covers (var as_of_date, passed by the DAG as
-    its data interval end minus one day); a bare `dbt build` falls back to yesterday.
+    as_of_date(): the last complete day the run covers. The pipeline passes it in the
+    environment (OPS_AS_OF_DATE), read only when models execute: a new day then reuses dbt's
+    partial parse instead of re-parsing the whole project, as a changed --vars value would.
+    A var as_of_date (unit-test overrides, or `--vars` by hand) wins; a bare `dbt build`
+    falls back to yesterday.
     to_business_date(ts): the calendar date of a UTC timestamp in the business time zone.
     to_business_timestamp(ts): the wall-clock time of a UTC timestamp in the business zone.
 #}
 {% macro as_of_date() -%}
     {%- set as_of = var("as_of_date", none) -%}
+    {%- if not as_of and execute -%}
+        {%- set as_of = env_var("OPS_AS_OF_DATE", "") -%}
+    {%- endif -%}
     {%- if as_of -%}
         cast('{{ as_of }}' as date)
     {%- else -%}

@@ -35,11 +35,10 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def dbt_vars(settings: Settings, as_of: date | None) -> dict[str, str]:
-    out = {"reporting_currency": settings.reporting_currency, "business_tz": settings.business_tz}
-    if as_of is not None:
-        out["as_of_date"] = as_of.isoformat()
-    return out
+def dbt_vars(settings: Settings) -> dict[str, str]:
+    """Vars that are fixed for a deployment. The as-of date changes every run, so it goes in
+    the environment instead (see the as_of_date macro): a changed var forces a full re-parse."""
+    return {"reporting_currency": settings.reporting_currency, "business_tz": settings.business_tz}
 
 
 def dbt_invoke(
@@ -71,9 +70,10 @@ def dbt_invoke(
         "--log-path",
         str(log_dir),
         "--vars",
-        json.dumps(dbt_vars(settings, as_of)),
+        json.dumps(dbt_vars(settings)),
     ]
     env = {**os.environ, **dbt_env(settings), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env["OPS_AS_OF_DATE"] = as_of.isoformat() if as_of is not None else ""
     run_results = target_dir / "run_results.json"
     run_results.unlink(missing_ok=True)  # a stale one would name the wrong failures
     result = subprocess.run(cli, env=env, capture_output=True, text=True)

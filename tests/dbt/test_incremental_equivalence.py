@@ -13,6 +13,8 @@ from tests.dbt.conftest import MARTS_HISTORY_DAYS, MARTS_UNTIL
 from tests.helpers import MART_TABLES, day_window, frames_differ, read_table
 
 DAYS = 10
+# dbt's data and unit tests run in the other dbt test modules; here only the models matter.
+NO_TESTS = ["--exclude-resource-type", "test", "unit_test"]
 
 
 def _load(settings, day):
@@ -33,7 +35,7 @@ def incremental_and_full(tmp_path_factory):
     with DemoServer(world_dir, marketing_token="m-token", support_token="s-token") as server:
         inc = make_settings(root / "inc", world_dir, server.url)
         _load(inc, first_day)
-        dbt_invoke(["build"], settings=inc, as_of=first_day)
+        dbt_invoke(["build", *NO_TESTS], settings=inc, as_of=first_day)
         for offset in range(1, DAYS + 1):
             day = first_day + timedelta(days=offset)
             world.advance(world_dir, days=1)
@@ -41,7 +43,7 @@ def incremental_and_full(tmp_path_factory):
             dbt_invoke(["run"], settings=inc, as_of=day)
         full = make_settings(root / "full", world_dir, server.url)
         _load(full, MARTS_UNTIL)
-        dbt_invoke(["build", "--full-refresh"], settings=full, as_of=MARTS_UNTIL)
+        dbt_invoke(["build", "--full-refresh", *NO_TESTS], settings=full, as_of=MARTS_UNTIL)
     return inc, full
 
 

@@ -199,11 +199,40 @@ READER = textwrap.dedent(
 )
 
 
+# A report-like reader: one connection held for several queries over several marts, as a
+# report render does; the reconciliation is read at its start and its end.
+REPORT_READER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    import duckdb
+
+    path, stop, sql = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    reports, errors = [], []
+    while not stop.exists() or len(reports) < 3:
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                first = [str(v) for v in con.execute(sql).fetchone()]
+                for query in ("select count(*) from marts.kpi_scorecard",
+                              "select count(*) from marts.retention_cohorts",
+                              "select max(date_day) from marts.kpi_daily"):
+                    con.execute(query).fetchall()
+                    time.sleep(0.05)
+                reports.append([first, [str(v) for v in con.execute(sql).fetchone()]])
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    print(json.dumps({"reports": reports, "errors": errors[:5], "error_count": len(errors)}))
+    """
+)
+
+
 def test_readers_see_consistent_snapshots_while_publish_runs(settings, tmp_path):
-    """Five publishes, each of a different but internally consistent warehouse, while another
-    process reads the published file in a loop. A publish that rewrote tables in place
-    would let the reader see one table new and the other old. A connection held open
-    across the publishes keeps reading its snapshot."""
+    """Five publishes, each of a different but internally consistent warehouse, while two
+    other processes read the published file: a BI-like query loop and a report-like reader
+    holding its connection for several queries. A publish that rewrote tables in place
+    would let a reader see one table new and the other old, and a lock taken by anyone
+    would show up as an error. A connection held open across the publishes keeps reading
+    its snapshot."""
     first = run("scheduled__2026-11-18")
     audit.record_run_start(settings, first)
     publish.publish(settings, first)
@@ -214,6 +243,13 @@ def test_readers_see_consistent_snapshots_while_publish_runs(settings, tmp_path)
     stop = tmp_path / "stop"
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(settings.published_path), str(stop), RECONCILIATION_SQL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    report_reader = subprocess.Popen(
+        [sys.executable, "-c", REPORT_READER, str(settings.published_path), str(stop),
+         RECONCILIATION_SQL],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -239,7 +275,15 @@ def test_readers_see_consistent_snapshots_while_publish_runs(settings, tmp_path)
     finally:
         stop.touch()
         out, err = reader.communicate(timeout=300)
+        report_out, report_err = report_reader.communicate(timeout=300)
     assert reader.returncode == 0, err[-3000:]
+    assert report_reader.returncode == 0, report_err[-3000:]
+    reports = json.loads(report_out.strip().splitlines()[-1])
+    print(f"report reader: {len(reports['reports'])} reports")
+    assert reports["error_count"] == 0, reports["errors"]
+    assert all(start == end for start, end in reports["reports"]), (
+        "a held connection saw the warehouse change between two of its queries")
+    assert not [r for r in reports["reports"] if r[0][0] != r[0][1]], "identity broken"
     report = json.loads(out.strip().splitlines()[-1])
     print(f"reader: {len(report['snapshots'])} snapshots")
     assert report["error_count"] == 0, report["errors"]

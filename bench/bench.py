@@ -1,0 +1,1065 @@
+"""Scale benchmark: the whole pipeline and one incremental day, with the floor and overheads.
+
+    uv run python bench/bench.py [--scale 1,10,50] [--root /work/benchdata] [--no-airflow]
+
+For each scale, in a fresh folder under ``--root`` (never the repository):
+
+1. generate the demo world (seed 42, until 2026-11-22);
+2. the pipeline, one child process per stage, the way Airflow's LocalExecutor runs each task
+   in its own process: ingest marketing, sales, support (``run_load``), validate raw (GX),
+   ``dbt build``, validate staging + marts (GX), publish, Data Docs, report;
+3. baselines on the same data: the *floor* (dbt's compiled SQL of every model run as
+   CREATE TABLE/VIEW AS in dependency order, in one DuckDB connection, on a copy of the
+   warehouse with the model schemas dropped), ``dbt run`` alone on that copy, and the GX
+   suites against the same checks written as plain SQL aggregates;
+4. the world advanced one day, then the incremental day through the same stages;
+5. the same incremental day again through Airflow (``dag.test`` of every DAG in one process,
+   as ``make demo`` runs them): DAG wall time against the task durations Airflow recorded;
+6. parse time of every file under ``dags/``, each in a fresh process.
+
+Per stage: wall time, CPU time and peak RSS of the stage's process *including its children*
+(dbt runs in a grandchild): the child is reaped with ``os.wait4``, whose rusage covers the
+child and every descendant it waited for (CPU summed, RSS the largest single process). The
+demo API server is a separate process; its CPU per ingest stage is read with psutil and
+reported in its own column. Rows are the stage's input rows (see ``ROWS`` below).
+
+Results: ``bench/results/<date>-<host>.json`` (merged per scale) and the table between the
+markers in ``BENCHMARKS.md``. Timings are measured here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+UNTIL = date(2026, 11, 22)
+SEED = 42
+SOURCES = ("marketing", "sales", "support")
+MODEL_SCHEMAS = ("staging", "intermediate", "marts")
+TABLE_BEGIN = "<!-- bench:table:begin -->"
+TABLE_END = "<!-- bench:table:end -->"
+
+# What "rows" means per stage (the stage's input).
+ROWS = {
+    "generate": "rows written to the world (all entities)",
+    "ingest_*": "rows read from the source",
+    "validate_raw": "rows in the raw tables the suites read",
+    "dbt_build": "rows in the raw tables (dbt recomputes from all of them)",
+    "validate_marts": "rows in the staging models and marts the suites read",
+    "publish": "rows in the marts",
+    "floor": "rows in the raw tables",
+    "dbt_run": "rows in the raw tables",
+}
+
+
+# --- the parent: measuring child processes ------------------------------------------------
+
+
+@dataclass
+class Stage:
+    name: str
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    rows: int | None = None
+    ok: bool = True
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float | None:
+        return self.rows / self.wall_s if self.rows and self.wall_s else None
+
+
+class Sampler(threading.Thread):
+    """Load average and available memory every few seconds while the benchmark runs."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        super().__init__(daemon=True)
+        self.every_s = every_s
+        self.samples: list[tuple[float, float, float]] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self._halt.is_set():
+            vm = psutil.virtual_memory()
+            swap = psutil.swap_memory()
+            self.samples.append((os.getloadavg()[0], vm.available / 2**30, swap.used / 2**30))
+            self._halt.wait(self.every_s)
+
+    def stop(self) -> dict[str, Any]:
+        self._halt.set()
+        self.join()
+        loads = [s[0] for s in self.samples] or [os.getloadavg()[0]]
+        return {
+            "load1_min": round(min(loads), 2),
+            "load1_mean": round(sum(loads) / len(loads), 2),
+            "load1_max": round(max(loads), 2),
+            "mem_available_min_gb": round(min((s[1] for s in self.samples), default=0), 1),
+            "swap_used_max_gb": round(max((s[2] for s in self.samples), default=0), 2),
+            "samples": len(self.samples),
+        }
+
+
+class Bench:
+    def __init__(self, scale: float, root: Path, console, log) -> None:
+        self.scale = scale
+        self.root = root
+        self.console = console
+        self.log = log
+        self.env = {
+            **os.environ,
+            "OPS_HOME": str(root / "home"),
+            "OPS_DEMO_DIR": str(root / "world"),
+            "OPS_DEMO_SCALE": f"{scale:g}",
+            "OPS_DEMO_SEED": str(SEED),
+            "OPS_DEMO_UNTIL": UNTIL.isoformat(),
+            "OPS_WAREHOUSE": "duckdb",
+            "OPS_DEMO_PORT": str(_free_port()),
+        }
+        for key in ("OPS_MARKETING_API_URL", "OPS_SUPPORT_API_URL", "OPS_SHOP_DB_URL"):
+            self.env.pop(key, None)
+        self.server = None
+
+    def stage(self, name: str, task: str, **kwargs: Any) -> Stage:
+        """Run ``task`` (a function of this file) in a child process and measure it."""
+        out = self.root / "stages" / f"{name}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        cmd = [sys.executable, __file__, "--task", task, "--out", str(out), "--kw", json.dumps(kwargs)]
+        server_cpu0 = self._server_cpu()
+        self.log.write(f"\n### {name}: {' '.join(cmd)}\n")
+        self.log.flush()
+        with self.console.status(f"scale {self.scale:g}: {name} …"):
+            started = time.monotonic()
+            proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+            status, usage = _wait_guarded(proc)
+            wall = time.monotonic() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        detail = json.loads(out.read_text()) if out.exists() else {}
+        rows = detail.pop("rows", None)
+        if self.server is not None and server_cpu0 is not None:
+            detail["server_cpu_s"] = round(self._server_cpu() - server_cpu0, 2)
+        result = Stage(
+            name=name,
+            wall_s=round(wall, 2),
+            cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
+            peak_rss_mb=round(usage.ru_maxrss / 1024),
+            rows=rows,
+            ok=proc.returncode == 0,
+            detail=detail,
+        )
+        mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
+        rate = f", {result.rows_per_s:,.0f} rows/s" if result.rows_per_s else ""
+        self.console.print(
+            f"  {mark} {name}: {result.wall_s:.1f} s wall, {result.cpu_s:.1f} s CPU, "
+            f"{result.peak_rss_mb:,.0f} MB peak{rate}"
+        )
+        if not result.ok:
+            raise RuntimeError(f"stage {name} failed (exit {proc.returncode}); see {self.log.name}")
+        return result
+
+    # the demo API server, one process for the whole scale
+
+    def start_server(self) -> None:
+        import psutil
+
+        log = (self.root / "server.log").open("a")
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "ops_warehouse.demo.server", "--dir", self.env["OPS_DEMO_DIR"],
+             "--port", self.env["OPS_DEMO_PORT"]],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self._server_ps = psutil.Process(self.server.pid)
+        url = f"http://127.0.0.1:{self.env['OPS_DEMO_PORT']}/_demo/config"
+        import urllib.request
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                return
+            except OSError:
+                if self.server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the demo server did not start; see server.log") from None
+                time.sleep(0.2)
+
+    def stop_server(self) -> dict[str, Any]:
+        if self.server is None:
+            return {}
+        peak = _vm_hwm_mb(self.server.pid)
+        cpu = self._server_cpu()
+        self.server.terminate()
+        try:
+            self.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
+        self.server = None
+        return {"cpu_s": round(cpu or 0, 2), "peak_rss_mb": peak}
+
+    def _server_cpu(self) -> float | None:
+        if self.server is None:
+            return None
+        t = self._server_ps.cpu_times()
+        return t.user + t.system
+
+
+# The machine is shared: a stage that would push it into the OOM killer is stopped instead.
+MIN_AVAILABLE_GB = 2.0
+
+
+def _wait_guarded(proc: subprocess.Popen):
+    """Reap the child with its rusage (os.wait4); stop its process tree if the machine runs
+    out of memory (there is no swap to fall back on)."""
+    import psutil
+
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return status, usage
+        if psutil.virtual_memory().available < MIN_AVAILABLE_GB * 2**30:
+            tree = psutil.Process(proc.pid).children(recursive=True)
+            for p in [*tree, psutil.Process(proc.pid)]:
+                try:
+                    p.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            _, status, usage = os.wait4(proc.pid, 0)
+            raise MemoryError(
+                f"stopped the stage: less than {MIN_AVAILABLE_GB} GiB of memory left "
+                f"(peak RSS so far {usage.ru_maxrss // 1024} MB)"
+            )
+        time.sleep(0.2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _vm_hwm_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        return None
+    return None
+
+
+# --- one scale ----------------------------------------------------------------------------
+
+
+def run_scale(
+    scale: float, root: Path, console, *, airflow: bool, baselines: bool, proposed_sweep: bool
+) -> dict:
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    log = (root / "bench.log").open("a")
+    bench = Bench(scale, root, console, log)
+    if proposed_sweep:
+        bench.env["OPS_BENCH_PROPOSED_SWEEP"] = "1"
+    sampler = Sampler()
+    sampler.start()
+    started = time.monotonic()
+    result: dict[str, Any] = {"scale": scale, "root": str(root), "started_at": _now(),
+                              "proposed_sweep": proposed_sweep, "code": _git_state()}
+    try:
+        console.rule(f"scale {scale:g}")
+        gen = bench.stage("generate", "generate", scale=scale)
+        result["generate"] = asdict(gen)
+        result["source_rows"] = gen.detail.get("row_counts")
+        bench.start_server()
+        day_end = datetime.combine(UNTIL + timedelta(days=1), datetime.min.time(), UTC)
+        result["full"] = pipeline(bench, day_end, "full")
+        if baselines:
+            result["baselines"] = run_baselines(bench)
+        adv = bench.stage("advance", "advance")
+        result["advance"] = asdict(adv)
+        result["incremental"] = pipeline(bench, day_end + timedelta(days=1), "incremental")
+        if airflow:
+            result["airflow"] = run_airflow(bench, day_end + timedelta(days=1))
+        result["demo_server"] = bench.stop_server()
+    except (RuntimeError, MemoryError) as exc:
+        result["error"] = str(exc)
+        console.print(f"[red]scale {scale:g} stopped:[/] {exc}")
+    finally:
+        bench.stop_server()
+        result["machine_during_run"] = sampler.stop()
+        result["total_wall_s"] = round(time.monotonic() - started, 1)
+        log.close()
+    return result
+
+
+def pipeline(bench: Bench, end: datetime, phase: str) -> dict:
+    """The transform DAG's stages after the three ingests, each in its own process."""
+    ctx = {"start": (end - timedelta(days=1)).isoformat(), "end": end.isoformat(),
+           "run_id": f"bench_{phase}__{end.date()}"}
+    stages = [bench.stage(f"ingest_{s}", "ingest", source=s, **ctx) for s in SOURCES]
+    stages.append(bench.stage("validate_raw", "validate", layers=["raw"], **ctx))
+    stages.append(bench.stage("dbt_build", "dbt_build", **ctx))
+    if phase == "full":
+        # the compiled SQL of a from-scratch build: the floor's input
+        shutil.copy(bench.root / "home" / "dbt" / "target" / "manifest.json",
+                    bench.root / "manifest_full.json")
+    stages.append(bench.stage("validate_marts", "validate", layers=["staging", "marts"], **ctx))
+    stages.append(bench.stage("publish", "publish", **ctx))
+    stages.append(bench.stage("data_docs", "data_docs"))
+    stages.append(bench.stage("report", "report", **ctx))
+    total = {
+        "wall_s": round(sum(s.wall_s for s in stages), 2),
+        "cpu_s": round(sum(s.cpu_s for s in stages), 2),
+        "peak_rss_mb": max(s.peak_rss_mb for s in stages),
+    }
+    return {"stages": [asdict(s) | {"rows_per_s": s.rows_per_s} for s in stages], "total": total}
+
+
+def run_baselines(bench: Bench) -> dict:
+    """The floor, dbt run alone, and GX against plain SQL, on a copy of the warehouse."""
+    floor_dir = bench.root / "floor"
+    shutil.rmtree(floor_dir, ignore_errors=True)
+    floor_dir.mkdir()
+    # same file name, so the catalog name in dbt's compiled SQL ("working") still resolves
+    copy = floor_dir / "working.duckdb"
+    shutil.copy(bench.root / "home" / "warehouse" / "working.duckdb", copy)
+    out = {}
+    if bench.env.get("OPS_BENCH_PROPOSED_SWEEP"):
+        end = datetime.combine(UNTIL + timedelta(days=1), datetime.min.time(), UTC)
+        out["sweep_as_committed"] = asdict(
+            bench.stage("sweep_as_committed", "sweep", db=str(copy), end=end.isoformat()))
+    floor = bench.stage("floor", "floor", db=str(copy), manifest=str(bench.root / "manifest_full.json"))
+    dbt_run = bench.stage("dbt_run", "dbt_run", db=str(copy), target=str(floor_dir / "target"))
+    ge_sql = bench.stage("gx_vs_sql", "gx_vs_sql", db=str(copy))
+    copy.unlink()
+    return {**out, "floor": asdict(floor), "dbt_run": asdict(dbt_run), "gx_vs_sql": asdict(ge_sql)}
+
+
+def run_airflow(bench: Bench, end: datetime) -> dict:
+    """The incremental day again, through Airflow: `dag.test` of every DAG in one process."""
+    init = bench.stage("airflow_init", "airflow_init")
+    logical_date = end.date().isoformat()
+    run = bench.stage("airflow_dags", "airflow_dags", logical_date=logical_date)
+    parse = bench.stage("dag_parse", "dag_parse")
+    return {"init": asdict(init), "dags": asdict(run), "parse": asdict(parse)}
+
+
+# --- child tasks: each runs in its own process, writes a JSON dict to --out ------------
+
+
+def _context(kw: dict) -> dict:
+    return {
+        "run_id": kw["run_id"],
+        "data_interval_start": datetime.fromisoformat(kw["start"]),
+        "data_interval_end": datetime.fromisoformat(kw["end"]),
+    }
+
+
+def task_generate(kw: dict) -> dict:
+    from ops_warehouse.demo import world
+    from ops_warehouse.settings import get_settings
+
+    info = world.generate(get_settings().demo_dir, seed=SEED, scale=kw["scale"], until=UNTIL)
+    return {"rows": sum(info.row_counts.values()), "row_counts": info.row_counts}
+
+
+def task_advance(kw: dict) -> dict:
+    from ops_warehouse.demo import world
+    from ops_warehouse.settings import get_settings
+
+    info = world.advance(get_settings().demo_dir, days=1)
+    return {"rows": sum(info.row_counts.values()), "until": info.until.isoformat()}
+
+
+# The quarantine sweep's fx-rate rules as committed join every order with every earlier rate
+# of its currency (a near cross product: 1.7-3 GB and 6-18 s at scale 1). The proposed
+# equivalent compares with the currency's first rate date. Applied only with
+# --proposed-sweep; the committed rule is then measured on its own (stage sweep_as_committed).
+FX_RULE = "not exists (select 1 from raw_sales.fx_rates p where p.currency = r.currency and p.rate_date <= {x})"
+FX_RULE_PROPOSED = ("coalesce((select min(p.rate_date) from raw_sales.fx_rates p "
+                    "where p.currency = r.currency) > {x}, true)")
+
+
+def _propose_sweep() -> int:
+    from ops_warehouse import quarantine
+
+    rules, changed = [], 0
+    for source, name, age, reason, condition in quarantine.SWEEP_RULES:
+        for x in ("cast(r.ordered_at as date)", "r.date"):
+            if condition == FX_RULE.format(x=x):
+                condition, changed = FX_RULE_PROPOSED.format(x=x), changed + 1
+        rules.append((source, name, age, reason, condition))
+    quarantine.SWEEP_RULES = tuple(rules)
+    return changed
+
+
+def task_ingest(kw: dict) -> dict:
+    from ops_warehouse.pipeline_tasks import run_load
+
+    patched = _propose_sweep() if os.environ.get("OPS_BENCH_PROPOSED_SWEEP") else 0
+    ctx = _context(kw)
+    summary = run_load(kw["source"], ctx["data_interval_start"], ctx["data_interval_end"], kw["run_id"])
+    rows = sum(e["rows_read"] for e in summary["entities"].values())
+    return {"rows": rows, "load_seconds": summary["seconds"], "proposed_sweep_rules": patched,
+            "entities": {n: e["rows_read"] for n, e in summary["entities"].items()}}
+
+
+def task_sweep(kw: dict) -> dict:
+    """The quarantine sweep as committed, alone, on a copy of the loaded warehouse."""
+    import dataclasses
+
+    from ops_warehouse.quarantine import sweep
+    from ops_warehouse.settings import get_settings
+
+    s = dataclasses.replace(get_settings(), warehouse_path=Path(kw["db"]))
+    moved = sweep(s, as_of_end=datetime.fromisoformat(kw["end"]), run_id="bench_sweep")
+    return {"moved": sum(moved.values())}
+
+
+def _table_rows(tables: list[str]) -> int:
+    from ops_warehouse.settings import get_settings
+    from ops_warehouse.warehouse import query
+
+    s = get_settings()
+    return sum(query(s, f"select count(*) from {t}")[0][0] for t in tables)
+
+
+def task_validate(kw: dict) -> dict:
+    from ops_warehouse.pipeline_tasks import run_validation
+    from ops_warehouse.quality.gx_runner import load_suites
+
+    t0 = time.monotonic()
+    import great_expectations  # noqa: F401 - timed on its own: every task process pays it
+
+    import_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    summary = run_validation(kw["layers"], _context(kw))
+    tables = sorted({s.table for layer in kw["layers"] for s in load_suites(layer) if s.table})
+    return {"rows": _table_rows(tables), "gx_import_s": round(import_s, 2),
+            "validate_s": round(time.monotonic() - t0, 2), "checks": summary.get("checks")}
+
+
+def _raw_tables() -> list[str]:
+    from ops_warehouse.contracts import ENTITIES
+    from ops_warehouse.settings import get_settings
+    from ops_warehouse.warehouse import query
+
+    present = {f"{a}.{b}" for a, b in query(
+        get_settings(), "select table_schema, table_name from information_schema.tables "
+        "where table_schema like 'raw_%'")}
+    return [t for t in (f"raw_{e.source}.{e.name}" for e in ENTITIES) if t in present]
+
+
+def task_dbt_build(kw: dict) -> dict:
+    from ops_warehouse.pipeline_tasks import run_dbt_build
+    from ops_warehouse.settings import get_settings
+
+    run_dbt_build(_context(kw))
+    timing = _dbt_timing(get_settings().home / "dbt" / "target" / "run_results.json")
+    return {"rows": _table_rows(_raw_tables()), **timing}
+
+
+def _dbt_timing(path: Path) -> dict:
+    """Where dbt's time went: models vs tests (sum of node execution times), and the top 8."""
+    results = json.loads(path.read_text())
+    nodes = results.get("results", [])
+    by_kind: dict[str, float] = {}
+    for n in nodes:
+        kind = n["unique_id"].split(".")[0]
+        by_kind[kind] = by_kind.get(kind, 0) + (n.get("execution_time") or 0)
+    top = sorted(nodes, key=lambda n: -(n.get("execution_time") or 0))[:8]
+    return {
+        "dbt_elapsed_s": round(results.get("elapsed_time", 0), 2),
+        "node_seconds_by_kind": {k: round(v, 2) for k, v in by_kind.items()},
+        "nodes": {k: sum(1 for n in nodes if n["unique_id"].startswith(k + ".")) for k in by_kind},
+        "slowest_nodes": {n["unique_id"].split(".", 2)[-1]: round(n["execution_time"], 2) for n in top},
+    }
+
+
+def task_publish(kw: dict) -> dict:
+    from ops_warehouse.pipeline_tasks import run_publish
+    from ops_warehouse.settings import get_settings
+    from ops_warehouse.warehouse import query
+
+    run_publish(_context(kw))
+    marts = [f"marts.{r[0]}" for r in query(
+        get_settings(), "select table_name from information_schema.tables where table_schema = 'marts'")]
+    return {"rows": _table_rows(marts), "tables": len(marts)}
+
+
+def task_data_docs(kw: dict) -> dict:
+    from ops_warehouse.pipeline_tasks import run_data_docs
+
+    run_data_docs()
+    return {}
+
+
+def task_report(kw: dict) -> dict:
+    """The reports DAG's two tasks as a manual run makes them (weekly report and daily digest),
+    if the reports module exists by now; otherwise say so."""
+    try:
+        from ops_warehouse.reports.airflow_tasks import make_report
+    except ImportError as exc:
+        return {"available": False, "why": f"no reports entry point ({exc})"}
+    ctx = {**_context(kw), "logical_date": datetime.fromisoformat(kw["end"])}
+    out = {"available": True}
+    for kind in ("weekly", "daily"):
+        t0 = time.monotonic()
+        summary = make_report(kind, ctx)
+        out[f"{kind}_s"] = round(time.monotonic() - t0, 2)
+        out[f"{kind}_steps_s"] = summary.get("seconds")
+    return out
+
+
+def task_floor(kw: dict) -> dict:
+    """dbt's compiled SQL of every model, in dependency order, in one DuckDB connection."""
+    import duckdb
+
+    manifest = json.loads(Path(kw["manifest"]).read_text())
+    models = {k: n for k, n in manifest["nodes"].items() if n["resource_type"] == "model"}
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(uid: str) -> None:
+        if uid in seen or uid not in models:
+            return
+        seen.add(uid)
+        for dep in models[uid]["depends_on"]["nodes"]:
+            visit(dep)
+        order.append(uid)
+
+    for uid in sorted(models):
+        visit(uid)
+    con = duckdb.connect(kw["db"])
+    con.execute("set TimeZone = 'UTC'")
+    for schema in MODEL_SCHEMAS:
+        con.execute(f"drop schema if exists {schema} cascade")
+    t0 = time.monotonic()
+    per_model = {}
+    for uid in order:
+        node = models[uid]
+        sql = node.get("compiled_code")
+        if not sql:
+            raise RuntimeError(f"{uid} has no compiled code in {kw['manifest']}")
+        kind = "view" if node["config"]["materialized"] == "view" else "table"
+        con.execute(f"create schema if not exists {node['schema']}")
+        m0 = time.monotonic()
+        con.execute(f"create {kind} {node['relation_name']} as (\n{sql}\n)")
+        per_model[node["name"]] = round(time.monotonic() - m0, 3)
+    con.execute("checkpoint")
+    models_s = time.monotonic() - t0
+    raw = [r[0] for r in con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables "
+        "where table_schema like 'raw_%' and table_name not like '_dlt%'").fetchall()]
+    rows = sum(con.execute(f"select count(*) from {t}").fetchone()[0] for t in raw)
+    con.close()
+    top = dict(sorted(per_model.items(), key=lambda x: -x[1])[:8])
+    return {"rows": rows, "models": len(order), "models_s": round(models_s, 2), "slowest": top,
+            "note": "post-hooks skipped: on a from-scratch build they delete nothing"}
+
+
+def task_dbt_run(kw: dict) -> dict:
+    """`dbt run` (models only, no tests) on the floor's copy: dbt's own cost per model."""
+    import dataclasses
+
+    from ops_warehouse.settings import get_settings
+    from ops_warehouse.transform import dbt_invoke
+
+    s = dataclasses.replace(get_settings(), warehouse_path=Path(kw["db"]),
+                            home=Path(kw["target"]).parent)
+    import duckdb
+
+    with duckdb.connect(kw["db"]) as con:
+        for schema in MODEL_SCHEMAS:
+            con.execute(f"drop schema if exists {schema} cascade")
+    dbt_invoke(["run"], settings=s, as_of=UNTIL)
+    return {**_dbt_timing(s.home / "dbt" / "target" / "run_results.json")}
+
+
+def task_gx_vs_sql(kw: dict) -> dict:
+    """Every suite through the GX runner, then the same checks as plain SQL aggregates."""
+    import dataclasses
+
+    import duckdb
+
+    from ops_warehouse.quality import gx_runner
+    from ops_warehouse.settings import get_settings
+
+    s = dataclasses.replace(get_settings(), warehouse_path=Path(kw["db"]),
+                            home=Path(kw["db"]).parent / "gx_home")
+    t0 = time.monotonic()
+    import great_expectations  # noqa: F401
+
+    import_s = time.monotonic() - t0
+    gx_s, sql_s, checks, translated, gx_unexpected = {}, {}, {}, {}, {}
+    sql_unexpected = {}
+    for layer in gx_runner.LAYERS:
+        t0 = time.monotonic()
+        results = gx_runner.run_suites(s, layer, UNTIL, "bench_gx")
+        gx_s[layer] = round(time.monotonic() - t0, 2)
+        checks[layer] = len(results)
+        gx_unexpected[layer] = sum(r.unexpected_count or 0 for r in results
+                                   if r.check in _UNEXPECTED_TYPES)
+    params = gx_runner.run_parameters(s, UNTIL)
+    con = duckdb.connect(kw["db"], read_only=True)
+    for layer in gx_runner.LAYERS:
+        t0 = time.monotonic()
+        n, unexpected = 0, 0
+        for suite in gx_runner.load_suites(layer):
+            got, u = _sql_checks(con, suite, s, params)
+            n += got
+            unexpected += u
+        sql_s[layer] = round(time.monotonic() - t0, 2)
+        translated[layer] = n
+        sql_unexpected[layer] = unexpected
+    con.close()
+    return {"gx_import_s": round(import_s, 2), "gx_s": gx_s, "sql_s": sql_s,
+            "gx_checks": checks, "sql_checks": translated,
+            "unexpected_gx": gx_unexpected, "unexpected_sql": sql_unexpected}
+
+
+_UNEXPECTED_TYPES = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_between",
+)
+
+
+def _sql_checks(con, suite, settings, params: dict) -> tuple[int, int]:
+    """One suite's checks as one aggregate query (plus one GROUP BY per compound key).
+    Returns (checks computed, unexpected rows of the not-null / in-set / between checks)."""
+    from ops_warehouse.quality import gx_runner
+
+    source = (f"({gx_runner._query_text(suite, settings, UNTIL)})" if suite.query else suite.table)
+
+    def q(c: str) -> str:
+        return '"' + c.replace('"', '""') + '"'
+
+    def value(v: Any) -> str:
+        if isinstance(v, dict) and "$PARAMETER" in v:
+            v = params.get(v["$PARAMETER"])
+        if v is None:
+            return "null"
+        return f"'{v}'" if isinstance(v, str) else str(v)
+
+    ops = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+    def scope(k: dict) -> str:
+        """GX's row_condition (a comparison of a column with a value) as a filter term."""
+        cond = k.get("row_condition")
+        if not cond:
+            return "true"
+        return f"{q(cond['column']['name'])} {ops[cond['operator']]} {value(cond['parameter'])}"
+
+    aggs, counted, extra = [], [], 0
+    for e in suite.body.get("expectations", []):
+        t, k = e["type"], e["kwargs"]
+        if t == "expect_column_values_to_not_be_null":
+            aggs.append(f"count(*) filter (where {q(k['column'])} is null)")
+            counted.append(len(aggs) - 1)
+        elif t == "expect_column_values_to_be_in_set":
+            values = ", ".join(value(v) for v in k["value_set"])
+            aggs.append(f"count(*) filter (where {q(k['column'])} not in ({values}))")
+            counted.append(len(aggs) - 1)
+        elif t == "expect_column_values_to_be_between":
+            c, conds = q(k["column"]), []
+            if k.get("min_value") is not None:
+                conds.append(f"{c} <{'=' if k.get('strict_min') else ''} {value(k['min_value'])}")
+            if k.get("max_value") is not None:
+                conds.append(f"{c} >{'=' if k.get('strict_max') else ''} {value(k['max_value'])}")
+            aggs.append(f"count(*) filter (where ({' or '.join(conds) or 'false'}) and {scope(k)})")
+            counted.append(len(aggs) - 1)
+        elif t == "expect_column_values_to_be_unique":
+            aggs.append(f"count({q(k['column'])}) - count(distinct {q(k['column'])})")
+        elif t == "expect_table_row_count_to_be_between":
+            aggs.append("count(*)")
+        elif t == "expect_column_max_to_be_between":
+            aggs.append(f"max({q(k['column'])})")
+        elif t == "expect_column_pair_values_a_to_be_greater_than_b":
+            op = ">=" if k.get("or_equal") else ">"
+            aggs.append(f"count(*) filter (where not ({q(k['column_A'])} {op} {q(k['column_B'])}))")
+        elif t == "expect_compound_columns_to_be_unique":
+            cols = ", ".join(q(c) for c in k["column_list"])
+            con.execute(f"select count(*) from (select {cols} from {source} as b group by all "
+                        "having count(*) > 1)").fetchone()
+            extra += 1
+        elif t == "expect_table_columns_to_match_set":
+            con.execute(f"select * from {source} as b limit 0").fetchall()
+            extra += 1
+    if not aggs:
+        return extra, 0
+    row = con.execute(f"select {', '.join(aggs)} from {source} as b").fetchone()
+    return len(aggs) + extra, sum(row[i] or 0 for i in counted)
+
+
+def task_airflow_init(kw: dict) -> dict:
+    from ops_warehouse.airflow_env import init_airflow
+    from ops_warehouse.settings import get_settings
+
+    s = get_settings()
+    init_airflow(s, s.home / "logs" / "airflow-init.log")
+    return {}
+
+
+def task_airflow_dags(kw: dict) -> dict:
+    """All four DAGs through `dag.test` in one process (ops_warehouse.demo.airflow_run)."""
+    from ops_warehouse.airflow_env import airflow_env
+    from ops_warehouse.demo.run import DAG_ORDER
+    from ops_warehouse.settings import get_settings
+
+    s = get_settings()
+    env = airflow_env(s)
+    cmd = [sys.executable, "-m", "ops_warehouse.demo.airflow_run", kw["logical_date"], *DAG_ORDER]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    process_s = time.monotonic() - t0
+    log_path = s.home / "logs" / "airflow-dags.log"
+    log_path.write_text(proc.stdout + proc.stderr)
+    dags = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("OPS-DAG-RESULT"):
+            _, dag_id, state, seconds = line.split()
+            dags[dag_id] = {"state": state, "wall_s": float(seconds)}
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow_run failed ({proc.returncode}); see {log_path}")
+    db = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    tasks = db.execute(
+        "select dag_id, task_id, state, start_date, end_date, duration from task_instance"
+    ).fetchall()
+    db.close()
+    per_dag: dict[str, dict] = {}
+    for dag_id, task_id, _state, _, _, duration in tasks:
+        d = per_dag.setdefault(dag_id, {"tasks": {}, "tasks_s": 0.0})
+        d["tasks"][task_id] = round(duration or 0, 2)
+        d["tasks_s"] = round(d["tasks_s"] + (duration or 0), 2)
+    for dag_id, d in dags.items():
+        d.update(per_dag.get(dag_id, {}))
+    dag_sum = sum(d["wall_s"] for d in dags.values())
+    task_sum = sum(d.get("tasks_s", 0) for d in dags.values())
+    return {"process_s": round(process_s, 2), "dags": dags, "dags_wall_s": round(dag_sum, 2),
+            "tasks_s": round(task_sum, 2),
+            "startup_and_parse_s": round(process_s - dag_sum, 2)}
+
+
+def task_dag_parse(kw: dict) -> dict:
+    """Parse time of each DAG file, each in a fresh process with Airflow already imported
+    (what the dag-processor does), plus the import-everything cold start for comparison."""
+    from ops_warehouse.airflow_env import airflow_env
+    from ops_warehouse.settings import get_settings
+
+    env = airflow_env(get_settings())
+    probe = (
+        "import sys, time, json\n"
+        "t0 = time.monotonic()\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "import airflow.sdk\n"
+        "t1 = time.monotonic()\n"
+        "bag = DagBag(dag_folder=sys.argv[1])\n"
+        "t2 = time.monotonic()\n"
+        "print('OPS-PARSE', json.dumps({'airflow_import_s': round(t1 - t0, 3), "
+        "'parse_s': round(t2 - t1, 3), 'dags': len(bag.dags), 'errors': len(bag.import_errors), "
+        "'stats_s': [round(getattr(s.duration, 'total_seconds', lambda: s.duration)(), 3) for s in bag.dagbag_stats]}))\n"
+    )
+    out = {}
+    for path in sorted((REPO / "dags").glob("*.py")):
+        proc = subprocess.run([sys.executable, "-c", probe, str(path)], env=env,
+                              capture_output=True, text=True)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("OPS-PARSE")), None)
+        out[path.name] = json.loads(line.split(" ", 1)[1]) if line else {"error": proc.stderr[-500:]}
+    return {"files": out}
+
+
+TASKS = {name[5:]: fn for name, fn in globals().items() if name.startswith("task_")}
+
+
+# --- results and the summary --------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    import duckdb
+
+    return {
+        "host": socket.gethostname(),
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "swap_gb": round(psutil.swap_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "duckdb": duckdb.__version__,
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _git_state() -> dict[str, Any]:
+    """The commit measured, and which tracked files differed from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+
+    return {"head": git("rev-parse", "--short", "HEAD").strip(),
+            "modified": git("diff", "--name-only", "HEAD").split()}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def results_path() -> Path:
+    return RESULTS_DIR / f"{date.today()}-{socket.gethostname()}.json"
+
+
+def save(scale_result: dict, mach: dict) -> Path:
+    path = results_path()
+    data = json.loads(path.read_text()) if path.exists() else {"scales": {}}
+    data["machine"] = mach
+    data["scales"][f"{scale_result['scale']:g}"] = scale_result
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
+
+
+def _fmt(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def markdown_table(data: dict) -> str:
+    """The per-stage table of every scale in one results file, plus floor and ratios."""
+    m = data["machine"]
+    lines = [
+        f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['ram_gb']} GiB RAM, "
+        f"swap {m['swap_gb']} GiB; Python {m['python']}, DuckDB {m['duckdb']}; `{m['host']}`.",
+        "",
+    ]
+    for key, r in sorted(data["scales"].items(), key=lambda kv: float(kv[0])):
+        load = r.get("machine_during_run", {})
+        lines += [
+            f"**Scale {key}** ({sum((r.get('source_rows') or {}).values()):,} source rows; "
+            f"orders {r.get('source_rows', {}).get('orders', 0):,}, tickets "
+            f"{r.get('source_rows', {}).get('tickets', 0):,}), run {r['started_at']}, "
+            f"load average (1 min) during the run min {load.get('load1_min')} / mean "
+            f"{load.get('load1_mean')} / max {load.get('load1_max')}, least available memory "
+            f"{load.get('mem_available_min_gb')} GiB, swap used {load.get('swap_used_max_gb')} GiB."
+            + (" Ingest ran with the **proposed** fx-rate sweep rules (`--proposed-sweep`); the "
+               "committed sweep is measured alone as `sweep_as_committed`." if r.get("proposed_sweep")
+               else "")
+            + (f" **Stopped:** {r['error']}" if r.get("error") else ""),
+            "",
+            "| phase | stage | wall s | CPU s | peak RSS MB | rows | rows/s | notes |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
+        ]
+        if "generate" in r:
+            lines.append(_row("setup", r["generate"]))
+        for phase in ("full", "incremental"):
+            if phase not in r:
+                continue
+            for st in r[phase]["stages"]:
+                lines.append(_row(phase, st))
+            t = r[phase]["total"]
+            lines.append(f"| {phase} | **pipeline total** | **{t['wall_s']:.1f}** | "
+                         f"{t['cpu_s']:.1f} | {t['peak_rss_mb']:,.0f} | | | |")
+            if phase == "full" and "advance" in r:
+                lines.append(_row("setup", r["advance"]))
+        b = r.get("baselines")
+        if b:
+            for name in ("sweep_as_committed", "floor", "dbt_run", "gx_vs_sql"):
+                if name in b:
+                    lines.append(_row("baseline", b[name]))
+        a = r.get("airflow")
+        if a:
+            lines.append(_row("airflow", a["init"]))
+            lines.append(_row("airflow", a["dags"]))
+            lines.append(_row("airflow", a["parse"]))
+        lines += ["", *ratios(r), ""]
+    return "\n".join(lines)
+
+
+def _row(phase: str, st: dict) -> str:
+    d = st.get("detail") or {}
+    notes = []
+    if "gx_import_s" in d and "validate_s" in d:
+        notes.append(f"GX import {d['gx_import_s']} s, checks {d.get('checks')}")
+    if "node_seconds_by_kind" in d:
+        notes.append("node s: " + ", ".join(f"{k} {v}" for k, v in d["node_seconds_by_kind"].items()))
+    if st["name"].startswith("ingest") and d.get("server_cpu_s"):
+        notes.append(f"API server CPU {d['server_cpu_s']} s")
+    if d.get("available") is False:
+        notes.append(f"report: not available ({d['why']})")
+    if "dags_wall_s" in d:
+        notes.append(f"DAGs {d['dags_wall_s']} s, tasks {d['tasks_s']} s, start-up+parse "
+                     f"{d['startup_and_parse_s']} s")
+    rate = st["rows"] / st["wall_s"] if st.get("rows") and st.get("wall_s") else None
+    rows = f"{st['rows']:,}" if st.get("rows") is not None else ""
+    return (f"| {phase} | {st['name']} | {st['wall_s']:.1f} | {st['cpu_s']:.1f} | "
+            f"{st['peak_rss_mb']:,.0f} | {rows} | {_fmt(rate, 0) if rate else ''} | "
+            f"{'; '.join(notes)} |")
+
+
+def ratios(r: dict) -> list[str]:
+    out: list[str] = []
+    if "full" not in r:
+        return out
+    full = {s["name"]: s for s in r["full"]["stages"]}
+    b = r.get("baselines")
+    if b and "gx_vs_sql" in b:
+        floor, fcpu = b["floor"]["wall_s"], b["floor"]["cpu_s"]
+        out.append(f"- floor (compiled SQL of every model, one DuckDB connection): {floor:.1f} s "
+                   f"wall, {fcpu:.1f} s CPU ({b['floor']['detail'].get('models_s')} s in the "
+                   "statements)")
+        out.append(f"- wall (CPU) ratios: `dbt build` / floor {full['dbt_build']['wall_s'] / floor:.1f}× "
+                   f"({full['dbt_build']['cpu_s'] / fcpu:.1f}×); `dbt run` (models only) / floor "
+                   f"{b['dbt_run']['wall_s'] / floor:.1f}× ({b['dbt_run']['cpu_s'] / fcpu:.1f}×); "
+                   f"whole pipeline / floor {r['full']['total']['wall_s'] / floor:.1f}× "
+                   f"({r['full']['total']['cpu_s'] / fcpu:.1f}×)")
+        g = b["gx_vs_sql"]["detail"]
+        gx, sql = sum(g["gx_s"].values()), sum(g["sql_s"].values())
+        out.append(f"- GX suites (in-process, after a {g['gx_import_s']} s import): {gx:.1f} s for "
+                   f"{sum(g['gx_checks'].values())} checks; the same checks as SQL aggregates: "
+                   f"{sql:.2f} s ({sum(g['sql_checks'].values())} checks) → GX / SQL "
+                   f"{gx / sql if sql else float('nan'):.0f}×; unexpected rows (not-null, in-set, "
+                   f"between) GX {sum(g['unexpected_gx'].values())} vs SQL "
+                   f"{sum(g['unexpected_sql'].values())}")
+    for phase in ("full", "incremental"):
+        if phase not in r:
+            continue
+        st = {s["name"]: s for s in r[phase]["stages"]}
+        val = st["validate_raw"]["wall_s"] + st["validate_marts"]["wall_s"]
+        vcpu = st["validate_raw"]["cpu_s"] + st["validate_marts"]["cpu_s"]
+        total, tcpu = r[phase]["total"]["wall_s"], r[phase]["total"]["cpu_s"]
+        out.append(f"- {phase}: GX validation {val:.1f} s = {100 * val / total:.0f} % of the "
+                   f"pipeline's {total:.1f} s wall ({vcpu:.1f} s = {100 * vcpu / tcpu:.0f} % of "
+                   f"its {tcpu:.1f} s CPU)")
+    a = r.get("airflow")
+    if a:
+        d = a["dags"]["detail"]
+        inc = r["incremental"]["total"]["wall_s"]
+        out.append(f"- Airflow, incremental day: `dag.test` process {d['process_s']} s (DAGs "
+                   f"{d['dags_wall_s']} s, Airflow's task durations {d['tasks_s']} s, start-up + "
+                   f"DagBag {d['startup_and_parse_s']} s) vs. the same stages without Airflow "
+                   f"{inc:.1f} s → {d['process_s'] / inc:.2f}×; DAG wall / task sum "
+                   f"{d['dags_wall_s'] / d['tasks_s']:.2f}×" if d.get("tasks_s") else "")
+        files = a["parse"]["detail"]["files"]
+        out.append("- DAG file parse (fresh process, Airflow pre-imported): " + ", ".join(
+            f"{f} {v.get('parse_s', '?')} s" for f, v in files.items()))
+    return out
+
+
+def write_benchmarks_md(path_json: Path) -> None:
+    data = json.loads(path_json.read_text())
+    table = (f"{TABLE_BEGIN}\n<!-- written by bench/bench.py from "
+             f"{path_json.relative_to(REPO)} -->\n\n{markdown_table(data)}\n{TABLE_END}")
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else (
+        "# Benchmarks\n\n`make bench` (`python bench/bench.py --scale 1,10,50`).\n\n"
+        f"{TABLE_BEGIN}\n{TABLE_END}\n")
+    if TABLE_BEGIN in text:
+        text = re.sub(re.escape(TABLE_BEGIN) + ".*?" + re.escape(TABLE_END), lambda _m: table,
+                      text, flags=re.S)
+    else:
+        text += "\n" + table + "\n"
+    BENCHMARKS_MD.write_text(text)
+
+
+def summary(console, r: dict, path: Path) -> None:
+    from rich.table import Table
+
+    table = Table("phase", "stage", "wall s", "CPU s", "peak MB", "rows", "rows/s",
+                  title=f"Scale {r['scale']:g}: {sum((r.get('source_rows') or {}).values()):,} "
+                        "source rows")
+    for phase in ("full", "incremental"):
+        for st in r.get(phase, {}).get("stages", []):
+            rate = st.get("rows_per_s")
+            table.add_row(phase, st["name"], f"{st['wall_s']:.1f}", f"{st['cpu_s']:.1f}",
+                          f"{st['peak_rss_mb']:,.0f}",
+                          f"{st['rows']:,}" if st.get("rows") is not None else "",
+                          f"{rate:,.0f}" if rate else "")
+        if phase in r:
+            t = r[phase]["total"]
+            table.add_row(phase, "[b]total[/]", f"[b]{t['wall_s']:.1f}[/]", f"{t['cpu_s']:.1f}",
+                          f"{t['peak_rss_mb']:,.0f}", "", "")
+    console.print(table)
+    for line in ratios(r):
+        if line:
+            console.print(line)
+    console.print(f"Results: {path} (and the table in {BENCHMARKS_MD}); "
+                  f"work files and logs: {r['root']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", default="1,10,50", help="scales, comma separated")
+    parser.add_argument("--root", type=Path,
+                        default=Path(os.environ.get("OPS_BENCH_ROOT", "/work/benchdata")),
+                        help="where worlds and warehouses go (not the repository)")
+    parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow run")
+    parser.add_argument("--no-baselines", action="store_true", help="skip floor and GX vs SQL")
+    parser.add_argument("--keep", action="store_true", help="keep each scale's work folder")
+    parser.add_argument("--proposed-sweep", action="store_true",
+                        help="ingest with the proposed fx-rate sweep rules (see FX_RULE_PROPOSED); "
+                        "the committed sweep is then measured on its own")
+    parser.add_argument("--rewrite-md", action="store_true",
+                        help="only rewrite BENCHMARKS.md's table from today's results file")
+    parser.add_argument("--task", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--kw", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.task:  # a child process running one stage
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        out = TASKS[args.task](json.loads(args.kw))
+        args.out.write_text(json.dumps(out, default=str))
+        return 0
+
+    if args.rewrite_md:
+        write_benchmarks_md(results_path())
+        return 0
+
+    from rich.console import Console
+
+    console = Console()
+    scales = [float(s) for s in args.scale.split(",") if s.strip()]
+    mach = machine()
+    console.print(f"{mach['cpu_model']}, {mach['cores']} cores, {mach['ram_gb']} GiB RAM; "
+                  f"load average {mach['load_avg_at_start']}")
+    for scale in scales:
+        root = args.root / f"scale-{scale:g}"
+        r = run_scale(scale, root, console, airflow=not args.no_airflow,
+                      baselines=not args.no_baselines, proposed_sweep=args.proposed_sweep)
+        path = save(r, mach)
+        write_benchmarks_md(path)
+        summary(console, r, path)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        if "error" in r:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

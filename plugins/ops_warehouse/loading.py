@@ -165,6 +165,10 @@ def _pipeline(source: str, settings: Settings):
 
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+    # Our configuration comes from Settings, never from dlt secrets kept in an Airflow
+    # Variable. Left on, dlt imports Airflow's ORM models and looks that Variable up every
+    # time a pipeline is created: ~5 s of CPU per load (bench/bench.py, BENCHMARKS.md).
+    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
     # Decimal/timestamp hints from Arrow are kept; dlt's notice about it is noise here.
     logging.getLogger("dlt").setLevel(logging.ERROR)
     if settings.warehouse == "postgres":

@@ -70,3 +70,17 @@ def test_a_manual_run_makes_both_as_of_its_logical_date(blocked_week):
     context = _context(datetime(2026, 11, 23, tzinfo=UTC), "manual")
     assert airflow_tasks.make_report("weekly", context)["period"] == "2026-W47"
     assert airflow_tasks.make_report("daily", context)["period"] == "2026-11-22"
+
+
+def test_a_monday_before_the_first_publish_skips_instead_of_failing(
+    published, tmp_path, monkeypatch
+):
+    """A new deployment's first Monday can come before anything was published."""
+    settings = dataclasses.replace(
+        published, published_path=tmp_path / "none" / "published.duckdb",
+        reports_dir=tmp_path / "reports",
+    )
+    monkeypatch.setattr("ops_warehouse.settings.get_settings", lambda: settings)
+    with pytest.raises(AirflowSkipException, match="nothing to report yet"):
+        airflow_tasks.make_report("weekly", _context(MONDAY_AFTER, "scheduled"))
+    assert not (tmp_path / "reports" / "weekly").exists()

@@ -68,7 +68,13 @@ def make_report(kind: str, context: Mapping[str, Any]) -> dict:
             raise AirflowSkipException("the Monday schedule triggered this run: the daily "
                                        "digest follows the night's publish")
         period = periods.day(as_of) if as_of else reference_period("daily", _reference_day(context))
-    run = run_report(get_settings(), kind, period=period, progress=log.info)
+    from ops_warehouse.reports.periods import NothingPublished
+
+    try:
+        run = run_report(get_settings(), kind, period=period, progress=log.info)
+    except NothingPublished as exc:
+        # a new deployment's first Monday can come before its first publish
+        raise AirflowSkipException(f"nothing to report yet: {exc}") from exc
     summary = run.summary()
     log.info("%s report %s: %s", kind, period.key, summary["html"])
     if summary["stale"]:

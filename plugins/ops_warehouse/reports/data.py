@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ops_warehouse.reports.periods import Period, ReportError
+from ops_warehouse.reports.periods import NothingPublished, Period, ReportError
 from ops_warehouse.settings import Settings
 
 # Trailing periods an anomaly is measured against, and the charts' span (reports.md).
@@ -53,7 +53,8 @@ def published(settings: Settings) -> Iterator[Published]:
         try:
             con = pg_connect(settings.published_postgres_url)
         except Exception as exc:  # psycopg.OperationalError: no database, server down
-            raise ReportError(
+            error = NothingPublished if "does not exist" in str(exc) else ReportError
+            raise error(
                 f"cannot open the published warehouse (OPS_PUBLISHED_POSTGRES_URL): {exc}; "
                 "has the transform DAG published yet?"
             ) from exc
@@ -65,7 +66,7 @@ def published(settings: Settings) -> Iterator[Published]:
 
     path = settings.published_path
     if not path.is_file():
-        raise ReportError(
+        raise NothingPublished(
             f"no published warehouse at {path}: run the pipeline first (`make demo`), "
             "or set OPS_PUBLISHED_PATH"
         )

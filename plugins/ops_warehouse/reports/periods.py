@@ -16,6 +16,10 @@ class ReportError(OpsWarehouseError):
     """A report cannot be built as asked (bad period, no published warehouse …)."""
 
 
+class NothingPublished(ReportError):
+    """The pipeline has not published anything yet: there is nothing to report on."""
+
+
 @dataclass(frozen=True)
 class Period:
     """The days one report is about: an ISO week (weekly) or one day (daily)."""

@@ -69,10 +69,19 @@ def empty_batch(entity: Entity) -> Batch:
 def _cast(field: Field, values: list[Any]) -> pa.Array:
     target = ARROW_TYPES[field.type]
     if field.type in ("decimal", "date", "timestamp"):
-        return pa.array([None if v is None else str(v) for v in values], pa.string()).cast(target)
+        try:  # served as text (or null), as the APIs serve them: no str() per value
+            text = pa.array(values, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            text = pa.array([None if v is None else str(v) for v in values], pa.string())
+        return text.cast(target)
     if field.type == "float":
         return pa.array([None if v is None else float(v) for v in values], target)
-    if field.type == "int" and any(isinstance(v, str) for v in values):
+    if field.type == "int":
+        try:  # Arrow refuses text for an int column: then convert the text ourselves
+            return pa.array(values, target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            if not any(isinstance(v, str) for v in values):
+                raise
         return pa.array([None if v is None else int(v) for v in values], target)
     return pa.array(values, target)
 

@@ -35,11 +35,11 @@ up: install ## Airflow (standalone) with these DAGs, plus the demo APIs: http://
 report: install ## render the latest weekly report from the demo's published warehouse and print its path
 	@$(RUN) ops report weekly
 
-test: install ## every test: unit, dbt, DAG integrity, end to end
-	@$(RUN) pytest -q
+test: install ## every test: unit, dbt, DAG integrity, quality, reports, production, end to end
+	@$(RUN) pytest -q -n 2 --dist loadfile
 
 test-fast: install
-	@$(RUN) pytest -q -m "not e2e"
+	@$(RUN) pytest -q -n 2 --dist loadfile -m "not e2e"
 
 docs: install ## dbt docs for every model and column, as one static HTML page
 	@$(RUN) ops docs

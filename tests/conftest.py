@@ -17,6 +17,22 @@ from ops_warehouse.transform import dbt_invoke
 from tests.helpers import day_window
 
 UNTIL = date(2026, 11, 22)
+
+# The longest files start first, so that `pytest -n 2 --dist loadfile` (make test) runs them
+# side by side instead of leaving one of them alone at the end.
+LONGEST_FIRST = (
+    "tests/production/test_celery_e2e.py",
+    "tests/e2e/test_demo_e2e.py",
+    "tests/dbt/test_incremental_equivalence.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
 SMALL_SCALE = 0.03
 HISTORY_DAYS = 120
 

@@ -836,11 +836,13 @@ def results_path() -> Path:
     return RESULTS_DIR / f"{date.today()}-{socket.gethostname()}.json"
 
 
-def save(scale_result: dict, mach: dict) -> Path:
+def save(scale_result: dict, mach: dict, label: str | None = None) -> Path:
+    """Merge one scale's result into today's file, keyed by scale (and label, if given)."""
     path = results_path()
     data = json.loads(path.read_text()) if path.exists() else {"scales": {}}
     data["machine"] = mach
-    data["scales"][f"{scale_result['scale']:g}"] = scale_result
+    key = f"{scale_result['scale']:g}" + (f" {label}" if label else "")
+    data["scales"][key] = scale_result
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
@@ -858,7 +860,7 @@ def markdown_table(data: dict) -> str:
         f"swap {m['swap_gb']} GiB; Python {m['python']}, DuckDB {m['duckdb']}; `{m['host']}`.",
         "",
     ]
-    for key, r in sorted(data["scales"].items(), key=lambda kv: float(kv[0])):
+    for key, r in sorted(data["scales"].items(), key=lambda kv: (float(kv[0].split()[0]), kv[0])):
         load = r.get("machine_during_run", {})
         lines += [
             f"**Scale {key}** ({sum((r.get('source_rows') or {}).values()):,} source rows; "
@@ -1024,6 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proposed-sweep", action="store_true",
                         help="ingest with the proposed fx-rate sweep rules (see FX_RULE_PROPOSED); "
                         "the committed sweep is then measured on its own")
+    parser.add_argument("--label", help="keep this run apart from others of the same scale "
+                        "in today's results file (e.g. 'after fixes')")
     parser.add_argument("--rewrite-md", action="store_true",
                         help="only rewrite BENCHMARKS.md's table from today's results file")
     parser.add_argument("--task", help=argparse.SUPPRESS)
@@ -1054,7 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
         root = args.root / f"scale-{scale:g}"
         r = run_scale(scale, root, console, airflow=not args.no_airflow,
                       baselines=not args.no_baselines, proposed_sweep=args.proposed_sweep)
-        path = save(r, mach)
+        path = save(r, mach, args.label)
         write_benchmarks_md(path)
         summary(console, r, path)
         if not args.keep:

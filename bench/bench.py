@@ -271,19 +271,17 @@ def _vm_hwm_mb(pid: int) -> float | None:
 
 
 def run_scale(
-    scale: float, root: Path, console, *, airflow: bool, baselines: bool, proposed_sweep: bool
+    scale: float, root: Path, console, *, airflow: bool, baselines: bool
 ) -> dict:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     log = (root / "bench.log").open("a")
     bench = Bench(scale, root, console, log)
-    if proposed_sweep:
-        bench.env["OPS_BENCH_PROPOSED_SWEEP"] = "1"
     sampler = Sampler()
     sampler.start()
     started = time.monotonic()
     result: dict[str, Any] = {"scale": scale, "root": str(root), "started_at": _now(),
-                              "proposed_sweep": proposed_sweep, "code": _git_state()}
+                              "code": _git_state()}
     try:
         console.rule(f"scale {scale:g}")
         gen = bench.stage("generate", "generate", scale=scale)
@@ -346,11 +344,8 @@ def run_baselines(bench: Bench) -> dict:
     floor = bench.stage("floor", "floor", db=str(copy), manifest=str(bench.root / "manifest_full.json"))
     dbt_run = bench.stage("dbt_run", "dbt_run", db=str(copy), target=str(floor_dir / "target"))
     ge_sql = bench.stage("gx_vs_sql", "gx_vs_sql", db=str(copy))
-    if bench.env.get("OPS_BENCH_PROPOSED_SWEEP"):
-        # last: at scale 10 it takes 18 GB, which evicts the page cache the others read from
-        end = datetime.combine(UNTIL + timedelta(days=1), datetime.min.time(), UTC)
-        out["sweep_as_committed"] = asdict(
-            bench.stage("sweep_as_committed", "sweep", db=str(copy), end=end.isoformat()))
+    end = datetime.combine(UNTIL + timedelta(days=1), datetime.min.time(), UTC)
+    out["sweep"] = asdict(bench.stage("sweep", "sweep", db=str(copy), end=end.isoformat()))
     copy.unlink()
     return {**out, "floor": asdict(floor), "dbt_run": asdict(dbt_run), "gx_vs_sql": asdict(ge_sql)}
 
@@ -391,36 +386,13 @@ def task_advance(kw: dict) -> dict:
     return {"rows": sum(info.row_counts.values()), "until": info.until.isoformat()}
 
 
-# The quarantine sweep's fx-rate rules as committed join every order with every earlier rate
-# of its currency (a near cross product: 1.7-3 GB and 6-18 s at scale 1). The proposed
-# equivalent compares with the currency's first rate date. Applied only with
-# --proposed-sweep; the committed rule is then measured on its own (stage sweep_as_committed).
-FX_RULE = "not exists (select 1 from raw_sales.fx_rates p where p.currency = r.currency and p.rate_date <= {x})"
-FX_RULE_PROPOSED = ("coalesce((select min(p.rate_date) from raw_sales.fx_rates p "
-                    "where p.currency = r.currency) > {x}, true)")
-
-
-def _propose_sweep() -> int:
-    from ops_warehouse import quarantine
-
-    rules, changed = [], 0
-    for source, name, age, reason, condition in quarantine.SWEEP_RULES:
-        for x in ("cast(r.ordered_at as date)", "r.date"):
-            if condition == FX_RULE.format(x=x):
-                condition, changed = FX_RULE_PROPOSED.format(x=x), changed + 1
-        rules.append((source, name, age, reason, condition))
-    quarantine.SWEEP_RULES = tuple(rules)
-    return changed
-
-
 def task_ingest(kw: dict) -> dict:
     from ops_warehouse.pipeline_tasks import run_load
 
-    patched = _propose_sweep() if os.environ.get("OPS_BENCH_PROPOSED_SWEEP") else 0
     ctx = _context(kw)
     summary = run_load(kw["source"], ctx["data_interval_start"], ctx["data_interval_end"], kw["run_id"])
     rows = sum(e["rows_read"] for e in summary["entities"].values())
-    return {"rows": rows, "load_seconds": summary["seconds"], "proposed_sweep_rules": patched,
+    return {"rows": rows, "load_seconds": summary["seconds"],
             "entities": {n: e["rows_read"] for n, e in summary["entities"].items()}}
 
 
@@ -869,9 +841,9 @@ def markdown_table(data: dict) -> str:
             f"load average (1 min) during the run min {load.get('load1_min')} / mean "
             f"{load.get('load1_mean')} / max {load.get('load1_max')}, least available memory "
             f"{load.get('mem_available_min_gb')} GiB, swap used {load.get('swap_used_max_gb')} GiB."
-            + (" Ingest ran with the **proposed** fx-rate sweep rules (`--proposed-sweep`); the "
-               "committed sweep is measured alone as `sweep_as_committed`." if r.get("proposed_sweep")
-               else "")
+            + (" Ingest ran with the fx-rate sweep rule that was then proposed and is now "
+               "committed; the rule it replaced is measured alone as `sweep_as_committed`."
+               if r.get("proposed_sweep") else "")
             + (f" **Stopped:** {r['error']}" if r.get("error") else ""),
             "",
             "| phase | stage | wall s | CPU s | peak RSS MB | rows | rows/s | notes |",
@@ -891,7 +863,7 @@ def markdown_table(data: dict) -> str:
                 lines.append(_row("setup", r["advance"]))
         b = r.get("baselines")
         if b:
-            for name in ("floor", "floor_warm", "dbt_run", "gx_vs_sql", "sweep_as_committed"):
+            for name in ("floor", "floor_warm", "dbt_run", "gx_vs_sql", "sweep", "sweep_as_committed"):
                 if name in b:
                     lines.append(_row("baseline", b[name]))
         a = r.get("airflow")
@@ -1023,9 +995,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow run")
     parser.add_argument("--no-baselines", action="store_true", help="skip floor and GX vs SQL")
     parser.add_argument("--keep", action="store_true", help="keep each scale's work folder")
-    parser.add_argument("--proposed-sweep", action="store_true",
-                        help="ingest with the proposed fx-rate sweep rules (see FX_RULE_PROPOSED); "
-                        "the committed sweep is then measured on its own")
     parser.add_argument("--label", help="keep this run apart from others of the same scale "
                         "in today's results file (e.g. 'after fixes')")
     parser.add_argument("--rewrite-md", action="store_true",
@@ -1057,7 +1026,7 @@ def main(argv: list[str] | None = None) -> int:
     for scale in scales:
         root = args.root / f"scale-{scale:g}"
         r = run_scale(scale, root, console, airflow=not args.no_airflow,
-                      baselines=not args.no_baselines, proposed_sweep=args.proposed_sweep)
+                      baselines=not args.no_baselines)
         path = save(r, mach, args.label)
         write_benchmarks_md(path)
         summary(console, r, path)

@@ -36,10 +36,10 @@ report: install ## render the latest weekly report from the demo's published war
 	@$(RUN) ops report weekly
 
 test: install ## every test: unit, dbt, DAG integrity, quality, reports, production, end to end
-	@$(RUN) pytest -q -n 2 --dist loadfile
+	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: install
-	@$(RUN) pytest -q -n 2 --dist loadfile -m "not e2e"
+	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not e2e"
 
 docs: install ## dbt docs for every model and column, as one static HTML page
 	@$(RUN) ops docs

@@ -18,8 +18,9 @@ from tests.helpers import day_window
 
 UNTIL = date(2026, 11, 22)
 
-# The longest files start first, so that `pytest -n 2 --dist loadfile` (make test) runs them
-# side by side instead of leaving one of them alone at the end.
+# The longest files start first, so that `make test` (`pytest -n 2 --dist loadfile
+# --no-loadscope-reorder`) runs them side by side from the start instead of leaving one of
+# them alone at the end: xdist hands the first file to one worker, the second to the other.
 LONGEST_FIRST = (
     "tests/production/test_celery_e2e.py",
     "tests/e2e/test_demo_e2e.py",

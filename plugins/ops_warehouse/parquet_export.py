@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.publish import fsync, sql_literal
 
 MARTS = "marts"
 
@@ -55,9 +56,9 @@ def export_marts(published_path: Path, export_dir: Path) -> list[Path]:
             try:
                 con.execute(
                     f'copy (select * from {MARTS}."{table}") to '
-                    f"'{_sql_literal(staged)}' (format parquet)"
+                    f"'{sql_literal(staged)}' (format parquet)"
                 )
-                _fsync(staged)
+                fsync(staged)
                 os.replace(staged, final)
             except (OSError, duckdb.Error) as exc:
                 raise ParquetExportError(
@@ -68,17 +69,5 @@ def export_marts(published_path: Path, export_dir: Path) -> list[Path]:
             finally:
                 staged.unlink(missing_ok=True)
             written.append(final)
-    _fsync(export_dir)
+    fsync(export_dir)
     return written
-
-
-def _sql_literal(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -120,7 +120,7 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)
         try:
             db = audit.Db(con, "duckdb")
-            con.execute(f"attach '{_sql_literal(staged)}' as next (read_only false)")
+            con.execute(f"attach '{sql_literal(staged)}' as next (read_only false)")
             con.execute(f"create schema next.{MARTS}")
             for table in db.tables(MARTS):
                 con.execute(
@@ -150,20 +150,20 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
             con.execute("detach next")
         finally:
             con.close()
-        _fsync(staged)
+        fsync(staged)
         os.replace(staged, target)
-        _fsync(target.parent)
+        fsync(target.parent)
     finally:
         for leftover in (staged, staged.with_name(staged.name + ".wal")):
             leftover.unlink(missing_ok=True)
     return target
 
 
-def _sql_literal(path: Path) -> str:
+def sql_literal(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     """Flush a file (or a folder's entries) to disk, so a crash cannot publish a torn file."""
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -15,6 +15,8 @@ from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gat
 from ops_warehouse.quality.results import CheckResult
 from ops_warehouse.settings import Settings
 from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
+    BLOCKING,
+    PASSED,
     WebhookSink,
     airflow_context,
     fixed_data_docs,
@@ -23,15 +25,6 @@ from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
 )
 from tests.smtp import smtp_fixture  # noqa: F401 (the smtp fixture)
 
-BLOCKING = CheckResult(
-    suite="kpi_daily.marts",
-    check="expect_net_revenue_to_reconcile",
-    column="net_revenue",
-    severity="block",
-    success=False,
-    unexpected_count=1,
-    observed_value="off by 12.34",
-)
 WARNING = CheckResult(
     suite="orders.raw",
     check="expect_table_row_count_to_be_between",
@@ -39,14 +32,6 @@ WARNING = CheckResult(
     severity="warn",
     success=False,
     observed_value="41 rows",
-)
-PASSED = CheckResult(
-    suite="orders.raw",
-    check="expect_column_values_to_be_unique",
-    column="order_id",
-    severity="block",
-    success=True,
-    unexpected_count=0,
 )
 
 

@@ -17,35 +17,20 @@ import pytest
 
 from ops_warehouse import audit, publish
 from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gate
-from ops_warehouse.quality.results import CheckResult
 from tests.dbt.conftest import drop_pg_database
 from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
+    BLOCKING,
+    PASSED,
     RECONCILIATION_SQL,
     airflow_context,
     file_hash,
     fixed_data_docs,
+    quarantine_row,
     run,
     working_copy,
 )
 
 CUSTOMER_EMAIL = "Jane.Doe@Example.com"
-BLOCKING = CheckResult(
-    suite="kpi_daily.marts",
-    check="expect_net_revenue_to_reconcile",
-    column="net_revenue",
-    severity="block",
-    success=False,
-    unexpected_count=1,
-    observed_value="off by 12.34",
-)
-PASSED = CheckResult(
-    suite="orders.raw",
-    check="expect_column_values_to_be_unique",
-    column="order_id",
-    severity="block",
-    success=True,
-    unexpected_count=0,
-)
 
 
 @pytest.fixture
@@ -55,18 +40,10 @@ def settings(duckdb_marts, tmp_path):
 
 def _quarantine_a_customer(settings) -> None:
     """A quarantined row as the loaders write it, its payload holding an email address."""
-    payload = json.dumps({"customer_id": "C9", "email": CUSTOMER_EMAIL, "country": "XX"})
-    with duckdb.connect(str(settings.warehouse_path)) as con:
-        con.execute(
-            "create table if not exists raw_sales._quarantine (source varchar, entity varchar, "
-            "record_key varchar, reason varchar, payload varchar, run_id varchar, "
-            "quarantined_at timestamp with time zone, _dlt_load_id varchar, _dlt_id varchar)"
-        )
-        con.execute(
-            "insert into raw_sales._quarantine values ('sales', 'customers', 'C9', "
-            "'country: value outside its allowed set', ?, 'ingest_run', now(), '1', 'x')",
-            [payload],
-        )
+    quarantine_row(
+        settings, "sales", "customers", "C9", "country: value outside its allowed set",
+        {"customer_id": "C9", "email": CUSTOMER_EMAIL, "country": "XX"},
+    )
 
 
 def _schemas_and_tables(path) -> dict[str, dict[str, int]]:

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from ops_warehouse.audit import RunInfo
+from ops_warehouse.quality.results import CheckResult
 from ops_warehouse.settings import Settings
 
 LOGICAL_DATE = datetime(2026, 11, 23, tzinfo=UTC)
@@ -30,6 +31,46 @@ RECONCILIATION_SQL = """
         (select sum(net_revenue) from marts.kpi_daily) as kpi_net_revenue,
         (select sum(net_revenue) from marts.fct_orders where is_recognized) as orders_net_revenue
 """
+
+
+# Check results as the GX runner returns them: one blocking failure, one pass.
+BLOCKING = CheckResult(
+    suite="kpi_daily.marts",
+    check="expect_net_revenue_to_reconcile",
+    column="net_revenue",
+    severity="block",
+    success=False,
+    unexpected_count=1,
+    observed_value="off by 12.34",
+)
+PASSED = CheckResult(
+    suite="orders.raw",
+    check="expect_column_values_to_be_unique",
+    column="order_id",
+    severity="block",
+    success=True,
+    unexpected_count=0,
+)
+
+
+def quarantine_row(
+    settings: Settings, source: str, entity: str, key: str, reason: str, payload: dict,
+    quarantined_at: str = "now()",
+) -> None:
+    """A quarantined row as the loaders write it into raw_<source>._quarantine."""
+    import duckdb
+
+    table = f"raw_{source}._quarantine"
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(
+            f"create table if not exists {table} (source varchar, entity varchar, "
+            "record_key varchar, reason varchar, payload varchar, run_id varchar, "
+            "quarantined_at timestamp with time zone, _dlt_load_id varchar, _dlt_id varchar)"
+        )
+        con.execute(
+            f"insert into {table} values (?, ?, ?, ?, ?, 'ingest', {quarantined_at}, '1', 'x')",
+            [source, entity, key, reason, json.dumps(payload)],
+        )
 
 
 @pytest.fixture

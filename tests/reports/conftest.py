@@ -5,10 +5,8 @@ row, so that the data-quality section has something to show."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
 
 from ops_warehouse import audit, publish
@@ -16,7 +14,7 @@ from ops_warehouse.audit import RunInfo
 from ops_warehouse.quality.results import CheckResult
 from ops_warehouse.reports.build import run_report
 from tests.conftest import MARTS_UNTIL
-from tests.quality.wap import working_copy
+from tests.quality.wap import quarantine_row, working_copy
 
 WEEK = "2026-W47"  # the last complete ISO week of the marts world (MARTS_UNTIL is a Sunday)
 RUN = RunInfo("transform", "scheduled__2026-11-23", datetime(2026, 11, 23, tzinfo=UTC))
@@ -37,18 +35,9 @@ def published(duckdb_marts, tmp_path_factory):
     settings = working_copy(duckdb_marts, home, reports_dir=home / "reports",
                             weekly_report_recipients=("lead@ops.test", "cfo@ops.test"),
                             daily_digest_recipients=("lead@ops.test",))
-    payload = json.dumps({"order_id": "O-1", "currency": "XXX"})
-    with duckdb.connect(str(settings.warehouse_path)) as con:
-        con.execute(
-            "create table if not exists raw_sales._quarantine (source varchar, entity varchar, "
-            "record_key varchar, reason varchar, payload varchar, run_id varchar, "
-            "quarantined_at timestamp with time zone, _dlt_load_id varchar, _dlt_id varchar)"
-        )
-        con.execute(
-            "insert into raw_sales._quarantine values ('sales', 'orders', 'O-1', "
-            "'no fx rate', ?, 'ingest', timestamp '2026-11-20 10:00:00+00', '1', 'x')",
-            [payload],
-        )
+    quarantine_row(settings, "sales", "orders", "O-1", "no fx rate",
+                   {"order_id": "O-1", "currency": "XXX"},
+                   quarantined_at="timestamp '2026-11-20 10:00:00+00'")
     audit.record_run_start(settings, RUN, as_of=MARTS_UNTIL)
     audit.record_dq_results(settings, RUN, CHECKS)
     publish.publish(settings, RUN)

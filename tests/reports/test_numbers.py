@@ -25,6 +25,15 @@ def _published(settings, sql, params=()):
         return con.execute(sql, list(params)).fetchall()
 
 
+def _scorecard(settings, grain: str, start: date, columns: str) -> dict:
+    """kpi → (columns…) of the published kpi_scorecard rows of one period."""
+    rows = _published(
+        settings,
+        f"select kpi, {columns} from marts.kpi_scorecard "
+        "where period_grain = ? and period_start = ?", [grain, start])
+    return {r[0]: r[1:] for r in rows}
+
+
 def _csv(run) -> list[dict]:
     return list(csv.DictReader(io.StringIO(run.archived.csv.read_text(encoding="utf-8"))))
 
@@ -34,14 +43,8 @@ def _f(text: str) -> float | None:
 
 
 def test_weekly_csv_is_the_published_scorecard(published, weekly):
-    week = {r[0]: r[1:] for r in _published(
-        published,
-        "select kpi, value, previous_value, change_pct from marts.kpi_scorecard "
-        "where period_grain = 'week' and period_start = ?", [WEEK_START])}
-    month = {r[0]: r[1:] for r in _published(
-        published,
-        "select kpi, target, target_attainment, status from marts.kpi_scorecard "
-        "where period_grain = 'month' and period_start = ?", [MONTH_START])}
+    week = _scorecard(published, "week", WEEK_START, "value, previous_value, change_pct")
+    month = _scorecard(published, "month", MONTH_START, "target, target_attainment, status")
     rows = _csv(weekly)
     assert {r["kpi"] for r in rows} == set(week), "every weekly KPI, nothing else"
     for r in rows:
@@ -54,14 +57,8 @@ def test_weekly_csv_is_the_published_scorecard(published, weekly):
 
 
 def test_weekly_html_scorecard_shows_the_published_values(published, weekly):
-    week = {r[0]: r[1:] for r in _published(
-        published,
-        "select kpi, value, previous_value, change_pct from marts.kpi_scorecard "
-        "where period_grain = 'week' and period_start = ?", [WEEK_START])}
-    month = {r[0]: r[1:] for r in _published(
-        published,
-        "select kpi, target, target_attainment from marts.kpi_scorecard "
-        "where period_grain = 'month' and period_start = ?", [MONTH_START])}
+    week = _scorecard(published, "week", WEEK_START, "value, previous_value, change_pct")
+    month = _scorecard(published, "month", MONTH_START, "target, target_attainment")
     rows = Cells(weekly.archived.html.read_text(encoding="utf-8")).rows
     shown = {key: cells for (attr, key), cells in rows.items() if attr == "kpi"}
     assert set(shown) == set(week)
@@ -123,12 +120,10 @@ def test_data_quality_section_counts_the_published_audit_trail(published, weekly
 
 def test_daily_digest_compares_with_the_same_weekday_a_week_before(published, daily):
     day = date.fromisoformat(daily.rendered.content.period.key)
-    values = dict(_published(
-        published, "select kpi, value from marts.kpi_scorecard "
-        "where period_grain = 'day' and period_start = ?", [day]))
-    before = dict(_published(
-        published, "select kpi, value from marts.kpi_scorecard "
-        "where period_grain = 'day' and period_start = ?", [day - timedelta(days=7)]))
+    values = {k: v[0] for k, v in _scorecard(published, "day", day, "value").items()}
+    before = {
+        k: v[0] for k, v in _scorecard(published, "day", day - timedelta(days=7), "value").items()
+    }
     rows = _csv(daily)
     assert rows, "the digest has a scorecard"
     for r in rows:

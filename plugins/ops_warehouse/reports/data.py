@@ -160,6 +160,14 @@ def retention(db: Published, last_month: date) -> list[dict[str, Any]]:
     )
 
 
+# The check results of the transform runs whose as-of date is in a period (start, end).
+PERIOD_RESULTS = (
+    "from audit.dq_results r join audit.pipeline_runs p "
+    "on p.dag_id = r.dag_id and p.run_id = r.run_id "
+    "where p.dag_id = 'transform' and p.as_of_date between ? and ?"
+)
+
+
 def data_quality(db: Published, period: Period) -> dict[str, Any]:
     """Checks of the transform runs covering the period's days, and rows quarantined in it.
 
@@ -177,9 +185,7 @@ def data_quality(db: Published, period: Period) -> dict[str, Any]:
         "    as checks_failed, "
         "  coalesce(sum(case when not r.success and r.severity <> 'block' then 1 else 0 end), 0)"
         "    as checks_warned "
-        "from audit.dq_results r join audit.pipeline_runs p "
-        "  on p.dag_id = r.dag_id and p.run_id = r.run_id "
-        "where p.dag_id = 'transform' and p.as_of_date between ? and ?",
+        + PERIOD_RESULTS,
         [period.start, period.end],
     )[0]
     quarantined = db.rows(
@@ -188,9 +194,8 @@ def data_quality(db: Published, period: Period) -> dict[str, Any]:
         [period.start, period.end],
     )
     failing = db.rows(
-        "select distinct r.suite, r.\"check\", r.severity from audit.dq_results r "
-        "join audit.pipeline_runs p on p.dag_id = r.dag_id and p.run_id = r.run_id "
-        "where p.dag_id = 'transform' and p.as_of_date between ? and ? and not r.success "
+        "select distinct r.suite, r.\"check\", r.severity " + PERIOD_RESULTS
+        + " and not r.success "
         "order by r.severity, r.suite, r.\"check\"",
         [period.start, period.end],
     )

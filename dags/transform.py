@@ -8,10 +8,10 @@ Airflow DAG: write → audit → publish, once all three raw assets have been up
    `audit.pipeline_runs`.
 2. `dbt_build`: staging, intermediate and marts in the working warehouse, with dbt's tests.
 3. `validate_marts`: the staging and marts suites (keys after dedup; identities, rates,
-   reconciliation down to staging).
+   reconciliation down to staging); then rebuilds the Data Docs site in the same process
+   (its path is printed in the log).
 4. `publish`: only now do readers see the new marts and audit trail (an atomic file swap
    on DuckDB, a schema swap on PostgreSQL). Updates the `published` asset.
-5. `data_docs`: rebuilds the Data Docs site and prints where it is.
 
 A blocking check fails its task at once (no retry: the data would not change), after its
 results are in `audit.dq_results`, the run is marked `blocked` and the data engineers are
@@ -56,7 +56,8 @@ def transform():
 
     @task(pool=WRITER_POOL)
     def validate_marts(built: dict, **context) -> dict:
-        """Check the staging models and marts dbt just built; blocking failures fail the task."""
+        """Check the staging models and marts dbt just built, rebuild the Data Docs; blocking
+        failures fail the task."""
         from ops_warehouse.pipeline_tasks import run_validation
 
         return run_validation(["staging", "marts"], context)
@@ -70,14 +71,7 @@ def transform():
         context["outlet_events"][PUBLISHED].extra = summary
         return summary
 
-    @task(pool=WRITER_POOL)
-    def data_docs(published: dict) -> dict:
-        """Rebuild the Data Docs site; its path is printed in the log."""
-        from ops_warehouse.pipeline_tasks import run_data_docs
-
-        return run_data_docs()
-
-    data_docs(publish(validate_marts(dbt_build(validate_raw()))))
+    publish(validate_marts(dbt_build(validate_raw())))
 
 
 transform()

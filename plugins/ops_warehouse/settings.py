@@ -51,6 +51,7 @@ class Settings:
     volume_tolerance: float
     published_postgres_url: str
     quarantine_threshold: float
+    duckdb_memory_limit: str
     alert_emails: tuple[str, ...]
     smtp_conn_id: str
     alert_webhook_url: str
@@ -105,6 +106,7 @@ class Settings:
             http_backoff_max_s=float(_env("OPS_HTTP_BACKOFF_MAX_S", "20")),
             dlt_dir=Path(_env("OPS_DLT_DIR", str(home / "dlt"))),
             dbt_target=_env("OPS_DBT_TARGET", warehouse),
+            duckdb_memory_limit=_env("OPS_DUCKDB_MEMORY_LIMIT", "60%"),
             freshness_hours=float(_env("OPS_FRESHNESS_HOURS", "48")),
             volume_tolerance=float(_env("OPS_VOLUME_TOLERANCE", "0.2")),
             published_postgres_url=_env(

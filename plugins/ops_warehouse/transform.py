@@ -23,6 +23,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     env = {
         "OPS_WAREHOUSE_PATH": str(settings.warehouse_path),
         "OPS_DBT_TARGET": settings.dbt_target,
+        "OPS_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit,
     }
     pg = make_url(settings.postgres_url)
     env.update(

@@ -86,7 +86,11 @@ def test_warnings_are_alerted_and_the_run_goes_on(settings, smtp):
     summary = enforce_quality_gate(
         settings, this, "raw", [PASSED, WARNING], airflow_context(this, "validate_raw")
     )
-    assert summary == {"checks": 2, "warnings": 1}
+    assert summary == {
+        "checks": 2,
+        "warnings": 1,
+        "data_docs": str(settings.home / "data_docs" / "index.html"),
+    }
     assert len(smtp.messages) == 1
     assert "checks warned" in smtp.messages[0]["Subject"]
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
@@ -95,8 +99,21 @@ def test_warnings_are_alerted_and_the_run_goes_on(settings, smtp):
 
 def test_passing_checks_send_nothing(settings, smtp):
     this = run("scheduled__2026-11-25")
-    enforce_quality_gate(settings, this, "raw", [PASSED], airflow_context(this, "validate_raw"))
+    summary = enforce_quality_gate(
+        settings, this, "raw", [PASSED], airflow_context(this, "validate_raw")
+    )
     assert smtp.messages == []
+    assert summary == {"checks": 1, "warnings": 0}, "a clean raw layer leaves the docs alone"
+
+
+def test_a_clean_marts_validation_rebuilds_the_data_docs(settings, smtp):
+    this = run("scheduled__2026-11-25")
+    summary = enforce_quality_gate(
+        settings, this, "staging/marts", [PASSED], airflow_context(this, "validate_marts"),
+        always_docs=True,
+    )
+    assert smtp.messages == []
+    assert summary["data_docs"] == str(settings.home / "data_docs" / "index.html")
 
 
 def test_webhook_gets_the_alert_as_json(settings, smtp):

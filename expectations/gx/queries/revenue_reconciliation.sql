@@ -29,11 +29,26 @@ orders_to_date as (
 
 ),
 
+order_days as (
+
+    -- the (currency, day) pairs whose rate is needed: far fewer than the orders
+    select distinct
+        currency,
+        order_date as point_date
+    from orders_to_date
+
+    union
+
+    select distinct
+        '{reporting_currency}' as currency,
+        order_date as point_date
+    from orders_to_date
+
+),
+
 timeline as (
 
     select
-        cast(null as text) as order_id,
-        cast(null as text) as rate_role,
         currency,
         rate_date as point_date,
         1 as is_rate,
@@ -44,8 +59,6 @@ timeline as (
     union all
 
     select
-        null as order_id,
-        null as rate_role,
         'USD' as currency,
         min(rate_date) as point_date,
         1 as is_rate,
@@ -55,24 +68,11 @@ timeline as (
     union all
 
     select
-        order_id,
-        'order' as rate_role,
         currency,
-        order_date as point_date,
+        point_date,
         0 as is_rate,
         null as rate_to_usd
-    from orders_to_date
-
-    union all
-
-    select
-        order_id,
-        'reporting' as rate_role,
-        '{reporting_currency}' as currency,
-        order_date as point_date,
-        0 as is_rate,
-        null as rate_to_usd
-    from orders_to_date
+    from order_days
 
 ),
 
@@ -92,8 +92,8 @@ rate_dates_found as (
 rates_found as (
 
     select
-        order_id,
-        rate_role,
+        currency,
+        point_date,
         is_rate,
         max(case when is_rate = 1 then rate_to_usd end) over (
             partition by currency, rate_date
@@ -102,56 +102,48 @@ rates_found as (
 
 ),
 
-order_facts as (
+day_rates as (
+
+    select
+        currency,
+        point_date,
+        found_rate_to_usd
+    from rates_found
+    where is_rate = 0 and found_rate_to_usd is not null
+
+),
+
+refunds_to_date as (
 
     select
         order_id,
-        gross_local,
-        cast(0 as numeric(18, 2)) as refund_local,
-        cast(null as double precision) as order_rate_to_usd,
-        cast(null as double precision) as reporting_rate_to_usd,
-        1 as is_order
-    from orders_to_date
-
-    union all
-
-    select
-        order_id,
-        0 as gross_local,
-        amount as refund_local,
-        null as order_rate_to_usd,
-        null as reporting_rate_to_usd,
-        0 as is_order
+        sum(amount) as refund_local
     from staging.stg_sales__refunds
     where cast((refunded_at at time zone '{business_tz}') as date) <= cast('{as_of_date}' as date)
-
-    union all
-
-    select
-        order_id,
-        0 as gross_local,
-        0 as refund_local,
-        case when rate_role = 'order' then found_rate_to_usd end as order_rate_to_usd,
-        case when rate_role = 'reporting' then found_rate_to_usd end as reporting_rate_to_usd,
-        0 as is_order
-    from rates_found
-    where is_rate = 0
+    group by order_id
 
 ),
 
 orders_rated as (
 
     select
-        order_id,
-        sum(gross_local) as gross_local,
-        sum(refund_local) as refund_local,
-        cast(max(order_rate_to_usd) / max(reporting_rate_to_usd) as numeric(18, 10)) as rate
-    from order_facts
-    group by order_id
-    having
-        max(is_order) = 1
-        and max(order_rate_to_usd) is not null
-        and max(reporting_rate_to_usd) is not null
+        orders_to_date.order_id,
+        orders_to_date.gross_local,
+        coalesce(refunds_to_date.refund_local, 0) as refund_local,
+        cast(
+            order_rate.found_rate_to_usd / reporting_rate.found_rate_to_usd as numeric(18, 10)
+        ) as rate
+    from orders_to_date
+    inner join day_rates as order_rate
+        on
+            orders_to_date.currency = order_rate.currency
+            and orders_to_date.order_date = order_rate.point_date
+    inner join day_rates as reporting_rate
+        on
+            reporting_rate.currency = '{reporting_currency}'
+            and orders_to_date.order_date = reporting_rate.point_date
+    left join refunds_to_date
+        on orders_to_date.order_id = refunds_to_date.order_id
 
 ),
 

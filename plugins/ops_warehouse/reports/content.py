@@ -131,7 +131,7 @@ def _period_label(period: Period, m: Messages, fmt: Formatter) -> str:
 
 
 def _data_docs(settings: Settings) -> str | None:
-    """Where the transform DAG's data_docs task keeps the Data Docs site, if it exists."""
+    """Where the transform DAG's validate_marts task keeps the Data Docs site, if it exists."""
     from ops_warehouse.quality.gx_runner import data_docs_dir
 
     index = data_docs_dir(settings) / "index.html"

@@ -239,5 +239,78 @@ def columns_to_batch(
     )
 
 
+# What a database's Arrow reader may hand over for each contract type (SQLite keeps
+# timestamps and dates as text, money as REAL or INTEGER), converted in Arrow, not per value.
+_ARROW_SOURCES: dict[str, tuple[pa.DataType, ...]] = {
+    "text": (pa.string(), pa.large_string()),
+    "int": (pa.int64(),),
+    "decimal": (pa.float64(), pa.int64(), pa.string()),
+    "float": (pa.float64(), pa.int64()),
+    "date": (pa.string(), pa.date32()),
+    "timestamp": (pa.string(), pa.timestamp("us")),
+    "bool": (pa.int64(), pa.bool_()),
+}
+
+
+def _arrow_column(field: Field, column: pa.Array) -> pa.Array:
+    """One column read by a database's Arrow reader → the contract's type; raises on any
+    value that does not convert (the caller then goes value by value). A double becomes a
+    decimal rounded to the cent as ``"%.2f" % value`` would (the shop's REAL money); text
+    timestamps without an offset are UTC (SQLite keeps them that way)."""
+    target = ARROW_TYPES[field.type]
+    if pa.types.is_null(column.type):
+        return pa.nulls(len(column), target)
+    if column.type not in _ARROW_SOURCES[field.type]:
+        raise TypeError(f"{field.name}: {column.type} read for a {field.type}")
+    if field.type == "timestamp":
+        return column.cast(pa.timestamp("us")).cast(target)
+    return column.cast(target)
+
+
+def arrow_to_batch(entity: Entity, table: pa.Table, window_end: datetime | None) -> Batch:
+    """A slice of a table read as Arrow (a database's columnar reader) → checked, typed batch,
+    as ``columns_to_batch`` makes it from Python values, without a Python object per value.
+    A slice with a value that does not convert takes the per-value path, which names the
+    rows to quarantine."""
+    names = table.column_names
+    unknown = check_fields(entity, set(names))
+    if table.num_rows == 0:
+        return empty_batch(entity)
+    try:
+        typed = {f.name: _arrow_column(f, table[f.name].combine_chunks()) for f in entity.fields}
+    except _CAST_ERRORS:
+        return columns_to_batch(
+            entity, names, [_python_values(entity, n, table[n]) for n in names], window_end
+        )
+    for name in unknown:
+        typed[name] = table[name].combine_chunks().cast(pa.string())
+    reasons: list[str | None] = [None] * table.num_rows
+    return _split(entity, typed, reasons, lambda i: table.slice(i, 1).to_pylist()[0], window_end)
+
+
+def _python_values(entity: Entity, name: str, column: pa.ChunkedArray) -> list[Any]:
+    """Values for the per-value path, read as the database driver would have given them:
+    text timestamps as UTC datetimes, REAL money rounded to the cent."""
+    values = column.to_pylist()
+    field = next((f for f in entity.fields if f.name == name), None)
+    if field is None:
+        return values
+    if field.type == "timestamp":
+        return [_datetime_or_text(v) for v in values]
+    if field.type == "decimal":
+        return ["%.2f" % v if isinstance(v, float) else v for v in values]
+    return values
+
+
+def _datetime_or_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # not a timestamp: the per-value path names it
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _first(values: list[Any]) -> Any:
     return next((v for v in values if v is not None), None)

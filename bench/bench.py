@@ -921,6 +921,9 @@ def save(scale_result: dict, mach: dict, label: str | None = None) -> Path:
     """Merge one scale's result into today's file, keyed by scale (and label, if given)."""
     path = results_path()
     data = json.loads(path.read_text()) if path.exists() else {"scales": {}}
+    for earlier in data["scales"].values():  # each run keeps the machine it ran on
+        earlier.setdefault("machine", data.get("machine"))
+    scale_result["machine"] = mach
     data["machine"] = mach
     key = f"{scale_result['scale']:g}" + (f" {label}" if label else "")
     data["scales"][key] = scale_result
@@ -935,16 +938,14 @@ def _fmt(x: float | None, digits: int = 1) -> str:
 
 def markdown_table(data: dict) -> str:
     """The per-stage table of every scale in one results file, plus floor and ratios."""
-    m = data["machine"]
-    lines = [
-        f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['ram_gb']} GiB RAM, "
-        f"swap {m['swap_gb']} GiB; Python {m['python']}, DuckDB {m['duckdb']}; `{m['host']}`.",
-        "",
-    ]
+    lines = []
     for key, r in sorted(data["scales"].items(), key=lambda kv: (float(kv[0].split()[0]), kv[0])):
         load = r.get("machine_during_run", {})
+        m = r.get("machine") or data["machine"]
         lines += [
-            f"**Scale {key}** ({sum((r.get('source_rows') or {}).values()):,} source rows; "
+            f"**Scale {key}** on {m['cpu_model']}, {m['cores']} cores, {m['ram_gb']} GiB RAM, "
+            f"swap {m['swap_gb']} GiB; Python {m['python']}, DuckDB {m['duckdb']} "
+            f"({sum((r.get('source_rows') or {}).values()):,} source rows; "
             f"orders {r.get('source_rows', {}).get('orders', 0):,}, tickets "
             f"{r.get('source_rows', {}).get('tickets', 0):,}), run {r['started_at']}, "
             f"load average (1 min) during the run min {load.get('load1_min')} / mean "

@@ -203,7 +203,7 @@ def test_staging_blocks_a_duplicated_key(duckdb_marts, tmp_path):
     # a staging model whose dedup went wrong: one customer twice
     execute(
         settings,
-        "create or replace view staging.stg_sales__customers as "
+        "create or replace table staging.stg_sales__customers as "
         "select * from raw_sales.customers union all "
         "(select * from raw_sales.customers order by customer_id limit 1)",
     )
@@ -305,7 +305,7 @@ def test_revenue_recomputed_from_staging_catches_a_corrupted_staging_row(duckdb_
     settings = private_copy(duckdb_marts, tmp_path)
     execute(
         settings,
-        "create or replace view staging.stg_sales__orders as "
+        "create or replace table staging.stg_sales__orders as "
         "select * replace (subtotal + 1 as subtotal) from raw_sales.orders",
     )
     results = run_suites(

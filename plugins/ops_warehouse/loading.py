@@ -122,15 +122,17 @@ def _resource(
         state = dlt.current.resource_state()
         reasons: dict[str, int] = {}
         pending: list[pa.Table] = []
+        pending_rows = 0
         for batch in reader(entity, state, window):
             stats.rows_read += batch.rows_read
             stats.rows_loaded += batch.table.num_rows
             stats.rows_quarantined += batch.quarantined.num_rows
             if batch.table.num_rows:
                 pending.append(batch.table)
-                if sum(t.num_rows for t in pending) >= LOAD_BATCH_ROWS:
+                pending_rows += batch.table.num_rows
+                if pending_rows >= LOAD_BATCH_ROWS:
                     yield _with_metadata(_concat(pending), loaded_at, run_id)
-                    pending = []
+                    pending, pending_rows = [], 0
             if batch.quarantined.num_rows:
                 for reason in batch.quarantined["reason"].to_pylist():
                     reasons[reason] = reasons.get(reason, 0) + 1

@@ -298,7 +298,7 @@ def _python_values(entity: Entity, name: str, column: pa.ChunkedArray) -> list[A
     if field.type == "timestamp":
         return [_datetime_or_text(v) for v in values]
     if field.type == "decimal":
-        return ["%.2f" % v if isinstance(v, float) else v for v in values]
+        return [f"{v:.2f}" if isinstance(v, float) else v for v in values]
     return values
 
 

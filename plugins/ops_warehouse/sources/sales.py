@@ -8,8 +8,8 @@ whose values change type), the table is read row by row through SQLAlchemy inste
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 
 import pyarrow as pa

@@ -1058,8 +1058,9 @@ def ratios(r: dict) -> list[str]:
 
 def write_benchmarks_md(path_json: Path) -> None:
     data = json.loads(path_json.read_text())
+    shown = path_json.relative_to(REPO) if path_json.is_relative_to(REPO) else path_json
     table = (f"{TABLE_BEGIN}\n<!-- written by bench/bench.py from "
-             f"{path_json.relative_to(REPO)} -->\n\n{markdown_table(data)}\n{TABLE_END}")
+             f"{shown} -->\n\n{markdown_table(data)}\n{TABLE_END}")
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else (
         "# Benchmarks\n\n`make bench` (`python bench/bench.py --scale 1,10,50`).\n\n"
         f"{TABLE_BEGIN}\n{TABLE_END}\n")
@@ -1107,6 +1108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep each scale's work folder")
     parser.add_argument("--label", help="keep this run apart from others of the same scale "
                         "in today's results file (e.g. 'after fixes')")
+    parser.add_argument("--results-dir", type=Path,
+                        help="write the results file and a BENCHMARKS.md there instead of "
+                        "bench/results/ and the repository's BENCHMARKS.md")
     parser.add_argument("--rewrite-md", action="store_true",
                         help="only rewrite BENCHMARKS.md's table from today's results file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -1114,6 +1118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--kw", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.results_dir is not None:
+        global RESULTS_DIR, BENCHMARKS_MD
+        RESULTS_DIR, BENCHMARKS_MD = args.results_dir, args.results_dir / "BENCHMARKS.md"
 
     if args.worker:
         return worker_main()

@@ -25,6 +25,7 @@ LONGEST_FIRST = (
     "tests/production/test_celery_e2e.py",
     "tests/e2e/test_demo_e2e.py",
     "tests/dbt/test_incremental_equivalence.py",
+    "tests/bench/test_bench.py",
 )
 
 

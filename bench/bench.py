@@ -151,9 +151,20 @@ class Bench:
         out = self.root / "stages" / f"{name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.unlink(missing_ok=True)
-        cmd = [sys.executable, __file__, "--task", task, "--out", str(out), "--kw", json.dumps(kwargs)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--task",
+            task,
+            "--out",
+            str(out),
+            "--kw",
+            json.dumps(kwargs),
+        ]
         server_cpu0 = self._server_cpu()
-        self.log.write(f"\n### {name}: {'forked from the worker: ' if forked else ''}{' '.join(cmd)}\n")
+        self.log.write(
+            f"\n### {name}: {'forked from the worker: ' if forked else ''}{' '.join(cmd)}\n"
+        )
         self.log.flush()
         worker = self.worker() if forked else None  # started (Airflow imported) before the clock
         with self.console.status(f"scale {self.scale:g}: {name} …"):
@@ -161,7 +172,9 @@ class Bench:
             if worker is not None:
                 returncode, usage = worker.run(task, out, kwargs)
             else:
-                proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+                )
                 status, usage = _wait_guarded(proc.pid)
                 returncode = os.waitstatus_to_exitcode(status)
             wall = time.monotonic() - started
@@ -212,9 +225,18 @@ class Bench:
 
         log = (self.root / "server.log").open("a")
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "ops_warehouse.demo.server", "--dir", self.env["OPS_DEMO_DIR"],
-             "--port", self.env["OPS_DEMO_PORT"]],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "ops_warehouse.demo.server",
+                "--dir",
+                self.env["OPS_DEMO_DIR"],
+                "--port",
+                self.env["OPS_DEMO_PORT"],
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self._server_ps = psutil.Process(self.server.pid)
         url = f"http://127.0.0.1:{self.env['OPS_DEMO_PORT']}/_demo/config"
@@ -298,8 +320,13 @@ class Worker:
 
     def __init__(self, env: dict[str, str], log) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker"], env=env, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
+            [sys.executable, __file__, "--worker"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            bufsize=1,
         )
         ready = self.proc.stdout.readline()
         if not ready.startswith("ready"):
@@ -339,8 +366,9 @@ def worker_main() -> int:
             try:
                 import logging
 
-                logging.basicConfig(level=logging.INFO, force=True,
-                                    format="%(levelname)s %(name)s: %(message)s")
+                logging.basicConfig(
+                    level=logging.INFO, force=True, format="%(levelname)s %(name)s: %(message)s"
+                )
                 result = TASKS[req["task"]](req["kw"])
                 Path(req["out"]).write_text(json.dumps(result, default=str))
                 code = 0
@@ -383,9 +411,7 @@ def _vm_hwm_mb(pid: int) -> float | None:
 # --- one scale ----------------------------------------------------------------------------
 
 
-def run_scale(
-    scale: float, root: Path, console, *, airflow: bool, baselines: bool
-) -> dict:
+def run_scale(scale: float, root: Path, console, *, airflow: bool, baselines: bool) -> dict:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     log = (root / "bench.log").open("a")
@@ -393,8 +419,12 @@ def run_scale(
     sampler = Sampler()
     sampler.start()
     started = time.monotonic()
-    result: dict[str, Any] = {"scale": scale, "root": str(root), "started_at": _now(),
-                              "code": _git_state()}
+    result: dict[str, Any] = {
+        "scale": scale,
+        "root": str(root),
+        "started_at": _now(),
+        "code": _git_state(),
+    }
     try:
         console.rule(f"scale {scale:g}")
         gen = bench.stage("generate", "generate", scale=scale)
@@ -423,8 +453,11 @@ def run_scale(
 
 def pipeline(bench: Bench, end: datetime, phase: str) -> dict:
     """The transform DAG's stages after the three ingests, each in its own process."""
-    ctx = {"start": (end - timedelta(days=1)).isoformat(), "end": end.isoformat(),
-           "run_id": f"bench_{phase}__{end.date()}"}
+    ctx = {
+        "start": (end - timedelta(days=1)).isoformat(),
+        "end": end.isoformat(),
+        "run_id": f"bench_{phase}__{end.date()}",
+    }
     bench.start_server()
     stages = [bench.stage(f"ingest_{s}", "ingest", forked=True, source=s, **ctx) for s in SOURCES]
     bench.stop_server()
@@ -432,10 +465,13 @@ def pipeline(bench: Bench, end: datetime, phase: str) -> dict:
     stages.append(bench.stage("dbt_build", "dbt_build", forked=True, **ctx))
     if phase == "full":
         # the compiled SQL of a from-scratch build: the floor's input
-        shutil.copy(bench.root / "home" / "dbt" / "target" / "manifest.json",
-                    bench.root / "manifest_full.json")
-    stages.append(bench.stage("validate_marts", "validate", forked=True,
-                              layers=["staging", "marts"], **ctx))
+        shutil.copy(
+            bench.root / "home" / "dbt" / "target" / "manifest.json",
+            bench.root / "manifest_full.json",
+        )
+    stages.append(
+        bench.stage("validate_marts", "validate", forked=True, layers=["staging", "marts"], **ctx)
+    )
     stages.append(bench.stage("publish", "publish", forked=True, **ctx))
     stages.append(bench.stage("report", "report", forked=True, **ctx))
     total = {
@@ -455,7 +491,9 @@ def run_baselines(bench: Bench) -> dict:
     copy = floor_dir / "working.duckdb"
     shutil.copy(bench.root / "home" / "warehouse" / "working.duckdb", copy)
     out = {}
-    floor = bench.stage("floor", "floor", db=str(copy), manifest=str(bench.root / "manifest_full.json"))
+    floor = bench.stage(
+        "floor", "floor", db=str(copy), manifest=str(bench.root / "manifest_full.json")
+    )
     dbt_run = bench.stage("dbt_run", "dbt_run", db=str(copy), target=str(floor_dir / "target"))
     ge_sql = bench.stage("gx_vs_sql", "gx_vs_sql", db=str(copy))
     end = datetime.combine(UNTIL + timedelta(days=1), datetime.min.time(), UTC)
@@ -506,10 +544,15 @@ def task_ingest(kw: dict) -> dict:
     from ops_warehouse.pipeline_tasks import run_load
 
     ctx = _context(kw)
-    summary = run_load(kw["source"], ctx["data_interval_start"], ctx["data_interval_end"], kw["run_id"])
+    summary = run_load(
+        kw["source"], ctx["data_interval_start"], ctx["data_interval_end"], kw["run_id"]
+    )
     rows = sum(e["rows_read"] for e in summary["entities"].values())
-    return {"rows": rows, "load_seconds": summary["seconds"],
-            "entities": {n: e["rows_read"] for n, e in summary["entities"].items()}}
+    return {
+        "rows": rows,
+        "load_seconds": summary["seconds"],
+        "entities": {n: e["rows_read"] for n, e in summary["entities"].items()},
+    }
 
 
 def task_sweep(kw: dict) -> dict:
@@ -543,8 +586,12 @@ def task_validate(kw: dict) -> dict:
     t0 = time.monotonic()
     summary = run_validation(kw["layers"], _context(kw))
     tables = sorted({s.table for layer in kw["layers"] for s in load_suites(layer) if s.table})
-    return {"rows": _table_rows(tables), "gx_import_s": round(import_s, 2),
-            "validate_s": round(time.monotonic() - t0, 2), "checks": summary.get("checks")}
+    return {
+        "rows": _table_rows(tables),
+        "gx_import_s": round(import_s, 2),
+        "validate_s": round(time.monotonic() - t0, 2),
+        "checks": summary.get("checks"),
+    }
 
 
 def _raw_tables() -> list[str]:
@@ -552,9 +599,14 @@ def _raw_tables() -> list[str]:
     from ops_warehouse.settings import get_settings
     from ops_warehouse.warehouse import query
 
-    present = {f"{a}.{b}" for a, b in query(
-        get_settings(), "select table_schema, table_name from information_schema.tables "
-        "where table_schema like 'raw_%'")}
+    present = {
+        f"{a}.{b}"
+        for a, b in query(
+            get_settings(),
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema like 'raw_%'",
+        )
+    }
     return [t for t in (f"raw_{e.source}.{e.name}" for e in ENTITIES) if t in present]
 
 
@@ -580,7 +632,9 @@ def _dbt_timing(path: Path) -> dict:
         "dbt_elapsed_s": round(results.get("elapsed_time", 0), 2),
         "node_seconds_by_kind": {k: round(v, 2) for k, v in by_kind.items()},
         "nodes": {k: sum(1 for n in nodes if n["unique_id"].startswith(k + ".")) for k in by_kind},
-        "slowest_nodes": {n["unique_id"].split(".", 2)[-1]: round(n["execution_time"], 2) for n in top},
+        "slowest_nodes": {
+            n["unique_id"].split(".", 2)[-1]: round(n["execution_time"], 2) for n in top
+        },
     }
 
 
@@ -590,8 +644,13 @@ def task_publish(kw: dict) -> dict:
     from ops_warehouse.warehouse import query
 
     run_publish(_context(kw))
-    marts = [f"marts.{r[0]}" for r in query(
-        get_settings(), "select table_name from information_schema.tables where table_schema = 'marts'")]
+    marts = [
+        f"marts.{r[0]}"
+        for r in query(
+            get_settings(),
+            "select table_name from information_schema.tables where table_schema = 'marts'",
+        )
+    ]
     return {"rows": _table_rows(marts), "tables": len(marts)}
 
 
@@ -649,15 +708,24 @@ def task_floor(kw: dict) -> dict:
         per_model[node["name"]] = round(time.monotonic() - m0, 3)
     con.execute("checkpoint")
     models_s = time.monotonic() - t0
-    raw = [r[0] for r in con.execute(
-        "select table_schema || '.' || table_name from information_schema.tables "
-        "where table_schema like 'raw_%' and table_schema not like '%_staging' "
-        "and table_name not like '_dlt%'").fetchall()]
+    raw = [
+        r[0]
+        for r in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema like 'raw_%' and table_schema not like '%_staging' "
+            "and table_name not like '_dlt%'"
+        ).fetchall()
+    ]
     rows = sum(con.execute(f"select count(*) from {t}").fetchone()[0] for t in raw)
     con.close()
     top = dict(sorted(per_model.items(), key=lambda x: -x[1])[:8])
-    return {"rows": rows, "models": len(order), "models_s": round(models_s, 2), "slowest": top,
-            "note": "post-hooks skipped: on a from-scratch build they delete nothing"}
+    return {
+        "rows": rows,
+        "models": len(order),
+        "models_s": round(models_s, 2),
+        "slowest": top,
+        "note": "post-hooks skipped: on a from-scratch build they delete nothing",
+    }
 
 
 def task_dbt_run(kw: dict) -> dict:
@@ -667,8 +735,9 @@ def task_dbt_run(kw: dict) -> dict:
     from ops_warehouse.settings import get_settings
     from ops_warehouse.transform import dbt_invoke
 
-    s = dataclasses.replace(get_settings(), warehouse_path=Path(kw["db"]),
-                            home=Path(kw["target"]).parent)
+    s = dataclasses.replace(
+        get_settings(), warehouse_path=Path(kw["db"]), home=Path(kw["target"]).parent
+    )
     import duckdb
 
     with duckdb.connect(kw["db"]) as con:
@@ -687,8 +756,9 @@ def task_gx_vs_sql(kw: dict) -> dict:
     from ops_warehouse.quality import gx_runner
     from ops_warehouse.settings import get_settings
 
-    s = dataclasses.replace(get_settings(), warehouse_path=Path(kw["db"]),
-                            home=Path(kw["db"]).parent / "gx_home")
+    s = dataclasses.replace(
+        get_settings(), warehouse_path=Path(kw["db"]), home=Path(kw["db"]).parent / "gx_home"
+    )
     t0 = time.monotonic()
     import great_expectations  # noqa: F401
 
@@ -700,8 +770,9 @@ def task_gx_vs_sql(kw: dict) -> dict:
         results = gx_runner.run_suites(s, layer, UNTIL, "bench_gx")
         gx_s[layer] = round(time.monotonic() - t0, 2)
         checks[layer] = len(results)
-        gx_unexpected[layer] = sum(r.unexpected_count or 0 for r in results
-                                   if r.check in _UNEXPECTED_TYPES)
+        gx_unexpected[layer] = sum(
+            r.unexpected_count or 0 for r in results if r.check in _UNEXPECTED_TYPES
+        )
     params = gx_runner.run_parameters(s, UNTIL)
     con = duckdb.connect(kw["db"], read_only=True)
     for layer in gx_runner.LAYERS:
@@ -715,9 +786,15 @@ def task_gx_vs_sql(kw: dict) -> dict:
         translated[layer] = n
         sql_unexpected[layer] = unexpected
     con.close()
-    return {"gx_import_s": round(import_s, 2), "gx_s": gx_s, "sql_s": sql_s,
-            "gx_checks": checks, "sql_checks": translated,
-            "unexpected_gx": gx_unexpected, "unexpected_sql": sql_unexpected}
+    return {
+        "gx_import_s": round(import_s, 2),
+        "gx_s": gx_s,
+        "sql_s": sql_s,
+        "gx_checks": checks,
+        "sql_checks": translated,
+        "unexpected_gx": gx_unexpected,
+        "unexpected_sql": sql_unexpected,
+    }
 
 
 _UNEXPECTED_TYPES = (
@@ -732,7 +809,7 @@ def _sql_checks(con, suite, settings, params: dict) -> tuple[int, int]:
     Returns (checks computed, unexpected rows of the not-null / in-set / between checks)."""
     from ops_warehouse.quality import gx_runner
 
-    source = (f"({gx_runner._query_text(suite, settings, UNTIL)})" if suite.query else suite.table)
+    source = f"({gx_runner._query_text(suite, settings, UNTIL)})" if suite.query else suite.table
 
     def q(c: str) -> str:
         return '"' + c.replace('"', '""') + '"'
@@ -782,8 +859,10 @@ def _sql_checks(con, suite, settings, params: dict) -> tuple[int, int]:
             aggs.append(f"count(*) filter (where not ({q(k['column_A'])} {op} {q(k['column_B'])}))")
         elif t == "expect_compound_columns_to_be_unique":
             cols = ", ".join(q(c) for c in k["column_list"])
-            con.execute(f"select count(*) from (select {cols} from {source} as b group by all "
-                        "having count(*) > 1)").fetchone()
+            con.execute(
+                f"select count(*) from (select {cols} from {source} as b group by all "
+                "having count(*) > 1)"
+            ).fetchone()
             extra += 1
         elif t == "expect_table_columns_to_match_set":
             con.execute(f"select * from {source} as b limit 0").fetchall()
@@ -838,9 +917,13 @@ def task_airflow_dags(kw: dict) -> dict:
         d.update(per_dag.get(dag_id, {}))
     dag_sum = sum(d["wall_s"] for d in dags.values())
     task_sum = sum(d.get("tasks_s", 0) for d in dags.values())
-    return {"process_s": round(process_s, 2), "dags": dags, "dags_wall_s": round(dag_sum, 2),
-            "tasks_s": round(task_sum, 2),
-            "startup_and_parse_s": round(process_s - dag_sum, 2)}
+    return {
+        "process_s": round(process_s, 2),
+        "dags": dags,
+        "dags_wall_s": round(dag_sum, 2),
+        "tasks_s": round(task_sum, 2),
+        "startup_and_parse_s": round(process_s - dag_sum, 2),
+    }
 
 
 def task_dag_parse(kw: dict) -> dict:
@@ -864,10 +947,13 @@ def task_dag_parse(kw: dict) -> dict:
     )
     out = {}
     for path in sorted((REPO / "dags").glob("*.py")):
-        proc = subprocess.run([sys.executable, "-c", probe, str(path)], env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, str(path)], env=env, capture_output=True, text=True
+        )
         line = next((x for x in proc.stdout.splitlines() if x.startswith("OPS-PARSE")), None)
-        out[path.name] = json.loads(line.split(" ", 1)[1]) if line else {"error": proc.stderr[-500:]}
+        out[path.name] = (
+            json.loads(line.split(" ", 1)[1]) if line else {"error": proc.stderr[-500:]}
+        )
     return {"files": out}
 
 
@@ -902,11 +988,14 @@ def machine() -> dict[str, Any]:
 
 def _git_state() -> dict[str, Any]:
     """The commit measured, and which tracked files differed from it."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
 
-    return {"head": git("rev-parse", "--short", "HEAD").strip(),
-            "modified": git("diff", "--name-only", "HEAD").split()}
+    return {
+        "head": git("rev-parse", "--short", "HEAD").strip(),
+        "modified": git("diff", "--name-only", "HEAD").split(),
+    }
 
 
 def _now() -> str:
@@ -951,9 +1040,12 @@ def markdown_table(data: dict) -> str:
             f"load average (1 min) during the run min {load.get('load1_min')} / mean "
             f"{load.get('load1_mean')} / max {load.get('load1_max')}, least available memory "
             f"{load.get('mem_available_min_gb')} GiB, swap used {load.get('swap_used_max_gb')} GiB."
-            + (" Ingest ran with the fx-rate sweep rule that was then proposed and is now "
-               "committed; the rule it replaced is measured alone as `sweep_as_committed`."
-               if r.get("proposed_sweep") else "")
+            + (
+                " Ingest ran with the fx-rate sweep rule that was then proposed and is now "
+                "committed; the rule it replaced is measured alone as `sweep_as_committed`."
+                if r.get("proposed_sweep")
+                else ""
+            )
             + (f" **Stopped:** {r['error']}" if r.get("error") else ""),
             "",
             "| phase | stage | wall s | CPU s | peak RSS MB | rows | rows/s | notes |",
@@ -967,13 +1059,22 @@ def markdown_table(data: dict) -> str:
             for st in r[phase]["stages"]:
                 lines.append(_row(phase, st))
             t = r[phase]["total"]
-            lines.append(f"| {phase} | **pipeline total** | **{t['wall_s']:.1f}** | "
-                         f"{t['cpu_s']:.1f} | {t['peak_rss_mb']:,.0f} | | | |")
+            lines.append(
+                f"| {phase} | **pipeline total** | **{t['wall_s']:.1f}** | "
+                f"{t['cpu_s']:.1f} | {t['peak_rss_mb']:,.0f} | | | |"
+            )
             if phase == "full" and "advance" in r:
                 lines.append(_row("setup", r["advance"]))
         b = r.get("baselines")
         if b:
-            for name in ("floor", "floor_warm", "dbt_run", "gx_vs_sql", "sweep", "sweep_as_committed"):
+            for name in (
+                "floor",
+                "floor_warm",
+                "dbt_run",
+                "gx_vs_sql",
+                "sweep",
+                "sweep_as_committed",
+            ):
                 if name in b:
                     lines.append(_row("baseline", b[name]))
         a = r.get("airflow")
@@ -991,19 +1092,25 @@ def _row(phase: str, st: dict) -> str:
     if "gx_import_s" in d and "validate_s" in d:
         notes.append(f"GX import {d['gx_import_s']} s, checks {d.get('checks')}")
     if "node_seconds_by_kind" in d:
-        notes.append("node s: " + ", ".join(f"{k} {v}" for k, v in d["node_seconds_by_kind"].items()))
+        notes.append(
+            "node s: " + ", ".join(f"{k} {v}" for k, v in d["node_seconds_by_kind"].items())
+        )
     if st["name"].startswith("ingest") and d.get("server_cpu_s"):
         notes.append(f"API server CPU {d['server_cpu_s']} s")
     if d.get("available") is False:
         notes.append(f"report: not available ({d['why']})")
     if "dags_wall_s" in d:
-        notes.append(f"DAGs {d['dags_wall_s']} s, tasks {d['tasks_s']} s, start-up+parse "
-                     f"{d['startup_and_parse_s']} s")
+        notes.append(
+            f"DAGs {d['dags_wall_s']} s, tasks {d['tasks_s']} s, start-up+parse "
+            f"{d['startup_and_parse_s']} s"
+        )
     rate = st["rows"] / st["wall_s"] if st.get("rows") and st.get("wall_s") else None
     rows = f"{st['rows']:,}" if st.get("rows") is not None else ""
-    return (f"| {phase} | {st['name']} | {st['wall_s']:.1f} | {st['cpu_s']:.1f} | "
-            f"{st['peak_rss_mb']:,.0f} | {rows} | {_fmt(rate, 0) if rate else ''} | "
-            f"{'; '.join(notes)} |")
+    return (
+        f"| {phase} | {st['name']} | {st['wall_s']:.1f} | {st['cpu_s']:.1f} | "
+        f"{st['peak_rss_mb']:,.0f} | {rows} | {_fmt(rate, 0) if rate else ''} | "
+        f"{'; '.join(notes)} |"
+    )
 
 
 def ratios(r: dict) -> list[str]:
@@ -1015,22 +1122,28 @@ def ratios(r: dict) -> list[str]:
     if b and "gx_vs_sql" in b:
         fl = b.get("floor_warm") or b["floor"]
         floor, fcpu = fl["wall_s"], fl["cpu_s"]
-        out.append(f"- floor (compiled SQL of every model, one DuckDB connection): {floor:.1f} s "
-                   f"wall, {fcpu:.1f} s CPU ({fl['detail'].get('models_s')} s in the "
-                   "statements)" + (f"; {fl['detail']['why']}" if "why" in fl["detail"] else ""))
-        out.append(f"- wall (CPU) ratios: `dbt build` / floor {full['dbt_build']['wall_s'] / floor:.1f}× "
-                   f"({full['dbt_build']['cpu_s'] / fcpu:.1f}×); `dbt run` (models only) / floor "
-                   f"{b['dbt_run']['wall_s'] / floor:.1f}× ({b['dbt_run']['cpu_s'] / fcpu:.1f}×); "
-                   f"whole pipeline / floor {r['full']['total']['wall_s'] / floor:.1f}× "
-                   f"({r['full']['total']['cpu_s'] / fcpu:.1f}×)")
+        out.append(
+            f"- floor (compiled SQL of every model, one DuckDB connection): {floor:.1f} s "
+            f"wall, {fcpu:.1f} s CPU ({fl['detail'].get('models_s')} s in the "
+            "statements)" + (f"; {fl['detail']['why']}" if "why" in fl["detail"] else "")
+        )
+        out.append(
+            f"- wall (CPU) ratios: `dbt build` / floor {full['dbt_build']['wall_s'] / floor:.1f}× "
+            f"({full['dbt_build']['cpu_s'] / fcpu:.1f}×); `dbt run` (models only) / floor "
+            f"{b['dbt_run']['wall_s'] / floor:.1f}× ({b['dbt_run']['cpu_s'] / fcpu:.1f}×); "
+            f"whole pipeline / floor {r['full']['total']['wall_s'] / floor:.1f}× "
+            f"({r['full']['total']['cpu_s'] / fcpu:.1f}×)"
+        )
         g = b["gx_vs_sql"]["detail"]
         gx, sql = sum(g["gx_s"].values()), sum(g["sql_s"].values())
-        out.append(f"- GX suites (in-process, after a {g['gx_import_s']} s import): {gx:.1f} s for "
-                   f"{sum(g['gx_checks'].values())} checks; the same checks as SQL aggregates: "
-                   f"{sql:.2f} s ({sum(g['sql_checks'].values())} checks) → GX / SQL "
-                   f"{gx / sql if sql else float('nan'):.0f}×; unexpected rows (not-null, in-set, "
-                   f"between) GX {sum(g['unexpected_gx'].values())} vs SQL "
-                   f"{sum(g['unexpected_sql'].values())}")
+        out.append(
+            f"- GX suites (in-process, after a {g['gx_import_s']} s import): {gx:.1f} s for "
+            f"{sum(g['gx_checks'].values())} checks; the same checks as SQL aggregates: "
+            f"{sql:.2f} s ({sum(g['sql_checks'].values())} checks) → GX / SQL "
+            f"{gx / sql if sql else float('nan'):.0f}×; unexpected rows (not-null, in-set, "
+            f"between) GX {sum(g['unexpected_gx'].values())} vs SQL "
+            f"{sum(g['unexpected_sql'].values())}"
+        )
     for phase in ("full", "incremental"):
         if phase not in r:
             continue
@@ -1038,35 +1151,54 @@ def ratios(r: dict) -> list[str]:
         val = st["validate_raw"]["wall_s"] + st["validate_marts"]["wall_s"]
         vcpu = st["validate_raw"]["cpu_s"] + st["validate_marts"]["cpu_s"]
         total, tcpu = r[phase]["total"]["wall_s"], r[phase]["total"]["cpu_s"]
-        out.append(f"- {phase}: GX validation {val:.1f} s = {100 * val / total:.0f} % of the "
-                   f"pipeline's {total:.1f} s wall ({vcpu:.1f} s = {100 * vcpu / tcpu:.0f} % of "
-                   f"its {tcpu:.1f} s CPU)")
+        out.append(
+            f"- {phase}: GX validation {val:.1f} s = {100 * val / total:.0f} % of the "
+            f"pipeline's {total:.1f} s wall ({vcpu:.1f} s = {100 * vcpu / tcpu:.0f} % of "
+            f"its {tcpu:.1f} s CPU)"
+        )
     a = r.get("airflow")
     if a:
         d = a["dags"]["detail"]
         inc = r["incremental"]["total"]["wall_s"]
-        out.append(f"- Airflow, incremental day: `dag.test` process {d['process_s']} s (DAGs "
-                   f"{d['dags_wall_s']} s, Airflow's task durations {d['tasks_s']} s, start-up + "
-                   f"DagBag {d['startup_and_parse_s']} s) vs. the same stages without Airflow "
-                   f"{inc:.1f} s → {d['process_s'] / inc:.2f}×; DAG wall / task sum "
-                   f"{d['dags_wall_s'] / d['tasks_s']:.2f}×" if d.get("tasks_s") else "")
+        out.append(
+            f"- Airflow, incremental day: `dag.test` process {d['process_s']} s (DAGs "
+            f"{d['dags_wall_s']} s, Airflow's task durations {d['tasks_s']} s, start-up + "
+            f"DagBag {d['startup_and_parse_s']} s) vs. the same stages without Airflow "
+            f"{inc:.1f} s → {d['process_s'] / inc:.2f}×; DAG wall / task sum "
+            f"{d['dags_wall_s'] / d['tasks_s']:.2f}×"
+            if d.get("tasks_s")
+            else ""
+        )
         files = a["parse"]["detail"]["files"]
-        out.append("- DAG file parse (fresh process, Airflow pre-imported): " + ", ".join(
-            f"{f} {v.get('parse_s', '?')} s" for f, v in files.items()))
+        out.append(
+            "- DAG file parse (fresh process, Airflow pre-imported): "
+            + ", ".join(f"{f} {v.get('parse_s', '?')} s" for f, v in files.items())
+        )
     return out
 
 
 def write_benchmarks_md(path_json: Path) -> None:
     data = json.loads(path_json.read_text())
     shown = path_json.relative_to(REPO) if path_json.is_relative_to(REPO) else path_json
-    table = (f"{TABLE_BEGIN}\n<!-- written by bench/bench.py from "
-             f"{shown} -->\n\n{markdown_table(data)}\n{TABLE_END}")
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else (
-        "# Benchmarks\n\n`make bench` (`python bench/bench.py --scale 1,10,50`).\n\n"
-        f"{TABLE_BEGIN}\n{TABLE_END}\n")
+    table = (
+        f"{TABLE_BEGIN}\n<!-- written by bench/bench.py from "
+        f"{shown} -->\n\n{markdown_table(data)}\n{TABLE_END}"
+    )
+    text = (
+        BENCHMARKS_MD.read_text()
+        if BENCHMARKS_MD.exists()
+        else (
+            "# Benchmarks\n\n`make bench` (`python bench/bench.py --scale 1,10,50`).\n\n"
+            f"{TABLE_BEGIN}\n{TABLE_END}\n"
+        )
+    )
     if TABLE_BEGIN in text:
-        text = re.sub(re.escape(TABLE_BEGIN) + ".*?" + re.escape(TABLE_END), lambda _m: table,
-                      text, flags=re.S)
+        text = re.sub(
+            re.escape(TABLE_BEGIN) + ".*?" + re.escape(TABLE_END),
+            lambda _m: table,
+            text,
+            flags=re.S,
+        )
     else:
         text += "\n" + table + "\n"
     BENCHMARKS_MD.write_text(text)
@@ -1075,44 +1207,76 @@ def write_benchmarks_md(path_json: Path) -> None:
 def summary(console, r: dict, path: Path) -> None:
     from rich.table import Table
 
-    table = Table("phase", "stage", "wall s", "CPU s", "peak MB", "rows", "rows/s",
-                  title=f"Scale {r['scale']:g}: {sum((r.get('source_rows') or {}).values()):,} "
-                        "source rows")
+    table = Table(
+        "phase",
+        "stage",
+        "wall s",
+        "CPU s",
+        "peak MB",
+        "rows",
+        "rows/s",
+        title=f"Scale {r['scale']:g}: {sum((r.get('source_rows') or {}).values()):,} source rows",
+    )
     for phase in ("full", "incremental"):
         for st in r.get(phase, {}).get("stages", []):
             rate = st.get("rows_per_s")
-            table.add_row(phase, st["name"], f"{st['wall_s']:.1f}", f"{st['cpu_s']:.1f}",
-                          f"{st['peak_rss_mb']:,.0f}",
-                          f"{st['rows']:,}" if st.get("rows") is not None else "",
-                          f"{rate:,.0f}" if rate else "")
+            table.add_row(
+                phase,
+                st["name"],
+                f"{st['wall_s']:.1f}",
+                f"{st['cpu_s']:.1f}",
+                f"{st['peak_rss_mb']:,.0f}",
+                f"{st['rows']:,}" if st.get("rows") is not None else "",
+                f"{rate:,.0f}" if rate else "",
+            )
         if phase in r:
             t = r[phase]["total"]
-            table.add_row(phase, "[b]total[/]", f"[b]{t['wall_s']:.1f}[/]", f"{t['cpu_s']:.1f}",
-                          f"{t['peak_rss_mb']:,.0f}", "", "")
+            table.add_row(
+                phase,
+                "[b]total[/]",
+                f"[b]{t['wall_s']:.1f}[/]",
+                f"{t['cpu_s']:.1f}",
+                f"{t['peak_rss_mb']:,.0f}",
+                "",
+                "",
+            )
     console.print(table)
     for line in ratios(r):
         if line:
             console.print(line)
-    console.print(f"Results: {path} (and the table in {BENCHMARKS_MD}); "
-                  f"work files and logs: {r['root']}")
+    console.print(
+        f"Results: {path} (and the table in {BENCHMARKS_MD}); work files and logs: {r['root']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", default="1,10,50", help="scales, comma separated")
-    parser.add_argument("--root", type=Path,
-                        default=Path(os.environ.get("OPS_BENCH_ROOT", "/work/benchdata")),
-                        help="where worlds and warehouses go (not the repository)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(os.environ.get("OPS_BENCH_ROOT", "/work/benchdata")),
+        help="where worlds and warehouses go (not the repository)",
+    )
     parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow run")
     parser.add_argument("--no-baselines", action="store_true", help="skip floor and GX vs SQL")
     parser.add_argument("--keep", action="store_true", help="keep each scale's work folder")
-    parser.add_argument("--label", help="keep this run apart from others of the same scale "
-                        "in today's results file (e.g. 'after fixes')")
-    parser.add_argument("--results-dir", type=Path,
-                        help="write the results file and a BENCHMARKS.md there instead of "
-                        "bench/results/ and the repository's BENCHMARKS.md")
-    parser.add_argument("--rewrite-md", action="store_true",
-                        help="only rewrite BENCHMARKS.md's table from today's results file")
+    parser.add_argument(
+        "--label",
+        help="keep this run apart from others of the same scale "
+        "in today's results file (e.g. 'after fixes')",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        help="write the results file and a BENCHMARKS.md there instead of "
+        "bench/results/ and the repository's BENCHMARKS.md",
+    )
+    parser.add_argument(
+        "--rewrite-md",
+        action="store_true",
+        help="only rewrite BENCHMARKS.md's table from today's results file",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -1141,12 +1305,15 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     scales = [float(s) for s in args.scale.split(",") if s.strip()]
     mach = machine()
-    console.print(f"{mach['cpu_model']}, {mach['cores']} cores, {mach['ram_gb']} GiB RAM; "
-                  f"load average {mach['load_avg_at_start']}")
+    console.print(
+        f"{mach['cpu_model']}, {mach['cores']} cores, {mach['ram_gb']} GiB RAM; "
+        f"load average {mach['load_avg_at_start']}"
+    )
     for scale in scales:
         root = args.root / f"scale-{scale:g}"
-        r = run_scale(scale, root, console, airflow=not args.no_airflow,
-                      baselines=not args.no_baselines)
+        r = run_scale(
+            scale, root, console, airflow=not args.no_airflow, baselines=not args.no_baselines
+        )
         path = save(r, mach, args.label)
         write_benchmarks_md(path)
         summary(console, r, path)

@@ -126,8 +126,9 @@ def marts_world(tmp_path_factory) -> Path:
     from ops_warehouse.demo import world
 
     path = tmp_path_factory.mktemp("marts_world")
-    world.generate(path, seed=11, scale=MARTS_SCALE, until=MARTS_UNTIL,
-                   history_days=MARTS_HISTORY_DAYS)
+    world.generate(
+        path, seed=11, scale=MARTS_SCALE, until=MARTS_UNTIL, history_days=MARTS_HISTORY_DAYS
+    )
     return path
 
 
@@ -156,7 +157,9 @@ def postgres_marts(tmp_path_factory, marts_world, marts_server) -> Settings:
     home = tmp_path_factory.mktemp("postgres_marts")
     settings = dataclasses.replace(
         make_settings(home, marts_world, marts_server.url),
-        warehouse="postgres", dbt_target="postgres", postgres_url=url,
+        warehouse="postgres",
+        dbt_target="postgres",
+        postgres_url=url,
     )
     load_and_build(settings, MARTS_UNTIL)
     yield settings

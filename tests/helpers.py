@@ -78,8 +78,11 @@ def raw_snapshot(settings: Settings) -> dict[str, list[tuple]]:
     """Every raw table's contract columns (load metadata left out)."""
     out = {}
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        existing = set(con.execute(
-            "select table_schema || '.' || table_name from information_schema.tables").fetchall())
+        existing = set(
+            con.execute(
+                "select table_schema || '.' || table_name from information_schema.tables"
+            ).fetchall()
+        )
         for entity in ENTITIES:
             if (f"{entity.raw_schema}.{entity.name}",) not in existing:
                 continue
@@ -114,9 +117,19 @@ def duplicate_keys(settings: Settings) -> dict[str, int]:
 
 
 MART_TABLES = (
-    "dim_date", "dim_customers", "dim_campaigns", "fct_orders", "fct_ad_performance_daily",
-    "fct_tickets", "kpi_daily", "kpi_scorecard", "retention_cohorts", "churn_monthly",
-    "churn_drivers", "channel_roi_monthly", "campaign_performance_monthly",
+    "dim_date",
+    "dim_customers",
+    "dim_campaigns",
+    "fct_orders",
+    "fct_ad_performance_daily",
+    "fct_tickets",
+    "kpi_daily",
+    "kpi_scorecard",
+    "retention_cohorts",
+    "churn_monthly",
+    "churn_drivers",
+    "channel_roi_monthly",
+    "campaign_performance_monthly",
     "support_cost_monthly",
 )
 
@@ -130,12 +143,15 @@ def read_table(settings: Settings, schema: str, table: str):
 
     from ops_warehouse.warehouse import query
 
-    cols = [r[0] for r in query(
-        settings,
-        "select column_name from information_schema.columns where table_schema = ? and "
-        "table_name = ? order by ordinal_position",
-        [schema, table],
-    )]
+    cols = [
+        r[0]
+        for r in query(
+            settings,
+            "select column_name from information_schema.columns where table_schema = ? and "
+            "table_name = ? order by ordinal_position",
+            [schema, table],
+        )
+    ]
     cols = [c for c in cols if not c.startswith("_")]
     rows = query(settings, f"select {', '.join(cols)} from {schema}.{table}")
     frame = pd.DataFrame([[_neutral(v) for v in row] for row in rows], columns=cols)

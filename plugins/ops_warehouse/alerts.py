@@ -211,7 +211,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
     alert = alert_from_context(
         context,
         "load blocked" if isinstance(exc, LoadBlocked) else "task failed",
-        error=f"{type(exc).__name__}: {exc}" if exc else None
+        error=f"{type(exc).__name__}: {exc}" if exc else None,
     )
     try:
         from ops_warehouse import audit

@@ -66,8 +66,9 @@ def ensure_role(con, role: str, password: str) -> bool:
         "login nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls"
     )
     secret = sql.Literal(password) if password else sql.SQL("null")
-    statement = sql.SQL("create role {} with {} password {}" if created else
-                        "alter role {} with {} password {}")
+    statement = sql.SQL(
+        "create role {} with {} password {}" if created else "alter role {} with {} password {}"
+    )
     try:
         con.execute(statement.format(sql.Identifier(role), attributes, secret))
     except errors.InsufficientPrivilege as exc:

@@ -73,15 +73,22 @@ def cmd_report(args: argparse.Namespace) -> None:
     s = get_settings()
     key = args.week if args.kind == "weekly" else args.day
     if (args.week and args.kind != "weekly") or (args.day and args.kind != "daily"):
-        raise OpsWarehouseError("--week goes with `ops report weekly`, --day with `ops report daily`")
+        raise OpsWarehouseError(
+            "--week goes with `ops report weekly`, --day with `ops report daily`"
+        )
     with console.status(f"{args.kind} report …") as st:
         run = run_report(
-            s, args.kind, period_key=key, language=args.language, send=args.send,
+            s,
+            args.kind,
+            period_key=key,
+            language=args.language,
+            send=args.send,
             progress=lambda step: st.update(f"{args.kind} report: {step} …"),
         )
     out = run.summary()
-    table = Table("", "", title=f"{out['report'].capitalize()} report {out['period']}",
-                  show_header=False)
+    table = Table(
+        "", "", title=f"{out['report'].capitalize()} report {out['period']}", show_header=False
+    )
     table.add_row("as of", out["as_of_date"] + (" [red](stale)[/]" if out["stale"] else ""))
     table.add_row("language", out["language"])
     table.add_row("HTML", out["html"])
@@ -96,7 +103,9 @@ def cmd_report(args: argparse.Namespace) -> None:
     console.print("What needs attention:" if out["attention"] else "Nothing needs attention.")
     for sentence in out["attention"]:
         console.print(f"  • {sentence}")
-    console.print(f"Open {out['html']} in a browser{'' if args.send else ', or add --send to email it'}.")
+    console.print(
+        f"Open {out['html']} in a browser{'' if args.send else ', or add --send to email it'}."
+    )
 
 
 def cmd_docs(args: argparse.Namespace) -> None:

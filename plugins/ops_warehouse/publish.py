@@ -98,8 +98,9 @@ def publish(settings: Settings, run: RunInfo) -> str:
             from ops_warehouse.parquet_export import export_marts
 
             files = export_marts(settings.published_path, settings.parquet_export_dir)
-            log.info("exported %d mart tables as Parquet to %s", len(files),
-                     settings.parquet_export_dir)
+            log.info(
+                "exported %d mart tables as Parquet to %s", len(files), settings.parquet_export_dir
+            )
     audit.record_run_finish(settings, run, "published", finished_at=finished_at)
     log.info("published %d mart tables and the audit trail to %s", len(marts), where)
     return where

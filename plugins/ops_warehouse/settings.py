@@ -123,7 +123,8 @@ class Settings:
             anomaly_sigma=float(_env("OPS_ANOMALY_SIGMA", "2.5")),
             report_send_attempts=int(_env("OPS_REPORT_SEND_ATTEMPTS", "3")),
             parquet_export_dir=(
-                Path(_env("OPS_PARQUET_EXPORT_DIR", "")) if _env("OPS_PARQUET_EXPORT_DIR", "")
+                Path(_env("OPS_PARQUET_EXPORT_DIR", ""))
+                if _env("OPS_PARQUET_EXPORT_DIR", "")
                 else None
             ),
             bi_reader_password=_env("OPS_BI_READER_PASSWORD", ""),

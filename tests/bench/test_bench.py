@@ -28,10 +28,22 @@ def test_bench_measures_every_stage_of_both_phases(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPS_")}
     run = subprocess.run(
         [
-            sys.executable, "bench/bench.py", "--scale", f"{SMALL_SCALE:g}", "--no-airflow",
-            "--no-baselines", "--root", str(tmp_path / "work"), "--results-dir", str(results),
+            sys.executable,
+            "bench/bench.py",
+            "--scale",
+            f"{SMALL_SCALE:g}",
+            "--no-airflow",
+            "--no-baselines",
+            "--root",
+            str(tmp_path / "work"),
+            "--results-dir",
+            str(results),
         ],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1200,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (path,) = results.glob("*.json")

@@ -30,8 +30,9 @@ def incremental_and_full(tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
     world_dir = root / "world"
     first_day = MARTS_UNTIL - timedelta(days=DAYS)
-    world.generate(world_dir, seed=11, scale=0.03, until=first_day,
-                   history_days=MARTS_HISTORY_DAYS - DAYS)
+    world.generate(
+        world_dir, seed=11, scale=0.03, until=first_day, history_days=MARTS_HISTORY_DAYS - DAYS
+    )
     with DemoServer(world_dir, marketing_token="m-token", support_token="s-token") as server:
         inc = make_settings(root / "inc", world_dir, server.url)
         _load(inc, first_day)

@@ -53,8 +53,12 @@ def as_role(settings, role: str, database_url: str | None = None) -> psycopg.Con
 
     url = make_url(database_url or settings.published_postgres_url)
     return psycopg.connect(
-        host=url.host, port=url.port or 5432, dbname=url.database, user=role,
-        password=settings.bi_reader_password, autocommit=True,
+        host=url.host,
+        port=url.port or 5432,
+        dbname=url.database,
+        user=role,
+        password=settings.bi_reader_password,
+        autocommit=True,
     )
 
 
@@ -80,7 +84,8 @@ def test_bi_reader_reads_every_mart_and_nothing_else(bi):
     with psycopg.connect(ADMIN) as con:
         assert con.execute(
             "select rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolpassword is not null "
-            "from pg_authid where rolname = %s", [role]
+            "from pg_authid where rolname = %s",
+            [role],
         ).fetchone() == (True, False, False, False, True)
 
     published(settings, "bi__1")

@@ -167,8 +167,9 @@ def wait_for(what: str, check, timeout: float, processes: Processes, interval: f
             return value
         for name, proc in processes.started.items():
             if proc.poll() is not None and name != "worker-killed":
-                raise AssertionError(f"{name} exited while waiting for {what}:\n"
-                                     + processes.log(name))
+                raise AssertionError(
+                    f"{name} exited while waiting for {what}:\n" + processes.log(name)
+                )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
@@ -240,60 +241,85 @@ def stack(tmp_path_factory, world, world_server) -> Iterator[Stack]:
         port = free_port()
         api_url = f"http://127.0.0.1:{port}"
         metadata = f"postgresql+psycopg://postgres@127.0.0.1:5432/{names['airflow']}"
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("OPS_", "AIRFLOW_", "AIRFLOW__"))}
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OPS_", "AIRFLOW_", "AIRFLOW__"))
+        }
         env = airflow_env(replace(settings, home=home))  # AIRFLOW_HOME, folders, PYTHONPATH
-        env = {**base, **{k: v for k, v in env.items() if k.startswith("AIRFLOW")},
-               "PYTHONPATH": env["PYTHONPATH"], **ops_env(settings)}
-        env.update({
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-            # Airflow derives asyncpg for its async engine otherwise (not installed)
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata.replace(
-                "+psycopg://", "+psycopg_async://"),
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": f"{REDIS}/{redis_db}",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            # workers reach the Task Execution API on the api-server's port, or every task fails
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-            "AIRFLOW__API__BASE_URL": api_url,
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            # paused until the manual runs exist, so the scheduler adds none of its own
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            # a killed task is noticed within seconds and retried at once (the DAGs' own
-            # retry delay is minutes; this global cap keeps the test short)
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "25",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
-            "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "3",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        })
+        env = {
+            **base,
+            **{k: v for k, v in env.items() if k.startswith("AIRFLOW")},
+            "PYTHONPATH": env["PYTHONPATH"],
+            **ops_env(settings),
+        }
+        env.update(
+            {
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+                # Airflow derives asyncpg for its async engine otherwise (not installed)
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata.replace(
+                    "+psycopg://", "+psycopg_async://"
+                ),
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CELERY__BROKER_URL": f"{REDIS}/{redis_db}",
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                # workers reach the Task Execution API on the api-server's port, or every task fails
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+                "AIRFLOW__API__BASE_URL": api_url,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                # paused until the manual runs exist, so the scheduler adds none of its own
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # a killed task is noticed within seconds and retried at once (the DAGs' own
+                # retry delay is minutes; this global cap keeps the test short)
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "25",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
+                "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "3",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            }
+        )
         Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         broker.flushdb()
-        for args in (["db", "migrate"],
-                     ["pools", "set", WRITER_POOL, "1", "One writer of the warehouse"]):
-            result = subprocess.run([airflow_bin(), *args], env=env, capture_output=True,
-                                    text=True, timeout=300)
+        for args in (
+            ["db", "migrate"],
+            ["pools", "set", WRITER_POOL, "1", "One writer of the warehouse"],
+        ):
+            result = subprocess.run(
+                [airflow_bin(), *args], env=env, capture_output=True, text=True, timeout=300
+            )
             assert result.returncode == 0, f"airflow {args[0]}: {result.stderr[-3000:]}"
         airflow = airflow_bin()
-        processes.start("api-server", [airflow, "api-server", "--host", "127.0.0.1",
-                                       "--port", str(port)], env)
+        processes.start(
+            "api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)], env
+        )
         processes.start("scheduler", [airflow, "scheduler"], env)
         processes.start("dag-processor", [airflow, "dag-processor"], env)
         for n in (1, 2):
-            processes.start(f"worker-{n}", [airflow, "celery", "worker", "--concurrency", "1",
-                                            "--celery-hostname", f"w{n}@%h", "--skip-serve-logs"],
-                            env)
+            processes.start(
+                f"worker-{n}",
+                [
+                    airflow,
+                    "celery",
+                    "worker",
+                    "--concurrency",
+                    "1",
+                    "--celery-hostname",
+                    f"w{n}@%h",
+                    "--skip-serve-logs",
+                ],
+                env,
+            )
         yield Stack(settings, env, processes, api_url, day)
     finally:
         processes.kill_all()
@@ -339,31 +365,52 @@ def test_pipeline_on_celery_survives_a_killed_worker(undisturbed, stack):
             return False
 
     wait_for("the DAGs to be parsed", parsed, 180, stack.processes, interval=2)
-    wait_for("both Celery workers", lambda: all(
-        " ready." in stack.processes.log(f"worker-{n}") for n in (1, 2)), 180, stack.processes)
+    wait_for(
+        "both Celery workers",
+        lambda: all(" ready." in stack.processes.log(f"worker-{n}") for n in (1, 2)),
+        180,
+        stack.processes,
+    )
     has_reports = any(d.dag_id == "reports" for d in dags.get_dags(limit=100).dags)
 
     start = datetime(stack.day.year, stack.day.month, stack.day.day, tzinfo=UTC)
     for dag_id in INGEST:
-        runs.trigger_dag_run(dag_id, TriggerDAGRunPostBody(
-            dag_run_id=f"e2e__{stack.day}", logical_date=start,
-            data_interval_start=start, data_interval_end=start + timedelta(days=1),
-        ))
+        runs.trigger_dag_run(
+            dag_id,
+            TriggerDAGRunPostBody(
+                dag_run_id=f"e2e__{stack.day}",
+                logical_date=start,
+                data_interval_start=start,
+                data_interval_end=start + timedelta(days=1),
+            ),
+        )
     for dag_id in (*INGEST, "transform", *(["reports"] if has_reports else [])):
         dags.patch_dag(dag_id, DAGPatchBody(is_paused=False))
 
     # every load succeeds, each through a Celery worker
     for dag_id in INGEST:
-        run = wait_for(f"{dag_id} to finish", lambda d=dag_id: next(
-            (r for r in dag_runs(api, d) if r.state in ("success", "failed")), None),
-            300, stack.processes, interval=2)
+        run = wait_for(
+            f"{dag_id} to finish",
+            lambda d=dag_id: next(
+                (r for r in dag_runs(api, d) if r.state in ("success", "failed")), None
+            ),
+            300,
+            stack.processes,
+            interval=2,
+        )
         assert run.state == "success", f"{dag_id}: {run.state}\n" + stack.processes.log("scheduler")
         assert [r.dag_run_id for r in dag_runs(api, dag_id)] == [f"e2e__{stack.day}"], (
-            "the scheduler added a run of its own")
+            "the scheduler added a run of its own"
+        )
 
     # transform starts from the three raw assets; kill the worker running its dbt build
-    transform = wait_for("the asset-triggered transform run", lambda: next(
-        iter(dag_runs(api, "transform")), None), 120, stack.processes, interval=2)
+    transform = wait_for(
+        "the asset-triggered transform run",
+        lambda: next(iter(dag_runs(api, "transform")), None),
+        120,
+        stack.processes,
+        interval=2,
+    )
 
     def dbt_running():
         ti = tis.get_task_instance("transform", transform.dag_run_id, KILLED_TASK)
@@ -377,9 +424,15 @@ def test_pipeline_on_celery_survives_a_killed_worker(undisturbed, stack):
     stack.processes.kill("worker-killed")
     killed_at = time.monotonic()
 
-    final = wait_for("transform to finish", lambda: next(
-        (r for r in dag_runs(api, "transform") if r.state in ("success", "failed")), None),
-        420, stack.processes, interval=3)
+    final = wait_for(
+        "transform to finish",
+        lambda: next(
+            (r for r in dag_runs(api, "transform") if r.state in ("success", "failed")), None
+        ),
+        420,
+        stack.processes,
+        interval=3,
+    )
     assert final.state == "success", stack.processes.log("scheduler")
     tries = tis.get_task_instance_tries("transform", final.dag_run_id, KILLED_TASK)
     states = [(t.try_number, t.state) for t in tries.task_instances]
@@ -388,15 +441,28 @@ def test_pipeline_on_celery_survives_a_killed_worker(undisturbed, stack):
     survivor = "worker-2" if victim == "worker-1" else "worker-1"
     retried = tis.get_task_instance("transform", final.dag_run_id, KILLED_TASK)
     assert retried.try_number >= 2
-    print(f"killed {victim} in {KILLED_TASK}; retried on {survivor}; transform succeeded "
-          f"{time.monotonic() - killed_at:.0f} s after the kill")
+    print(
+        f"killed {victim} in {KILLED_TASK}; retried on {survivor}; transform succeeded "
+        f"{time.monotonic() - killed_at:.0f} s after the kill"
+    )
 
     if has_reports:
         # the run the publish triggered (a time-scheduled run of its own may also appear)
-        reports = wait_for("the asset-triggered reports run to finish", lambda: next(
-            (r for r in dag_runs(api, "reports") if getattr(r.run_type, "value", r.run_type) == "asset_triggered"
-             and r.state in ("success", "failed")), None),
-            300, stack.processes, interval=3)
+        reports = wait_for(
+            "the asset-triggered reports run to finish",
+            lambda: next(
+                (
+                    r
+                    for r in dag_runs(api, "reports")
+                    if getattr(r.run_type, "value", r.run_type) == "asset_triggered"
+                    and r.state in ("success", "failed")
+                ),
+                None,
+            ),
+            300,
+            stack.processes,
+            interval=3,
+        )
         assert reports.state == "success", f"reports run {reports.dag_run_id} failed"
 
     # the published marts equal DuckDB marts built from the same world without Airflow

@@ -18,7 +18,10 @@ from ops_warehouse.settings import PROJECT_ROOT
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 AIRFLOW_SERVICES = (
-    "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
     "airflow-worker",
 )
 RUN_ONCE = ("airflow-init", "metabase-init")
@@ -45,12 +48,14 @@ def host_of(url: str) -> str:
 
 def test_the_file_parses_and_docker_compose_agrees_where_available(compose):
     assert set(compose) >= {"services", "volumes"}
-    if shutil.which("docker") and subprocess.run(
-        ["docker", "compose", "version"], capture_output=True
-    ).returncode == 0:  # no Compose plugin on the development machines: PyYAML only
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):  # no Compose plugin on the development machines: PyYAML only
         result = subprocess.run(
             ["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
             env={"PATH": "/usr/bin:/bin", **{k: "x" for k in _required_variables()}},
         )
         assert result.returncode == 0, result.stderr
@@ -62,7 +67,13 @@ def _required_variables() -> set[str]:
 
 def test_every_service_of_the_stack_is_there(services):
     assert set(services) >= {
-        "postgres", "redis", "mailpit", "metabase", "demo-sources", *AIRFLOW_SERVICES, *RUN_ONCE
+        "postgres",
+        "redis",
+        "mailpit",
+        "metabase",
+        "demo-sources",
+        *AIRFLOW_SERVICES,
+        *RUN_ONCE,
     }
     assert services["airflow-worker"]["command"][:3] == ["airflow", "celery", "worker"]
 
@@ -70,10 +81,17 @@ def test_every_service_of_the_stack_is_there(services):
 def test_every_host_the_dags_reach_is_a_service(services):
     for name in AIRFLOW_SERVICES:
         e = env(services[name])
-        for key in ("OPS_POSTGRES_URL", "OPS_PUBLISHED_POSTGRES_URL", "OPS_MARKETING_API_URL",
-                    "OPS_SUPPORT_API_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                    "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
-                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW_CONN_SMTP_DEFAULT"):
+        for key in (
+            "OPS_POSTGRES_URL",
+            "OPS_PUBLISHED_POSTGRES_URL",
+            "OPS_MARKETING_API_URL",
+            "OPS_SUPPORT_API_URL",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CELERY__BROKER_URL",
+            "AIRFLOW__CELERY__RESULT_BACKEND",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+        ):
             assert key in e, f"{name} has no {key}"
             assert host_of(e[key]) in services, f"{name}: {key} points at {host_of(e[key])!r}"
         assert e["OPS_WAREHOUSE"] == "postgres"
@@ -86,8 +104,9 @@ def test_every_host_the_dags_reach_is_a_service(services):
     metabase = env(services["metabase-init"])
     assert metabase["BI_READER_USER"] == "bi_reader"
     assert metabase["WAREHOUSE_HOST"] in services
-    assert metabase["WAREHOUSE_DB"] == host_db(env(services["airflow-worker"])[
-        "OPS_PUBLISHED_POSTGRES_URL"])
+    assert metabase["WAREHOUSE_DB"] == host_db(
+        env(services["airflow-worker"])["OPS_PUBLISHED_POSTGRES_URL"]
+    )
 
 
 def host_port(mapping: str) -> tuple[str, str]:
@@ -109,7 +128,8 @@ def test_celery_executor_with_redis_broker_and_postgres_result_backend(services)
         assert e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://"), name
         assert e["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg://"), name
         assert e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].startswith(
-            "postgresql+psycopg_async://"), name
+            "postgresql+psycopg_async://"
+        ), name
         for secret in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
             assert e[secret].startswith("${"), f"{name}: {secret} must come from .env"
 
@@ -123,12 +143,14 @@ def test_healthchecks_and_start_order(services):
     for name, service in services.items():
         for dependency, rule in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
-            wanted = ("service_completed_successfully" if dependency in RUN_ONCE
-                      else "service_healthy")
+            wanted = (
+                "service_completed_successfully" if dependency in RUN_ONCE else "service_healthy"
+            )
             assert rule["condition"] == wanted, f"{name} → {dependency}"
     for name in AIRFLOW_SERVICES:
         assert services[name]["depends_on"]["airflow-init"]["condition"] == (
-            "service_completed_successfully")
+            "service_completed_successfully"
+        )
 
 
 def test_no_secret_is_written_in_the_file():
@@ -157,14 +179,23 @@ def test_the_image_is_built_from_the_lock(services):
     for name in AIRFLOW_SERVICES + RUN_ONCE + ("demo-sources",):
         assert "build" in services[name], f"{name} does not use the project image"
     # what the stack relies on is in the lock, at the version pyproject.toml pins
-    lock = {p["name"]: p["version"] for p in tomllib.loads(
-        (PROJECT_ROOT / "uv.lock").read_text())["package"] if "version" in p}
+    lock = {
+        p["name"]: p["version"]
+        for p in tomllib.loads((PROJECT_ROOT / "uv.lock").read_text())["package"]
+        if "version" in p
+    }
     pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
     pin = next(d for d in pyproject["project"]["dependencies"] if d.startswith("apache-airflow=="))
     assert lock["apache-airflow"] == pin.split("==")[1]
-    for package in ("apache-airflow-providers-celery", "celery", "redis", "psycopg",
-                    "psycopg2-binary",
-                    "dbt-postgres", "apache-airflow-providers-smtp"):
+    for package in (
+        "apache-airflow-providers-celery",
+        "celery",
+        "redis",
+        "psycopg",
+        "psycopg2-binary",
+        "dbt-postgres",
+        "apache-airflow-providers-smtp",
+    ):
         assert package in lock, f"{package} is not in uv.lock"
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     assert {".venv", "var", ".git", ".env"} <= set(ignored)
@@ -191,4 +222,5 @@ def test_environment_names_are_known_settings_and_airflow_options(services):
             elif key.startswith("AIRFLOW__"):
                 _, section, option = key.split("__", 2)
                 assert (section.lower(), option.lower()) in known, (
-                    f"{name}: {key} is not an Airflow option")
+                    f"{name}: {key} is not an Airflow option"
+                )

@@ -44,10 +44,12 @@ def test_each_publish_writes_every_mart_as_parquet(settings):
     for table in MART_TABLES:
         assert differences(settings, table) == 0, f"{table}.parquet differs from the mart"
     with duckdb.connect() as con:
-        types = dict(con.execute(
-            "select column_name, column_type from (describe select * from read_parquet(?))",
-            [str(settings.parquet_export_dir / "fct_orders.parquet")],
-        ).fetchall())
+        types = dict(
+            con.execute(
+                "select column_name, column_type from (describe select * from read_parquet(?))",
+                [str(settings.parquet_export_dir / "fct_orders.parquet")],
+            ).fetchall()
+        )
     assert types["net_revenue"].startswith("DECIMAL"), "money stays exact in the export"
 
     # the next publish replaces the files: a reader with the old one open keeps its bytes

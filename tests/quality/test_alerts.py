@@ -109,7 +109,11 @@ def test_passing_checks_send_nothing(settings, smtp):
 def test_a_clean_marts_validation_rebuilds_the_data_docs(settings, smtp):
     this = run("scheduled__2026-11-25")
     summary = enforce_quality_gate(
-        settings, this, "staging/marts", [PASSED], airflow_context(this, "validate_marts"),
+        settings,
+        this,
+        "staging/marts",
+        [PASSED],
+        airflow_context(this, "validate_marts"),
         always_docs=True,
     )
     assert smtp.messages == []

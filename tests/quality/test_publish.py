@@ -41,7 +41,11 @@ def settings(duckdb_marts, tmp_path):
 def _quarantine_a_customer(settings) -> None:
     """A quarantined row as the loaders write it, its payload holding an email address."""
     quarantine_row(
-        settings, "sales", "customers", "C9", "country: value outside its allowed set",
+        settings,
+        "sales",
+        "customers",
+        "C9",
+        "country: value outside its allowed set",
         {"customer_id": "C9", "email": CUSTOMER_EMAIL, "country": "XX"},
     )
 
@@ -225,8 +229,14 @@ def test_readers_see_consistent_snapshots_while_publish_runs(settings, tmp_path)
         text=True,
     )
     report_reader = subprocess.Popen(
-        [sys.executable, "-c", REPORT_READER, str(settings.published_path), str(stop),
-         RECONCILIATION_SQL],
+        [
+            sys.executable,
+            "-c",
+            REPORT_READER,
+            str(settings.published_path),
+            str(stop),
+            RECONCILIATION_SQL,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -259,7 +269,8 @@ def test_readers_see_consistent_snapshots_while_publish_runs(settings, tmp_path)
     print(f"report reader: {len(reports['reports'])} reports")
     assert reports["error_count"] == 0, reports["errors"]
     assert all(start == end for start, end in reports["reports"]), (
-        "a held connection saw the warehouse change between two of its queries")
+        "a held connection saw the warehouse change between two of its queries"
+    )
     assert not [r for r in reports["reports"] if r[0][0] != r[0][1]], "identity broken"
     report = json.loads(out.strip().splitlines()[-1])
     print(f"reader: {len(report['snapshots'])} snapshots")

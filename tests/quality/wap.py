@@ -54,7 +54,12 @@ PASSED = CheckResult(
 
 
 def quarantine_row(
-    settings: Settings, source: str, entity: str, key: str, reason: str, payload: dict,
+    settings: Settings,
+    source: str,
+    entity: str,
+    key: str,
+    reason: str,
+    payload: dict,
     quarantined_at: str = "now()",
 ) -> None:
     """A quarantined row as the loaders write it into raw_<source>._quarantine."""

@@ -19,12 +19,30 @@ from tests.quality.wap import quarantine_row, working_copy
 WEEK = "2026-W47"  # the last complete ISO week of the marts world (MARTS_UNTIL is a Sunday)
 RUN = RunInfo("transform", "scheduled__2026-11-23", datetime(2026, 11, 23, tzinfo=UTC))
 CHECKS = [
-    CheckResult(suite="orders.raw", check="expect_column_values_to_be_unique", column="order_id",
-                severity="block", success=True, unexpected_count=0),
-    CheckResult(suite="orders.raw", check="expect_table_row_count_to_be_between", column=None,
-                severity="warn", success=False, observed_value="41 rows"),
-    CheckResult(suite="kpi_daily.marts", check="expect_column_values_to_not_be_null",
-                column="date_day", severity="block", success=True, unexpected_count=0),
+    CheckResult(
+        suite="orders.raw",
+        check="expect_column_values_to_be_unique",
+        column="order_id",
+        severity="block",
+        success=True,
+        unexpected_count=0,
+    ),
+    CheckResult(
+        suite="orders.raw",
+        check="expect_table_row_count_to_be_between",
+        column=None,
+        severity="warn",
+        success=False,
+        observed_value="41 rows",
+    ),
+    CheckResult(
+        suite="kpi_daily.marts",
+        check="expect_column_values_to_not_be_null",
+        column="date_day",
+        severity="block",
+        success=True,
+        unexpected_count=0,
+    ),
 ]
 
 
@@ -32,12 +50,22 @@ CHECKS = [
 def published(duckdb_marts, tmp_path_factory):
     """Settings whose published warehouse is the marts world as of MARTS_UNTIL."""
     home = tmp_path_factory.mktemp("reports_home")
-    settings = working_copy(duckdb_marts, home, reports_dir=home / "reports",
-                            weekly_report_recipients=("lead@ops.test", "cfo@ops.test"),
-                            daily_digest_recipients=("lead@ops.test",))
-    quarantine_row(settings, "sales", "orders", "O-1", "no fx rate",
-                   {"order_id": "O-1", "currency": "XXX"},
-                   quarantined_at="timestamp '2026-11-20 10:00:00+00'")
+    settings = working_copy(
+        duckdb_marts,
+        home,
+        reports_dir=home / "reports",
+        weekly_report_recipients=("lead@ops.test", "cfo@ops.test"),
+        daily_digest_recipients=("lead@ops.test",),
+    )
+    quarantine_row(
+        settings,
+        "sales",
+        "orders",
+        "O-1",
+        "no fx rate",
+        {"order_id": "O-1", "currency": "XXX"},
+        quarantined_at="timestamp '2026-11-20 10:00:00+00'",
+    )
     audit.record_run_start(settings, RUN, as_of=MARTS_UNTIL)
     audit.record_dq_results(settings, RUN, CHECKS)
     publish.publish(settings, RUN)
@@ -52,8 +80,7 @@ def weekly(published):
 
 @pytest.fixture(scope="session")
 def weekly_zh(published, tmp_path_factory):
-    settings = dataclasses.replace(published,
-                                   reports_dir=tmp_path_factory.mktemp("reports_zh"))
+    settings = dataclasses.replace(published, reports_dir=tmp_path_factory.mktemp("reports_zh"))
     return run_report(settings, "weekly", period_key=WEEK, language="zh-CN", send=False)
 
 

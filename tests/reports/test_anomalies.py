@@ -30,8 +30,12 @@ def test_a_spike_beyond_sigma_is_an_anomaly():
 def test_a_normal_value_is_not_an_anomaly():
     mean, sd = statistics.fmean(HISTORY), statistics.stdev(HISTORY)
     assert anomalies.detect("orders", mean + 2.4 * sd, HISTORY, sigma=2.5) is None
-    assert anomalies.detect_all({"orders": mean, "csat": 0.8},
-                                {"orders": HISTORY, "csat": [0.8, 0.81, 0.79] * 3}, 2.5) == []
+    assert (
+        anomalies.detect_all(
+            {"orders": mean, "csat": 0.8}, {"orders": HISTORY, "csat": [0.8, 0.81, 0.79] * 3}, 2.5
+        )
+        == []
+    )
 
 
 def test_fewer_than_eight_periods_are_not_assessed():
@@ -59,13 +63,21 @@ def planted(published, tmp_path):
     week = date.fromisocalendar(2026, 47, 1)
     weeks = [week - timedelta(weeks=k) for k in range(1, 9)]
     with duckdb.connect(str(copy)) as con:
-        history = [r[0] for r in con.execute(
-            "select value from marts.kpi_scorecard where period_grain = 'week' and kpi = "
-            "'orders' and period_start in (" + ", ".join("?" * 8) + ")", weeks).fetchall()]
+        history = [
+            r[0]
+            for r in con.execute(
+                "select value from marts.kpi_scorecard where period_grain = 'week' and kpi = "
+                "'orders' and period_start in (" + ", ".join("?" * 8) + ")",
+                weeks,
+            ).fetchall()
+        ]
         mean, sd = statistics.fmean(history), statistics.stdev(history)
         spike = round(mean + 6 * sd)
-        con.execute("update marts.kpi_scorecard set value = ? where period_grain = 'week' "
-                    "and kpi = 'orders' and period_start = ?", [spike, week])
+        con.execute(
+            "update marts.kpi_scorecard set value = ? where period_grain = 'week' "
+            "and kpi = 'orders' and period_start = ?",
+            [spike, week],
+        )
     return dataclasses.replace(published, published_path=copy), spike, mean
 
 
@@ -73,7 +85,9 @@ def test_a_planted_spike_is_reported_with_its_sentence(planted):
     settings, spike, mean = planted
     report = content.build(settings, periods.week("2026-W47"), "en")
     fmt = Formatter(Messages("en"), settings.reporting_currency)
-    expected = (f"Orders rose {fmt.percent((spike - mean) / mean, 0)} to {fmt.count(spike)}, "
-                "above its 8-week range.")
+    expected = (
+        f"Orders rose {fmt.percent((spike - mean) / mean, 0)} to {fmt.count(spike)}, "
+        "above its 8-week range."
+    )
     assert expected in report.attention
     assert [a.kpi for a in report.anomalies].count("orders") == 1

@@ -33,7 +33,9 @@ def test_weekly_report_arrives_with_every_part(published, smtp, tmp_path):
     assert message.get_content_type() == "multipart/mixed"
     parts = _parts(message)
     assert [p.get_content_type() for p in message.get_payload()[0].get_payload()] == [
-        "text/plain", "multipart/related"], "text and HTML alternatives"
+        "text/plain",
+        "multipart/related",
+    ], "text and HTML alternatives"
     html = parts["text/html"][0].get_payload(decode=True).decode()
     text = parts["text/plain"][0].get_payload(decode=True).decode()
     assert "Headline scorecard" in html and "Headline scorecard" in text
@@ -43,14 +45,15 @@ def test_weekly_report_arrives_with_every_part(published, smtp, tmp_path):
     assert len(inline) == 5
     for image in parts["image/png"]:
         assert image.get_payload(decode=True).startswith(b"\x89PNG")
-    pdf, = parts["application/pdf"]
+    (pdf,) = parts["application/pdf"]
     assert pdf.get_filename() == "ops-weekly-2026-W47.pdf"
     assert pdf.get_payload(decode=True) == run.archived.pdf.read_bytes()
-    table, = parts["text/csv"]
+    (table,) = parts["text/csv"]
     assert table.get_payload(decode=True).decode() == run.archived.csv.read_text()
     record = json.loads(run.archived.delivery.read_text())
     assert record["status"] == "sent" and record["recipients"] == list(
-        settings.weekly_report_recipients)
+        settings.weekly_report_recipients
+    )
 
 
 def test_daily_digest_goes_to_its_own_recipients(published, smtp, tmp_path):
@@ -62,8 +65,9 @@ def test_daily_digest_goes_to_its_own_recipients(published, smtp, tmp_path):
 
 def test_without_smtp_the_report_is_archived_and_says_so(published, monkeypatch, tmp_path):
     monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
-    settings = dataclasses.replace(published, reports_dir=tmp_path / "reports",
-                                   smtp_conn_id="smtp_missing")
+    settings = dataclasses.replace(
+        published, reports_dir=tmp_path / "reports", smtp_conn_id="smtp_missing"
+    )
     run = run_report(settings, "daily", language="en", send=True)
     assert run.delivery.status == "not_configured"
     assert "'smtp_missing' is not configured" in run.delivery.summary
@@ -73,19 +77,20 @@ def test_without_smtp_the_report_is_archived_and_says_so(published, monkeypatch,
     assert "daily/" in index and "not configured" in index
 
 
-def test_a_failing_server_is_retried_and_recorded_never_raised(published, monkeypatch,
-                                                               tmp_path):
+def test_a_failing_server_is_retried_and_recorded_never_raised(published, monkeypatch, tmp_path):
     nobody = free_port()  # nothing listens here
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",
         f"smtp://127.0.0.1:{nobody}?disable_tls=true&disable_ssl=true&timeout=2&retry_limit=0",
     )
-    settings = dataclasses.replace(published, reports_dir=tmp_path / "reports",
-                                   report_send_attempts=3)
+    settings = dataclasses.replace(
+        published, reports_dir=tmp_path / "reports", report_send_attempts=3
+    )
     run = run_report(settings, "daily", language="en", send=False)  # rendered, not sent
     waits: list[float] = []
-    result = delivery.deliver(settings, run.rendered, run.archived, send=True,
-                              backoff_s=1.0, sleep=waits.append)
+    result = delivery.deliver(
+        settings, run.rendered, run.archived, send=True, backoff_s=1.0, sleep=waits.append
+    )
     assert result.status == "failed"
     assert len(result.attempts) == 3 and all(a["error"] for a in result.attempts)
     assert waits == [1.0, 2.0], "backs off between attempts, not after the last"

@@ -30,7 +30,9 @@ def _scorecard(settings, grain: str, start: date, columns: str) -> dict:
     rows = _published(
         settings,
         f"select kpi, {columns} from marts.kpi_scorecard "
-        "where period_grain = ? and period_start = ?", [grain, start])
+        "where period_grain = ? and period_start = ?",
+        [grain, start],
+    )
     return {r[0]: r[1:] for r in rows}
 
 
@@ -67,14 +69,19 @@ def test_weekly_html_scorecard_shows_the_published_values(published, weekly):
         minutes = KPI_UNITS[kpi] == "minutes"
         value, previous, change = week[kpi]
         target, attainment = month[kpi]
-        for cell, expected in (("value", value), ("previous", previous), ("change", change),
-                               ("target", target), ("attainment", attainment)):
+        for cell, expected in (
+            ("value", value),
+            ("previous", previous),
+            ("change", change),
+            ("target", target),
+            ("attainment", attainment),
+        ):
             if expected is None:
                 assert cells[cell] in ("", "n/a"), f"{kpi}.{cell}: {cells[cell]!r}"
                 continue
-            assert close_to_shown(cells[cell], expected, minutes=minutes and cell != "change"
-                                  and cell != "attainment"), (
-                f"{kpi}.{cell}: shows {cells[cell]!r}, published {expected!r}")
+            assert close_to_shown(
+                cells[cell], expected, minutes=minutes and cell != "change" and cell != "attainment"
+            ), f"{kpi}.{cell}: shows {cells[cell]!r}, published {expected!r}"
             checked += 1
     assert checked > 60
 
@@ -84,7 +91,8 @@ def test_cost_benefit_table_is_channel_roi_monthly(published, weekly):
         published,
         "select channel, month_start, spend, planned_spend, new_customers, cac, roas_90d "
         "from marts.channel_roi_monthly where month_start in (?, ?)",
-        [MONTH_START, date(2026, 10, 1)])
+        [MONTH_START, date(2026, 10, 1)],
+    )
     rows = Cells(weekly.archived.html.read_text(encoding="utf-8")).rows
     assert len(expected) > 4
     for channel, month, spend, planned, new_customers, cac, roas in expected:
@@ -100,14 +108,17 @@ def test_cost_benefit_table_is_channel_roi_monthly(published, weekly):
 
 
 def test_data_quality_section_counts_the_published_audit_trail(published, weekly):
-    (run, failed, warned), = _published(
+    ((run, failed, warned),) = _published(
         published,
         "select count(*), count(*) filter (where not success and severity = 'block'), "
         "count(*) filter (where not success and severity = 'warn') from audit.dq_results r "
         "join audit.pipeline_runs p using (dag_id, run_id) "
-        "where p.as_of_date between ? and ?", [WEEK_START, WEEK_START + timedelta(days=6)])
-    quarantined = dict(_published(
-        published, "select source, count(*) from audit.quarantine group by source"))
+        "where p.as_of_date between ? and ?",
+        [WEEK_START, WEEK_START + timedelta(days=6)],
+    )
+    quarantined = dict(
+        _published(published, "select source, count(*) from audit.quarantine group by source")
+    )
     html = weekly.archived.html.read_text(encoding="utf-8")
     page = Cells(html)
     assert run > 0 and warned > 0, "the fixture records checks, one of them a warning"
@@ -131,7 +142,8 @@ def test_daily_digest_compares_with_the_same_weekday_a_week_before(published, da
         assert _f(r["previous_value"]) == before[r["kpi"]]
         if values[r["kpi"]] is not None and before[r["kpi"]]:
             assert _f(r["change_pct"]) == pytest.approx(
-                (values[r["kpi"]] - before[r["kpi"]]) / abs(before[r["kpi"]]))
+                (values[r["kpi"]] - before[r["kpi"]]) / abs(before[r["kpi"]])
+            )
 
 
 def test_the_latest_week_is_the_last_complete_one(weekly):

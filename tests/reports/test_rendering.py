@@ -42,17 +42,29 @@ window.addEventListener("load", () => {
 
 def _chromium(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--window-size={EMAIL_WIDTH},1200", "--virtual-time-budget=5000",
-         "--run-all-compositor-stages-before-draw", *args],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--window-size={EMAIL_WIDTH},1200",
+            "--virtual-time-budget=5000",
+            "--run-all-compositor-stages-before-draw",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
 
 
 def _measure(html: Path) -> dict:
     probe = html.with_name("measure.html")
-    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"),
-                     encoding="utf-8")
+    probe.write_text(
+        html.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"), encoding="utf-8"
+    )
     try:
         dom = _chromium("--dump-dom", probe.as_uri()).stdout
     finally:
@@ -61,8 +73,9 @@ def _measure(html: Path) -> dict:
 
 
 def _pdf_pages(pdf: Path, out: Path) -> list[Path]:
-    subprocess.run(["pdftoppm", "-r", "60", "-png", str(pdf), str(out / "page")], check=True,
-                   timeout=120)
+    subprocess.run(
+        ["pdftoppm", "-r", "60", "-png", str(pdf), str(out / "page")], check=True, timeout=120
+    )
     return sorted(out.glob("page-*.png"))
 
 
@@ -83,8 +96,9 @@ def test_html_fits_an_email_and_every_image_loads(which, request, tmp_path):
     assert measured["broken"] == []
     assert measured["wide"] == [] and measured["scrollWidth"] <= EMAIL_WIDTH, measured
     shot = tmp_path / "report.png"
-    _chromium(f"--screenshot={shot}", f"--window-size={EMAIL_WIDTH},4200",
-              run.archived.html.as_uri())
+    _chromium(
+        f"--screenshot={shot}", f"--window-size={EMAIL_WIDTH},4200", run.archived.html.as_uri()
+    )
     assert shot.stat().st_size > 50_000 and _ink(shot) > 0.05
 
 
@@ -105,17 +119,26 @@ def test_pdf_pages_show_the_charts(which, request, tmp_path):
     title = i18n.Messages(run.rendered.content.language)("weekly_title")
     assert title in text.replace(" ", "").replace("\n", "") or title in text
     if run.rendered.content.language == "zh-CN":
-        fonts = {str(f.get("/BaseFont")) for page in reader.pages
-                 for f in (page["/Resources"].get("/Font") or {}).values()
-                 for f in [f.get_object()]}
+        fonts = {
+            str(f.get("/BaseFont"))
+            for page in reader.pages
+            for f in (page["/Resources"].get("/Font") or {}).values()
+            for f in [f.get_object()]
+        }
         assert any("CJK" in f for f in fonts), fonts
 
 
 def test_chinese_report_uses_its_catalogue_and_locale(weekly_zh, published):
     html = weekly_zh.archived.html.read_text(encoding="utf-8")
     zh = i18n.Messages("zh-CN")
-    for key in ("weekly_title", "section_scorecard", "section_attention", "section_charts",
-                "section_cost_benefit", "section_data_quality"):
+    for key in (
+        "weekly_title",
+        "section_scorecard",
+        "section_attention",
+        "section_charts",
+        "section_cost_benefit",
+        "section_data_quality",
+    ):
         assert zh(key) in html
     assert "2026年11月" in html
     symbol = get_currency_symbol(published.reporting_currency, "zh_Hans_CN")
@@ -145,10 +168,16 @@ def test_no_personal_data_in_any_report(weekly, daily, published):
     import duckdb
 
     with duckdb.connect(str(published.published_path), read_only=True) as con:
-        hashes = {r[0] for r in con.execute(
-            "select email_sha256 from marts.dim_customers limit 200").fetchall()}
-        customers = {r[0] for r in con.execute(
-            "select customer_id from marts.dim_customers limit 200").fetchall()}
+        hashes = {
+            r[0]
+            for r in con.execute(
+                "select email_sha256 from marts.dim_customers limit 200"
+            ).fetchall()
+        }
+        customers = {
+            r[0]
+            for r in con.execute("select customer_id from marts.dim_customers limit 200").fetchall()
+        }
     for run in (weekly, daily):
         for path in (run.archived.html, run.archived.text, run.archived.csv):
             text = path.read_text(encoding="utf-8")

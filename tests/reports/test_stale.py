@@ -22,8 +22,11 @@ MONDAY_AFTER = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # the Monday after week
 
 
 def _context(logical_date, run_type, events=None):
-    return {"logical_date": logical_date, "dag_run": SimpleNamespace(run_type=run_type),
-            "triggering_asset_events": events or {}}
+    return {
+        "logical_date": logical_date,
+        "dag_run": SimpleNamespace(run_type=run_type),
+        "triggering_asset_events": events or {},
+    }
 
 
 @pytest.fixture
@@ -40,8 +43,9 @@ def blocked_week(published, tmp_path, monkeypatch):
 
 def test_monday_report_goes_out_stale_from_the_last_published_data(blocked_week, smtp):
     with duckdb.connect(str(blocked_week.published_path), read_only=True) as con:
-        as_of, = con.execute("select max(as_of_date) from audit.pipeline_runs "
-                             "where status = 'published'").fetchone()
+        (as_of,) = con.execute(
+            "select max(as_of_date) from audit.pipeline_runs where status = 'published'"
+        ).fetchone()
     summary = airflow_tasks.make_report("weekly", _context(MONDAY_AFTER, "scheduled"))
     assert summary["period"] == "2026-W48" and summary["delivery"] == "sent"
     expected = f"Data is stale since {Formatter(Messages('en'), 'USD').day(as_of)}"
@@ -77,7 +81,8 @@ def test_a_monday_before_the_first_publish_skips_instead_of_failing(
 ):
     """A new deployment's first Monday can come before anything was published."""
     settings = dataclasses.replace(
-        published, published_path=tmp_path / "none" / "published.duckdb",
+        published,
+        published_path=tmp_path / "none" / "published.duckdb",
         reports_dir=tmp_path / "reports",
     )
     monkeypatch.setattr("ops_warehouse.settings.get_settings", lambda: settings)

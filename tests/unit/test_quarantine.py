@@ -254,12 +254,20 @@ def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(settings, wor
         for order_id, changes in (
             ("OORPHAN1", {"customer_id": "CNOBODY", "updated_at": "2026-11-01 10:00:00.000000"}),
             ("OORPHAN2", {"customer_id": "CNOBODY", "updated_at": "2026-11-22 10:00:00.000000"}),
-            ("ONOFX001", {"currency": "EUR", "ordered_at": "2000-01-01 10:00:00.000000",
-                          "updated_at": "2026-11-01 10:00:00.000000"}),
+            (
+                "ONOFX001",
+                {
+                    "currency": "EUR",
+                    "ordered_at": "2000-01-01 10:00:00.000000",
+                    "updated_at": "2026-11-01 10:00:00.000000",
+                },
+            ),
         ):
             values = {**row, "order_id": order_id, **changes}
-            con.execute(f"insert into orders ({', '.join(cols)}) values "
-                        f"({', '.join('?' for _ in cols)})", [values[c] for c in cols])
+            con.execute(
+                f"insert into orders ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
+                [values[c] for c in cols],
+            )
     load_source("sales", day_window(UNTIL), settings=settings)
     window = day_window(UNTIL)
     moved = sweep(settings, as_of_end=window.end, grace_days=2)
@@ -267,11 +275,18 @@ def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(settings, wor
     assert moved["orders: currency has no fx rate at or before the order date"] == 1
     quarantined = {(r[1], json.loads(r[2])[0], r[3]) for r in quarantine_rows(settings)}
     assert ("orders", "OORPHAN1", "foreign key customer_id points to no customer") in quarantined
-    assert ("orders", "ONOFX001",
-            "currency has no fx rate at or before the order date") in quarantined
+    assert (
+        "orders",
+        "ONOFX001",
+        "currency has no fx rate at or before the order date",
+    ) in quarantined
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        ids = {r[0] for r in con.execute(
-            "select order_id from raw_sales.orders where order_id like 'O%'").fetchall()}
+        ids = {
+            r[0]
+            for r in con.execute(
+                "select order_id from raw_sales.orders where order_id like 'O%'"
+            ).fetchall()
+        }
     # the young orphan waits out its grace period in raw
     assert "OORPHAN2" in ids and "OORPHAN1" not in ids and "ONOFX001" not in ids
 

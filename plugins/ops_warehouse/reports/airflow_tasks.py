@@ -60,13 +60,16 @@ def make_report(kind: str, context: Mapping[str, Any]) -> dict:
     run_type = _run_type(context)
     if kind == "weekly":
         if as_of is not None or run_type == "asset_triggered":
-            raise AirflowSkipException("a publish triggered this run: the weekly report "
-                                       "goes out on its Monday schedule")
+            raise AirflowSkipException(
+                "a publish triggered this run: the weekly report goes out on its Monday schedule"
+            )
         period = reference_period("weekly", _reference_day(context))
     else:
         if as_of is None and run_type == "scheduled":
-            raise AirflowSkipException("the Monday schedule triggered this run: the daily "
-                                       "digest follows the night's publish")
+            raise AirflowSkipException(
+                "the Monday schedule triggered this run: the daily "
+                "digest follows the night's publish"
+            )
         period = periods.day(as_of) if as_of else reference_period("daily", _reference_day(context))
     from ops_warehouse.reports.periods import NothingPublished
 

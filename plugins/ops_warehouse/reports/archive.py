@@ -95,8 +95,10 @@ def entries(settings: Settings) -> dict[str, list[dict]]:
 
 def write_index(settings: Settings, language: str) -> Path:
     m = Messages(language)
-    page = environment().get_template("index.html").render(
-        m=m, language=language, entries=entries(settings)
+    page = (
+        environment()
+        .get_template("index.html")
+        .render(m=m, language=language, entries=entries(settings))
     )
     index = settings.reports_dir / "index.html"
     index.parent.mkdir(parents=True, exist_ok=True)

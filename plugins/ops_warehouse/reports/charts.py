@@ -17,8 +17,13 @@ WIDTH_IN = 7.6  # 760 px at 100 dpi: fits an 800-px email with its margins
 DPI = 150  # sharper on high-density screens and in the PDF; shown at 760 px wide
 LATIN_FONT = "DejaVu Sans"
 CJK_FONT = "Noto Sans CJK SC"
-COLOURS = {"revenue": "#1a73e8", "spend": "#e8710a", "planned": "#9aa0a6", "good": "#1b7f3b",
-           "third": "#9334e6"}
+COLOURS = {
+    "revenue": "#1a73e8",
+    "spend": "#e8710a",
+    "planned": "#9aa0a6",
+    "good": "#1b7f3b",
+    "third": "#9334e6",
+}
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,16 @@ def render_all(content: Content) -> list[Chart]:
 
     fonts = [CJK_FONT, LATIN_FONT] if content.language == "zh-CN" else [LATIN_FONT, CJK_FONT]
     charts = []
-    with plt.rc_context({"font.family": "sans-serif", "font.sans-serif": fonts,
-                         "axes.unicode_minus": False, "font.size": 9,
-                         "axes.spines.top": False, "axes.spines.right": False}):
+    with plt.rc_context(
+        {
+            "font.family": "sans-serif",
+            "font.sans-serif": fonts,
+            "axes.unicode_minus": False,
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    ):
         for name, title, draw in _charts(content):
             fig = plt.figure(figsize=(WIDTH_IN, 3.3), dpi=DPI)
             try:
@@ -81,10 +93,20 @@ def _revenue_spend(fig, c: Content) -> bool:
         return False
     ax = fig.add_subplot()
     days = [r["date_day"] for r in rows]
-    ax.plot(days, [r["net_revenue"] or 0 for r in rows], color=COLOURS["revenue"],
-            label=c.m("legend_net_revenue"), linewidth=1.6)
-    ax.plot(days, [r["spend"] or 0 for r in rows], color=COLOURS["spend"],
-            label=c.m("legend_spend"), linewidth=1.6)
+    ax.plot(
+        days,
+        [r["net_revenue"] or 0 for r in rows],
+        color=COLOURS["revenue"],
+        label=c.m("legend_net_revenue"),
+        linewidth=1.6,
+    )
+    ax.plot(
+        days,
+        [r["spend"] or 0 for r in rows],
+        color=COLOURS["spend"],
+        label=c.m("legend_spend"),
+        linewidth=1.6,
+    )
     ax.axvspan(c.period.start, c.period.end, color="#e8f0fe", zorder=0)
     _money_axis(ax, c)
     step = max(1, len(days) // 8)
@@ -131,7 +153,9 @@ def _retention(fig, c: Content) -> bool:
     grid = [[float("nan")] * width for _ in cohorts]
     for r in rows:
         if r["retention_rate"] is not None:
-            grid[cohorts.index(r["cohort_month"])][r["months_since_first_order"]] = r["retention_rate"]
+            grid[cohorts.index(r["cohort_month"])][r["months_since_first_order"]] = r[
+                "retention_rate"
+            ]
     ax = fig.add_subplot()
     # month 0 is 100 % by definition; the colour scale spreads over the later months
     later = [v for row in grid for v in row[1:] if v == v]
@@ -140,8 +164,15 @@ def _retention(fig, c: Content) -> bool:
     for y, row in enumerate(grid):
         for x, v in enumerate(row):
             if v == v:
-                ax.text(x, y, c.fmt.percent(v, 0), ha="center", va="center", fontsize=6,
-                        color="white" if min(v, top) > top * 0.6 else "#202124")
+                ax.text(
+                    x,
+                    y,
+                    c.fmt.percent(v, 0),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if min(v, top) > top * 0.6 else "#202124",
+                )
     ax.set_yticks(range(len(cohorts)), [c.fmt.month_short(m) for m in cohorts], fontsize=7)
     ax.set_xticks(range(width))
     ax.set_xlabel(c.m("axis_months_since"))
@@ -157,10 +188,13 @@ def _support(fig, c: Content) -> bool:
         return False
     share_ax, minutes_ax = fig.subplots(1, 2)
     labels = [c.fmt.day_short(w) for w in weeks]
-    for kpi, key, colour in (("sla_attainment", "legend_sla", COLOURS["good"]),
-                             ("csat", "legend_csat", COLOURS["revenue"])):
-        share_ax.plot(labels, [series[kpi].get(w) for w in weeks], marker="o", color=colour,
-                      label=c.m(key))
+    for kpi, key, colour in (
+        ("sla_attainment", "legend_sla", COLOURS["good"]),
+        ("csat", "legend_csat", COLOURS["revenue"]),
+    ):
+        share_ax.plot(
+            labels, [series[kpi].get(w) for w in weeks], marker="o", color=colour, label=c.m(key)
+        )
     share_ax.yaxis.set_major_formatter(lambda v, _: c.fmt.percent(v, 0))
     share_ax.set_title(c.m("axis_share"), fontsize=9)
     share_ax.legend(frameon=False, loc="lower left")
@@ -174,21 +208,47 @@ def _support(fig, c: Content) -> bool:
 
 
 def _pacing(fig, c: Content) -> bool:
-    rows = [r for r in c.chart_data["channels"]
-            if (r["spend"] or 0) > 0 or (r["planned_spend"] or 0) > 0]
+    rows = [
+        r
+        for r in c.chart_data["channels"]
+        if (r["spend"] or 0) > 0 or (r["planned_spend"] or 0) > 0
+    ]
     if not rows:
         return False
     ax = fig.add_subplot()
     ys = range(len(rows))
     names = [c.m.channel(r["channel"]) for r in rows]
-    ax.barh([y - 0.2 for y in ys], [r["spend"] or 0 for r in rows], height=0.4,
-            color=COLOURS["spend"], label=c.m("legend_spend_to_date"))
-    ax.barh([y + 0.2 for y in ys], [r["planned_spend_to_date"] or 0 for r in rows], height=0.4,
-            color=COLOURS["planned"], label=c.m("legend_planned_to_date"))
-    ax.scatter([r["projected_spend"] or 0 for r in rows], ys, marker="D", color="#202124",
-               zorder=3, label=c.m("legend_projected"))
-    ax.scatter([r["planned_spend"] or 0 for r in rows], ys, marker="|", s=300, color="#b3261e",
-               zorder=3, label=c.m("legend_planned"))
+    ax.barh(
+        [y - 0.2 for y in ys],
+        [r["spend"] or 0 for r in rows],
+        height=0.4,
+        color=COLOURS["spend"],
+        label=c.m("legend_spend_to_date"),
+    )
+    ax.barh(
+        [y + 0.2 for y in ys],
+        [r["planned_spend_to_date"] or 0 for r in rows],
+        height=0.4,
+        color=COLOURS["planned"],
+        label=c.m("legend_planned_to_date"),
+    )
+    ax.scatter(
+        [r["projected_spend"] or 0 for r in rows],
+        ys,
+        marker="D",
+        color="#202124",
+        zorder=3,
+        label=c.m("legend_projected"),
+    )
+    ax.scatter(
+        [r["planned_spend"] or 0 for r in rows],
+        ys,
+        marker="|",
+        s=300,
+        color="#b3261e",
+        zorder=3,
+        label=c.m("legend_planned"),
+    )
     ax.set_yticks(list(ys), names)
     ax.invert_yaxis()
     from matplotlib.ticker import FuncFormatter

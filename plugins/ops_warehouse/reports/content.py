@@ -16,8 +16,16 @@ from ops_warehouse.settings import Settings
 
 # The daily digest's short scorecard
 DAILY_KPIS = (
-    "net_revenue", "orders", "new_customers", "spend", "blended_cac", "tickets_created",
-    "open_backlog", "median_first_reply_minutes", "sla_attainment", "csat",
+    "net_revenue",
+    "orders",
+    "new_customers",
+    "spend",
+    "blended_cac",
+    "tickets_created",
+    "open_backlog",
+    "median_first_reply_minutes",
+    "sla_attainment",
+    "csat",
 )
 STATUS_COLOURS = {
     "on_track": "#1b7f3b",
@@ -77,8 +85,9 @@ class Content:
     fmt: Formatter = field(repr=False)
 
 
-def build(settings: Settings, period: Period, language: str, *, now: datetime | None = None
-          ) -> Content:
+def build(
+    settings: Settings, period: Period, language: str, *, now: datetime | None = None
+) -> Content:
     """Read everything one report shows from the published warehouse (one snapshot)."""
     m = Messages(language)
     fmt = Formatter(m, settings.reporting_currency)
@@ -95,7 +104,8 @@ def build(settings: Settings, period: Period, language: str, *, now: datetime | 
     if fresh.as_of < covered_until:
         published = (
             m("stale_published", published_at=fmt.timestamp(fresh.published_at))
-            if fresh.published_at else ""
+            if fresh.published_at
+            else ""
         )
         stale = m("stale", as_of=fmt.day(fresh.as_of), published=published)
     title = m(f"{period.kind}_title")
@@ -125,8 +135,13 @@ def build(settings: Settings, period: Period, language: str, *, now: datetime | 
 def _period_label(period: Period, m: Messages, fmt: Formatter) -> str:
     if period.kind == "weekly":
         year, week, _ = period.start.isocalendar()
-        return m("weekly_period", week=week, year=year, start=fmt.day_short(period.start),
-                 end=fmt.day_short(period.end))
+        return m(
+            "weekly_period",
+            week=week,
+            year=year,
+            start=fmt.day_short(period.start),
+            end=fmt.day_short(period.end),
+        )
     return m("daily_period", day=fmt.day(period.start))
 
 
@@ -138,8 +153,18 @@ def _data_docs(settings: Settings) -> str | None:
     return index.resolve().as_uri() if index.is_file() else None
 
 
-def _row(kpi: str, value, previous, change, target, attainment, status, higher,
-         m: Messages, fmt: Formatter) -> ScoreRow:
+def _row(
+    kpi: str,
+    value,
+    previous,
+    change,
+    target,
+    attainment,
+    status,
+    higher,
+    m: Messages,
+    fmt: Formatter,
+) -> ScoreRow:
     return ScoreRow(
         kpi=kpi,
         label=m.kpi(kpi),
@@ -164,8 +189,12 @@ def _row(kpi: str, value, previous, change, target, attainment, status, higher,
 def _anomaly_sentence(a: anomalies.Anomaly, m: Messages, fmt: Formatter) -> str:
     change = a.change_vs_mean
     key = f"anomaly_{a.direction}" + ("" if change is not None else "_no_change")
-    return m(key, kpi=m.kpi(a.kpi), value=fmt.kpi(a.kpi, a.value),
-             change=fmt.percent(abs(change), 0) if change is not None else "")
+    return m(
+        key,
+        kpi=m.kpi(a.kpi),
+        value=fmt.kpi(a.kpi, a.value),
+        change=fmt.percent(abs(change), 0) if change is not None else "",
+    )
 
 
 def _weekly(db, period: Period, settings: Settings, m: Messages, fmt: Formatter) -> dict:
@@ -175,11 +204,26 @@ def _weekly(db, period: Period, settings: Settings, m: Messages, fmt: Formatter)
     rows = []
     for kpi in sorted(week, key=kpi_sort_key):
         w, mo = week[kpi], month.get(kpi, {})
-        rows.append(_row(kpi, w["value"], w["previous_value"], w["change_pct"],
-                         mo.get("target"), mo.get("target_attainment"),
-                         mo.get("status") or "no_target", w["higher_is_better"], m, fmt))
-    history = data.kpi_history(db, "week", period.start - timedelta(weeks=anomalies.TRAILING),
-                               period.start - timedelta(weeks=1))
+        rows.append(
+            _row(
+                kpi,
+                w["value"],
+                w["previous_value"],
+                w["change_pct"],
+                mo.get("target"),
+                mo.get("target_attainment"),
+                mo.get("status") or "no_target",
+                w["higher_is_better"],
+                m,
+                fmt,
+            )
+        )
+    history = data.kpi_history(
+        db,
+        "week",
+        period.start - timedelta(weeks=anomalies.TRAILING),
+        period.start - timedelta(weeks=1),
+    )
     weeks = [period.start - timedelta(weeks=k) for k in range(anomalies.TRAILING, 0, -1)]
     found = anomalies.detect_all(
         {kpi: r["value"] for kpi, r in week.items()},
@@ -187,16 +231,25 @@ def _weekly(db, period: Period, settings: Settings, m: Messages, fmt: Formatter)
         settings.anomaly_sigma,
     )
     attention = [
-        m("off_track", kpi=r.label, month=fmt.month(month_start), value=fmt.kpi(r.kpi, month[r.kpi]["value"]),
-          target=r.text["target"], attainment=r.text["attainment"])
-        for r in rows if r.status == "off_track"
+        m(
+            "off_track",
+            kpi=r.label,
+            month=fmt.month(month_start),
+            value=fmt.kpi(r.kpi, month[r.kpi]["value"]),
+            target=r.text["target"],
+            attainment=r.text["attainment"],
+        )
+        for r in rows
+        if r.status == "off_track"
     ] + [_anomaly_sentence(a, m, fmt) for a in found]
     previous_month = (month_start - timedelta(days=1)).replace(day=1)
     channels = data.channel_months(db, [month_start, previous_month])
     support_weeks = data.kpi_history(db, "week", period.start - timedelta(weeks=7), period.start)
     return {
-        "columns": {k: m(f"col_{k}") for k in
-                    ("kpi", "value", "previous", "change", "target", "attainment", "status")},
+        "columns": {
+            k: m(f"col_{k}")
+            for k in ("kpi", "value", "previous", "change", "target", "attainment", "status")
+        },
         "scorecard": rows,
         "month_start": month_start,
         "attainment_note": m("attainment_note", month=fmt.month(month_start)),
@@ -222,16 +275,23 @@ def _daily(db, period: Period, settings: Settings, m: Messages, fmt: Formatter) 
         value = today[kpi]["value"]
         before = history.get(kpi, {}).get(period.comparison_start)
         change = (value - before) / abs(before) if value is not None and before else None
-        rows.append(_row(kpi, value, before, change, None, None, None,
-                         today[kpi]["higher_is_better"], m, fmt))
+        rows.append(
+            _row(
+                kpi, value, before, change, None, None, None, today[kpi]["higher_is_better"], m, fmt
+            )
+        )
     found = anomalies.detect_all(
         {kpi: r["value"] for kpi, r in today.items()},
         {kpi: [h.get(d) for d in weeks] for kpi, h in history.items()},
         settings.anomaly_sigma,
     )
     return {
-        "columns": {"kpi": m("col_kpi"), "value": m("col_value_daily"),
-                    "previous": m("col_previous_daily"), "change": m("col_change")},
+        "columns": {
+            "kpi": m("col_kpi"),
+            "value": m("col_value_daily"),
+            "previous": m("col_previous_daily"),
+            "change": m("col_change"),
+        },
         "scorecard": rows,
         "month_start": None,
         "attainment_note": None,
@@ -247,19 +307,21 @@ def scorecard_csv_rows(content: Content) -> list[dict[str, Any]]:
     grain = "week" if content.kind == "weekly" else "day"
     out = []
     for r in content.scorecard:
-        out.append({
-            "period_grain": grain,
-            "period_start": content.period.start.isoformat(),
-            "kpi": r.kpi,
-            "value": _plain(r.value),
-            "previous_period_start": content.period.comparison_start.isoformat(),
-            "previous_value": _plain(r.previous),
-            "change_pct": _plain(r.change_pct),
-            "month_start": content.month_start.isoformat() if content.month_start else "",
-            "month_target": _plain(r.target),
-            "month_target_attainment": _plain(r.attainment),
-            "month_status": r.status or "",
-        })
+        out.append(
+            {
+                "period_grain": grain,
+                "period_start": content.period.start.isoformat(),
+                "kpi": r.kpi,
+                "value": _plain(r.value),
+                "previous_period_start": content.period.comparison_start.isoformat(),
+                "previous_value": _plain(r.previous),
+                "change_pct": _plain(r.change_pct),
+                "month_start": content.month_start.isoformat() if content.month_start else "",
+                "month_target": _plain(r.target),
+                "month_target_attainment": _plain(r.attainment),
+                "month_status": r.status or "",
+            }
+        )
     return out
 
 

@@ -184,8 +184,7 @@ def data_quality(db: Published, period: Period) -> dict[str, Any]:
         "  coalesce(sum(case when not r.success and r.severity = 'block' then 1 else 0 end), 0)"
         "    as checks_failed, "
         "  coalesce(sum(case when not r.success and r.severity <> 'block' then 1 else 0 end), 0)"
-        "    as checks_warned "
-        + PERIOD_RESULTS,
+        "    as checks_warned " + PERIOD_RESULTS,
         [period.start, period.end],
     )[0]
     quarantined = db.rows(
@@ -194,9 +193,8 @@ def data_quality(db: Published, period: Period) -> dict[str, Any]:
         [period.start, period.end],
     )
     failing = db.rows(
-        "select distinct r.suite, r.\"check\", r.severity " + PERIOD_RESULTS
-        + " and not r.success "
-        "order by r.severity, r.suite, r.\"check\"",
+        'select distinct r.suite, r."check", r.severity ' + PERIOD_RESULTS + " and not r.success "
+        'order by r.severity, r.suite, r."check"',
         [period.start, period.end],
     )
     return {

@@ -58,13 +58,18 @@ def message(rendered: Rendered, to: Sequence[str]) -> EmailMessage:
     html_part = msg.get_payload()[1]
     for chart in rendered.charts:
         html_part.add_related(
-            chart.png, "image", "png", cid=f"<{chart.name}>", filename=f"{chart.name}.png",
+            chart.png,
+            "image",
+            "png",
+            cid=f"<{chart.name}>",
+            filename=f"{chart.name}.png",
             disposition="inline",
         )
     stem = f"ops-{content.kind}-{content.period.key}"
     msg.add_attachment(rendered.pdf, "application", "pdf", filename=f"{stem}.pdf")
-    msg.add_attachment(rendered.csv.encode("utf-8"), "text", "csv",
-                       filename=f"{stem}-scorecard.csv")
+    msg.add_attachment(
+        rendered.csv.encode("utf-8"), "text", "csv", filename=f"{stem}-scorecard.csv"
+    )
     return msg
 
 
@@ -86,23 +91,27 @@ def deliver(
     elif not to:
         setting = RECIPIENT_SETTINGS[rendered.content.kind]
         result = Delivery(
-            "no_recipients", to,
+            "no_recipients",
+            to,
             summary=f"not sent: no recipients configured ({setting}); rendered and archived",
         )
     else:
-        result = _send(settings, rendered, to, backoff_s, sleep, SmtpNotConfigured,
-                       send_email_message)
+        result = _send(
+            settings, rendered, to, backoff_s, sleep, SmtpNotConfigured, send_email_message
+        )
     result.recorded_at = datetime.now(UTC).isoformat()
     archived.delivery.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
     (log.info if result.status in ("sent", "not_sent") else log.warning)(
-        "%s %s: %s (%s)", rendered.content.kind, rendered.content.period.key, result.summary,
+        "%s %s: %s (%s)",
+        rendered.content.kind,
+        rendered.content.period.key,
+        result.summary,
         archived.delivery,
     )
     return result
 
 
-def _send(settings, rendered, to, backoff_s, sleep, not_configured, send_email_message
-          ) -> Delivery:
+def _send(settings, rendered, to, backoff_s, sleep, not_configured, send_email_message) -> Delivery:
     attempts: list[dict] = []
     total = max(1, settings.report_send_attempts)
     for attempt in range(1, total + 1):
@@ -110,8 +119,12 @@ def _send(settings, rendered, to, backoff_s, sleep, not_configured, send_email_m
         try:
             send_email_message(settings, message(rendered, to))
         except not_configured as exc:
-            return Delivery("not_configured", to, [{"at": at, "error": str(exc)}],
-                            summary=f"not sent: {exc}; rendered and archived")
+            return Delivery(
+                "not_configured",
+                to,
+                [{"at": at, "error": str(exc)}],
+                summary=f"not sent: {exc}; rendered and archived",
+            )
         except Exception as exc:  # the server, the network, a refused recipient …
             attempts.append({"at": at, "error": f"{type(exc).__name__}: {exc}"})
             log.warning("sending the report failed (attempt %d of %d): %s", attempt, total, exc)
@@ -121,6 +134,8 @@ def _send(settings, rendered, to, backoff_s, sleep, not_configured, send_email_m
         attempts.append({"at": at, "error": None})
         return Delivery("sent", to, attempts, summary=f"sent to {', '.join(to)}")
     return Delivery(
-        "failed", to, attempts,
+        "failed",
+        to,
+        attempts,
         summary=f"sending failed {total} time(s), last: {attempts[-1]['error']}; archived only",
     )

@@ -43,12 +43,33 @@ KPI_UNITS = {
 }
 # KPIs in the order the scorecard shows them: money, customers, support
 KPI_ORDER = (
-    "net_revenue", "gross_revenue", "gross_margin", "gross_margin_pct", "orders", "aov",
-    "new_customers", "active_customers", "returning_customer_rate", "signups", "spend",
-    "impressions", "clicks", "ctr", "cpc", "cpm", "blended_cac", "tickets_created",
-    "tickets_solved", "open_backlog", "median_first_reply_minutes",
-    "median_full_resolution_minutes", "sla_attainment", "csat", "support_cost",
-    "cost_per_ticket", "tickets_per_100_active",
+    "net_revenue",
+    "gross_revenue",
+    "gross_margin",
+    "gross_margin_pct",
+    "orders",
+    "aov",
+    "new_customers",
+    "active_customers",
+    "returning_customer_rate",
+    "signups",
+    "spend",
+    "impressions",
+    "clicks",
+    "ctr",
+    "cpc",
+    "cpm",
+    "blended_cac",
+    "tickets_created",
+    "tickets_solved",
+    "open_backlog",
+    "median_first_reply_minutes",
+    "median_full_resolution_minutes",
+    "sla_attainment",
+    "csat",
+    "support_cost",
+    "cost_per_ticket",
+    "tickets_per_100_active",
 )
 
 
@@ -77,7 +98,10 @@ class Formatter:
         if self._missing(value):
             return self.m("not_available")
         return format_currency(
-            round(value), self.currency, format="¤#,##0", locale=self.locale,
+            round(value),
+            self.currency,
+            format="¤#,##0",
+            locale=self.locale,
             currency_digits=False,
         )
 
@@ -89,8 +113,9 @@ class Formatter:
     def number(self, value: float | None, digits: int = 2) -> str:
         if self._missing(value):
             return self.m("not_available")
-        return format_decimal(round(value, digits), format=f"#,##0.{'0' * digits}",
-                              locale=self.locale)
+        return format_decimal(
+            round(value, digits), format=f"#,##0.{'0' * digits}", locale=self.locale
+        )
 
     def percent(self, value: float | None, digits: int = 1) -> str:
         if self._missing(value):

@@ -52,8 +52,10 @@ def _runs(dq: dict, status: str) -> int:
 
 
 def html(content: Content, charts: list[Chart], images: dict[str, str]) -> str:
-    return environment().get_template(f"{content.kind}.html").render(
-        c=content, charts=charts, images=images, colours=STATUS_COLOURS, runs=_runs
+    return (
+        environment()
+        .get_template(f"{content.kind}.html")
+        .render(c=content, charts=charts, images=images, colours=STATUS_COLOURS, runs=_runs)
     )
 
 
@@ -64,8 +66,7 @@ def text(content: Content) -> str:
 def scorecard_csv(content: Content) -> str:
     rows = scorecard_csv_rows(content)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["kpi"],
-                            lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["kpi"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -99,5 +100,4 @@ def render(content: Content) -> Rendered:
     started = time.monotonic()
     document = pdf(embedded)
     seconds["pdf"] = time.monotonic() - started
-    return Rendered(content, charts, archive_html, email_html, body_text, document, table,
-                    seconds)
+    return Rendered(content, charts, archive_html, email_html, body_text, document, table, seconds)

@@ -75,31 +75,32 @@ def source_snapshot(world_dir: Path) -> dict[str, list[tuple]]:
 
 
 def raw_snapshot(settings: Settings) -> dict[str, list[tuple]]:
-    """Every raw table's contract columns (load metadata left out)."""
+    """Every raw table's contract columns (load metadata left out), on either engine."""
+    from ops_warehouse.warehouse import query
+
     out = {}
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        existing = set(
-            con.execute(
-                "select table_schema || '.' || table_name from information_schema.tables"
-            ).fetchall()
+    existing = {
+        f"{schema}.{table}"
+        for schema, table in query(
+            settings, "select table_schema, table_name from information_schema.tables"
         )
-        for entity in ENTITIES:
-            if (f"{entity.raw_schema}.{entity.name}",) not in existing:
-                continue
-            cols = ", ".join(f'"{f.name}"' for f in entity.fields)
-            if entity.mode == "files":
-                cols = "_file_name, " + cols
-            rows = con.execute(f"select {cols} from {entity.raw_schema}.{entity.name}").fetchall()
-            if entity.mode == "files":
-                out[entity.name] = sorted(
-                    (r[0], *(norm(v, f.type) for v, f in zip(r[1:], entity.fields, strict=True)))
-                    for r in rows
-                )
-            else:
-                out[entity.name] = sorted(
-                    tuple(norm(v, f.type) for v, f in zip(r, entity.fields, strict=True))
-                    for r in rows
-                )
+    }
+    for entity in ENTITIES:
+        if f"{entity.raw_schema}.{entity.name}" not in existing:
+            continue
+        cols = ", ".join(f'"{f.name}"' for f in entity.fields)
+        if entity.mode == "files":
+            cols = "_file_name, " + cols
+        rows = query(settings, f"select {cols} from {entity.raw_schema}.{entity.name}")
+        if entity.mode == "files":
+            out[entity.name] = sorted(
+                (r[0], *(norm(v, f.type) for v, f in zip(r[1:], entity.fields, strict=True)))
+                for r in rows
+            )
+        else:
+            out[entity.name] = sorted(
+                tuple(norm(v, f.type) for v, f in zip(r, entity.fields, strict=True)) for r in rows
+            )
     return out
 
 

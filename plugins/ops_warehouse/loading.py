@@ -40,6 +40,10 @@ class QuarantineThresholdExceeded(OpsWarehouseError):
     """Too large a share of one entity's rows broke row-level rules: the load blocks."""
 
 
+class LoadStateError(OpsWarehouseError):
+    """The load state in the warehouse could not be taken over by this worker."""
+
+
 @dataclass
 class EntityStats:
     rows_read: int = 0
@@ -205,6 +209,71 @@ def _pipeline(source: str, settings: Settings):
     )
 
 
+def warehouse_state_hash(settings: Settings, source: str, pipeline_name: str) -> str | None:
+    """The version hash of the load state the warehouse holds for one pipeline: the state
+    dlt stored with the last load that completed there. None when the warehouse has none
+    (a new, empty or lost warehouse)."""
+    from ops_warehouse.warehouse import query
+
+    if settings.warehouse == "duckdb" and not settings.warehouse_path.exists():
+        return None
+    schema = f"raw_{source}"
+    tables = {
+        r[0]
+        for r in query(
+            settings,
+            "select table_name from information_schema.tables where table_schema = ?",
+            [schema],
+        )
+    }
+    if not {"_dlt_pipeline_state", "_dlt_loads"} <= tables:
+        return None
+    rows = query(
+        settings,
+        f"select s.version_hash from {schema}._dlt_pipeline_state s"
+        f" join {schema}._dlt_loads l on l.load_id = s._dlt_load_id"
+        " where s.pipeline_name = ? and l.status = 0"
+        " order by l.load_id desc limit 1",
+        [pipeline_name],
+    )
+    return rows[0][0] if rows else None
+
+
+def _align_with_warehouse(pipeline, settings: Settings, source: str):
+    """Make the warehouse the only source of truth for load state.
+
+    dlt keeps the cursors in a local folder and in the destination, and trusts the local
+    folder whenever it exists. A lost or replaced warehouse (or a worker whose folder is
+    days old) would then load only what came after the local cursors and leave history
+    out, silently. So the local folder is a cache: when its state is not the one the
+    warehouse holds, it is dropped (pending packages with it: they were extracted against a
+    state the warehouse does not have; merge by key makes re-reading them harmless) and the
+    warehouse's state is restored; a warehouse without state means a full initial load."""
+    remote = warehouse_state_hash(settings, source, pipeline.pipeline_name)
+    local = pipeline.state.get("_version_hash") if pipeline.has_data else None
+    if remote is not None and local == remote:
+        return pipeline
+    if pipeline.has_data or pipeline.has_pending_data:
+        log.warning(
+            "%s: the local load state (%s) is not the warehouse's (%s); local copy dropped, %s",
+            source,
+            local or "none",
+            remote or "none",
+            "state restored from the warehouse" if remote else "full initial load",
+        )
+        pipeline = pipeline.drop()
+    if remote is not None:
+        pipeline.sync_destination()
+        restored = pipeline.state.get("_version_hash")
+        if restored != remote:
+            raise LoadStateError(
+                f"{source}: the load state restored from the warehouse ({restored}) is not the "
+                f"one it holds ({remote}); nothing was loaded. Check that {settings.dlt_dir} "
+                "(OPS_DLT_DIR) is not shared by two writers at once."
+            )
+    return pipeline
+
+
 def load_source(
     source: str,
     window: Window,
@@ -218,8 +287,9 @@ def load_source(
     settings = settings or get_settings()
     summary = LoadSummary(source=source, window=window, run_id=run_id)
     started = time.monotonic()
-    pipeline = _pipeline(source, settings)
-    # A previous run killed after extraction left a package: finish it before reading more.
+    pipeline = _align_with_warehouse(_pipeline(source, settings), settings, source)
+    # A previous run killed after extraction left a package that the warehouse's state
+    # accounts for: finish it before reading more.
     if pipeline.has_pending_data:
         log.warning("%s: finishing a load package left by an interrupted run", source)
         pipeline.normalize()

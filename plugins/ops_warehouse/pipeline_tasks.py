@@ -234,6 +234,10 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     for layer in layers:
         log.info("validating %s as of %s", layer, as_of)
         results += run_suites(settings, layer, as_of, run.run_id)
+    if "marts" in layers:
+        from ops_warehouse.completeness import run_gate
+
+        results += run_gate(settings, as_of)
     summary = enforce_quality_gate(
         settings, run, "/".join(layers), results, context, always_docs="marts" in layers
     )

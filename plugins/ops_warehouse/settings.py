@@ -51,6 +51,9 @@ class Settings:
     volume_tolerance: float
     published_postgres_url: str
     quarantine_threshold: float
+    row_drop_tolerance: float
+    closed_period_days: int
+    closed_period_tolerance: float
     duckdb_memory_limit: str
     alert_emails: tuple[str, ...]
     smtp_conn_id: str
@@ -113,6 +116,9 @@ class Settings:
                 "OPS_PUBLISHED_POSTGRES_URL", _published_database(postgres_url)
             ),
             quarantine_threshold=float(_env("OPS_QUARANTINE_THRESHOLD", "0.01")),
+            row_drop_tolerance=float(_env("OPS_ROW_DROP_TOLERANCE", "0.005")),
+            closed_period_days=int(_env("OPS_CLOSED_PERIOD_DAYS", "90")),
+            closed_period_tolerance=float(_env("OPS_CLOSED_PERIOD_TOLERANCE", "0.01")),
             alert_emails=_addresses(_env("OPS_ALERT_EMAILS", "")),
             smtp_conn_id=_env("OPS_SMTP_CONN_ID", "smtp_default"),
             alert_webhook_url=_env("OPS_ALERT_WEBHOOK_URL", ""),

@@ -167,12 +167,17 @@ def test_blocking_check_fails_its_airflow_task_and_a_clean_run_publishes(duckdb_
         blocked["run_id"]: "blocked",
         clean["run_id"]: "published",
     }
-    assert results == [
+    suites = [r for r in results if not r[1].endswith(".completeness")]
+    assert suites == [
         (blocked["run_id"], "orders.raw", False),
         (clean["run_id"], "orders.marts", True),
         (clean["run_id"], "orders.raw", True),
         (clean["run_id"], "orders.staging", True),
     ]
+    # the completeness gate ran with the marts' checks, compared with the earlier publish
+    gate = {(r[0], r[1], r[2]) for r in results if r[1].endswith(".completeness")}
+    assert (clean["run_id"], "fct_orders.completeness", True) in gate
+    assert {r[2] for r in gate} == {True} and {r[0] for r in gate} == {clean["run_id"]}
     with duckdb.connect(str(settings.published_path), read_only=True) as con:
         assert con.execute(
             "select status from audit.pipeline_runs where run_id = ?", [clean["run_id"]]

@@ -69,9 +69,14 @@ def ddl(schema: str = SCHEMA) -> tuple[str, ...]:
             rows_read bigint not null,
             rows_loaded bigint not null,
             rows_quarantined bigint not null,
+            source_rows bigint,
+            raw_rows bigint,
             primary key (dag_id, run_id, source, entity)
         )
         """,
+        # warehouses made before the per-load reconciliation with the source
+        f"alter table {schema}.pipeline_run_entities add column if not exists source_rows bigint",
+        f"alter table {schema}.pipeline_run_entities add column if not exists raw_rows bigint",
         f"""
         create table if not exists {schema}.dq_results (
             dag_id varchar not null,
@@ -113,13 +118,16 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class EntityCounts:
-    """One source entity's rows in one run: read = loaded + quarantined."""
+    """One source entity's rows in one run: read = loaded + quarantined; and, after the load,
+    the rows the source says it holds (None where it cannot tell) and the rows raw holds."""
 
     source: str
     entity: str
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
+    source_rows: int | None = None
+    raw_rows: int | None = None
 
 
 class Db:
@@ -312,7 +320,9 @@ def finish_run(
             [run.dag_id, run.run_id],
         )
         db.executemany(
-            f"insert into {schema}.pipeline_run_entities values (?, ?, ?, ?, ?, ?, ?)",
+            f"""insert into {schema}.pipeline_run_entities (dag_id, run_id, source, entity,
+                rows_read, rows_loaded, rows_quarantined, source_rows, raw_rows)
+                values (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 (
                     run.dag_id,
@@ -322,6 +332,8 @@ def finish_run(
                     e.rows_read,
                     e.rows_loaded,
                     e.rows_quarantined,
+                    e.source_rows,
+                    e.raw_rows,
                 )
                 for e in entities
             ],

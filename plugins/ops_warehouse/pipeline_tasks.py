@@ -47,6 +47,8 @@ def run_load(
     from ops_warehouse.loading import load_source
     from ops_warehouse.quarantine import sweep
     from ops_warehouse.settings import get_settings
+    from ops_warehouse.source_reconciliation import SourceGapError, reconcile
+    from ops_warehouse.source_reconciliation import check as check_reconciliation
     from ops_warehouse.sources.window import Window
 
     if interval_end is None:
@@ -67,6 +69,7 @@ def run_load(
             if (settings.warehouse == "duckdb")
             else {}
         )
+        reconciled = {r.entity: r for r in reconcile(settings, source, window, summary)}
     except Exception as exc:
         audit.record_run_finish(settings, run, "failed", message=str(exc)[:2000])
         if _not_retryable(exc):
@@ -84,15 +87,24 @@ def run_load(
     for rule, moved in swept.items():
         if moved:
             log.warning("quarantine sweep: %d row(s) moved (%s)", moved, rule)
-    audit.record_run_finish(
-        settings,
-        run,
-        "succeeded",
-        entities=[
-            audit.EntityCounts(source, name, s.rows_read, s.rows_loaded, s.rows_quarantined)
-            for name, s in summary.entities.items()
-        ],
-    )
+    entities = [
+        audit.EntityCounts(
+            source,
+            name,
+            s.rows_read,
+            s.rows_loaded,
+            s.rows_quarantined,
+            source_rows=reconciled[name].source_rows if name in reconciled else None,
+            raw_rows=reconciled[name].raw_rows if name in reconciled else None,
+        )
+        for name, s in summary.entities.items()
+    ]
+    try:
+        check_reconciliation(list(reconciled.values()))
+    except SourceGapError as exc:
+        audit.record_run_finish(settings, run, "failed", message=str(exc)[:2000], entities=entities)
+        raise LoadBlocked(f"{type(exc).__name__}: {exc}") from exc
+    audit.record_run_finish(settings, run, "succeeded", entities=entities)
     return {
         "source": source,
         "as_of_date": window.last_day.isoformat(),
@@ -100,6 +112,7 @@ def run_load(
         "seconds": round(summary.seconds, 2),
         "entities": {n: vars(s) for n, s in summary.entities.items()},
         "swept": {rule: n for rule, n in swept.items() if n},
+        "source_rows": {n: r.source_rows for n, r in reconciled.items()},
     }
 
 

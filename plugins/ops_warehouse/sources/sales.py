@@ -54,17 +54,7 @@ def read_table(conn: sa.Connection, entity: Entity, state: dict, window: Window)
             f"sales.{entity.name}: cursor column {entity.cursor!r} is missing from the shop database"
         )
     query = sa.select(table)
-    lower = cursor_lower_bound(state, window)
-    upper: datetime | object = window.end
-    if entity.cursor == "rate_date":
-        upper = window.end.date()
-        lower = lower.date() if lower is not None else None
-    else:
-        # SQLite keeps timestamps as naive UTC text; PostgreSQL compares aware values.
-        naive = conn.dialect.name == "sqlite"
-        upper = window.end.replace(tzinfo=None) if naive else window.end
-        if lower is not None and naive:
-            lower = lower.replace(tzinfo=None)
+    lower, upper = _bounds(conn, entity, cursor_lower_bound(state, window), window.end)
     if lower is not None:
         query = query.where(cursor_col >= lower)
     query = query.where(cursor_col < upper).order_by(cursor_col)
@@ -83,6 +73,29 @@ def read_table(conn: sa.Connection, entity: Entity, state: dict, window: Window)
         batch = columns_to_batch(entity, names, columns, window.end)
         advance_cursor(state, batch.table, entity.cursor)
         yield batch
+
+
+def _bounds(
+    conn: sa.Connection, entity: Entity, lower: datetime | None, upper: datetime
+) -> tuple[object, object]:
+    """A cursor range as the shop's column compares it."""
+    if entity.cursor == "rate_date":
+        return (lower.date() if lower is not None else None), upper.date()
+    # SQLite keeps timestamps as naive UTC text; PostgreSQL compares aware values.
+    if conn.dialect.name == "sqlite":
+        return (lower.replace(tzinfo=None) if lower is not None else None), upper.replace(
+            tzinfo=None
+        )
+    return lower, upper
+
+
+def count_rows(conn: sa.Connection, entity: Entity, window: Window) -> int:
+    """Rows the shop holds whose cursor is before the window's end: each of them is in raw
+    once every window up to that end has been loaded (in this or an earlier version)."""
+    table = _table(conn, entity)
+    _, upper = _bounds(conn, entity, None, window.end)
+    query = sa.select(sa.func.count()).select_from(table).where(table.c[entity.cursor] < upper)
+    return int(conn.execute(query).scalar_one())
 
 
 def _read_sqlite_arrow(conn: sa.Connection, entity: Entity, query: sa.Select) -> pa.Table | None:

@@ -9,6 +9,9 @@ RUN := $(UV) run --frozen
 # the rendering tests. Installed only where missing (and only where apt-get can run as root).
 SYSTEM_PACKAGES := fonts-noto-cjk chromium poppler-utils
 
+# The Python that `make lint` runs ruff on; SQLFluff lints dbt_project/ (.sqlfluff, .sqlfluffignore).
+PYTHON_PATHS := plugins dags tests bench dbt_project/lint
+
 install: sysdeps ## install uv (if missing) and the locked dependencies into .venv
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
@@ -44,8 +47,10 @@ test-fast: install
 docs: install ## dbt docs for every model and column, as one static HTML page
 	@$(RUN) ops docs
 
-lint: install
-	@$(RUN) ruff check plugins dags tests
+lint: install ## ruff check and ruff format --check on the Python, SQLFluff on dbt_project/ (.sqlfluff)
+	@$(RUN) ruff check $(PYTHON_PATHS)
+	@$(RUN) ruff format --check $(PYTHON_PATHS)
+	@$(RUN) sqlfluff lint dbt_project
 
 bench: install ## the scale benchmark: whole pipeline + one incremental day, floor and overhead ratios (SCALE=1,10,50)
 	@$(RUN) python bench/bench.py $(if $(SCALE),--scale $(SCALE),)

@@ -53,7 +53,8 @@ rate_points as (
         rate_date,
         rate_to_usd
     from fx_rates
-    where currency <> 'USD'
+    where
+        currency <> 'USD'
         and rate_date <= {{ as_of_date() }}
 
     union all
@@ -109,7 +110,8 @@ recognized_orders as (
         subtotal - discount as gross_local,
         {{ to_business_date('ordered_at') }} as order_date
     from orders
-    where order_status in ('paid', 'shipped', 'completed', 'refunded')
+    where
+        order_status in ('paid', 'shipped', 'completed', 'refunded')
         and {{ to_business_date('ordered_at') }} <= {{ as_of_date() }}
 
 ),
@@ -124,11 +126,13 @@ orders_rated as (
         ) as rate_to_reporting
     from recognized_orders
     inner join rates_in_force as order_rates
-        on recognized_orders.currency = order_rates.currency
-        and recognized_orders.order_date = order_rates.rate_day
+        on
+            recognized_orders.currency = order_rates.currency
+            and recognized_orders.order_date = order_rates.rate_day
     inner join rates_in_force as reporting_rates
-        on reporting_rates.currency = '{{ reporting_currency }}'
-        and recognized_orders.order_date = reporting_rates.rate_day
+        on
+            reporting_rates.currency = '{{ reporting_currency }}'
+            and recognized_orders.order_date = reporting_rates.rate_day
 
 ),
 
@@ -197,7 +201,8 @@ sums as (
 final as (
 
     select * from sums
-    where abs(kpi_daily_net_revenue - fct_orders_net_revenue) >= 0.01
+    where
+        abs(kpi_daily_net_revenue - fct_orders_net_revenue) >= 0.01
         or abs(kpi_daily_net_revenue - staging_net_revenue) >= 0.01
         or abs(fct_orders_net_revenue - staging_net_revenue) >= 0.01
 

@@ -47,49 +47,92 @@ time_entries as (
 
 totals as (
 
-    select 'spend' as check_name,
+    select
+        'spend' as check_name,
         (select sum(spend) from kpi_daily) as kpi_value,
         (select sum(spend) from ad_performance) as fact_value
+
     union all
-    select 'impressions',
-        (select sum(impressions) from kpi_daily),
-        (select sum(impressions) from ad_performance)
+
+    select
+        'impressions' as check_name,
+        (select sum(impressions) from kpi_daily) as kpi_value,
+        (select sum(impressions) from ad_performance) as fact_value
+
     union all
-    select 'clicks',
-        (select sum(clicks) from kpi_daily),
-        (select sum(clicks) from ad_performance)
+
+    select
+        'clicks' as check_name,
+        (select sum(clicks) from kpi_daily) as kpi_value,
+        (select sum(clicks) from ad_performance) as fact_value
+
     union all
-    select 'orders',
-        (select sum(orders) from kpi_daily),
-        (select count(*) from orders)
+
+    select
+        'orders' as check_name,
+        (select sum(orders) from kpi_daily) as kpi_value,
+        (select count(*) from orders) as fact_value
+
     union all
-    select 'new_customers',
-        (select sum(new_customers) from kpi_daily),
-        (select count(*) from orders where is_first_order)
+
+    select
+        'new_customers' as check_name,
+        (select sum(new_customers) from kpi_daily) as kpi_value,
+        (
+            select count(*) from orders
+            where is_first_order
+        ) as fact_value
+
     union all
-    select 'gross_revenue',
-        (select sum(gross_revenue) from kpi_daily),
-        (select sum(gross_revenue) from orders)
+
+    select
+        'gross_revenue' as check_name,
+        (select sum(gross_revenue) from kpi_daily) as kpi_value,
+        (select sum(gross_revenue) from orders) as fact_value
+
     union all
-    select 'gross_margin',
-        (select sum(gross_margin) from kpi_daily),
-        (select sum(gross_margin) from orders)
+
+    select
+        'gross_margin' as check_name,
+        (select sum(gross_margin) from kpi_daily) as kpi_value,
+        (select sum(gross_margin) from orders) as fact_value
+
     union all
-    select 'tickets_created',
-        (select sum(tickets_created) from kpi_daily),
-        (select count(*) from tickets)
+
+    select
+        'tickets_created' as check_name,
+        (select sum(tickets_created) from kpi_daily) as kpi_value,
+        (select count(*) from tickets) as fact_value
+
     union all
-    select 'tickets_solved',
-        (select sum(tickets_solved) from kpi_daily),
-        (select count(*) from tickets where solved_at is not null)
+
+    select
+        'tickets_solved' as check_name,
+        (select sum(tickets_solved) from kpi_daily) as kpi_value,
+        (
+            select count(*) from tickets
+            where solved_at is not null
+        ) as fact_value
+
     union all
-    select 'support_cost',
-        (select sum(support_cost) from kpi_daily),
-        (select sum(cost) from time_entries)
+
+    select
+        'support_cost' as check_name,
+        (select sum(support_cost) from kpi_daily) as kpi_value,
+        (select sum(cost) from time_entries) as fact_value
+
     union all
-    select 'open_backlog on the as-of date',
-        (select sum(open_backlog) from kpi_daily where date_day = {{ as_of_date() }}),
-        (select count(*) from tickets where status in ('new', 'open', 'pending'))
+
+    select
+        'open_backlog on the as-of date' as check_name,
+        (
+            select sum(open_backlog) from kpi_daily
+            where date_day = {{ as_of_date() }}
+        ) as kpi_value,
+        (
+            select count(*) from tickets
+            where status in ('new', 'open', 'pending')
+        ) as fact_value
 
 ),
 
@@ -97,7 +140,8 @@ checked_days as (
 
     select date_day
     from kpi_daily
-    where date_day <= {{ as_of_date() }}
+    where
+        date_day <= {{ as_of_date() }}
         and (
             date_day > {{ as_of_date() }} - 28
             or ({{ as_of_date() }} - date_day) % 7 = 0

@@ -28,7 +28,8 @@ table_kpis as (
 
     select lower(column_name) as kpi
     from information_schema.columns
-    where table_schema = '{{ ref("kpi_daily").schema }}'
+    where
+        table_schema = '{{ ref("kpi_daily").schema }}'
         and table_name = '{{ ref("kpi_daily").identifier }}'
         and lower(column_name) <> 'date_day'
 
@@ -58,7 +59,8 @@ final as (
         on all_kpis.kpi = macro_kpis.kpi
     left join table_kpis
         on all_kpis.kpi = table_kpis.kpi
-    where seed_kpis.kpi is null
+    where
+        seed_kpis.kpi is null
         or macro_kpis.kpi is null
         or table_kpis.kpi is null
 

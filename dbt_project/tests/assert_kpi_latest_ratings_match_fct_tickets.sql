@@ -35,7 +35,8 @@ final as (
     from latest_ratings
     full outer join rated_tickets
         on latest_ratings.ticket_id = rated_tickets.ticket_id
-    where latest_ratings.ticket_id is null
+    where
+        latest_ratings.ticket_id is null
         or rated_tickets.ticket_id is null
         or latest_ratings.satisfaction <> rated_tickets.satisfaction
         or latest_ratings.rated_at <> rated_tickets.satisfaction_rated_at

@@ -39,7 +39,8 @@ bounded_values as (
 final as (
 
     select * from bounded_values
-    where value > 1
+    where
+        value > 1
         or (unit = 'share' and value < 0)
 
 )

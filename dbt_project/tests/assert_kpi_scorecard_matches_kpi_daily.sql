@@ -44,9 +44,11 @@ final as (
         kpi_scorecard.value as kpi_scorecard_value
     from daily_long
     full outer join kpi_scorecard
-        on daily_long.date_day = kpi_scorecard.period_start
-        and daily_long.kpi = kpi_scorecard.kpi
-    where daily_long.date_day is null
+        on
+            daily_long.date_day = kpi_scorecard.period_start
+            and daily_long.kpi = kpi_scorecard.kpi
+    where
+        daily_long.date_day is null
         or kpi_scorecard.period_start is null
         or daily_long.value is distinct from kpi_scorecard.value
 

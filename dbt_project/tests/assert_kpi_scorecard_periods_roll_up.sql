@@ -41,7 +41,8 @@ day_values as (
         on kpi_scorecard.kpi = kpi_definitions.kpi
     inner join dim_date
         on kpi_scorecard.period_start = dim_date.date_day
-    where kpi_scorecard.period_grain = 'day'
+    where
+        kpi_scorecard.period_grain = 'day'
         and kpi_definitions.aggregation in ('sum', 'point_in_time')
 
 ),
@@ -96,9 +97,10 @@ expected as (
             as last_day_value
     from periods
     inner join period_days
-        on periods.period_grain = period_days.period_grain
-        and periods.period_start = period_days.period_start
-        and periods.kpi = period_days.kpi
+        on
+            periods.period_grain = period_days.period_grain
+            and periods.period_start = period_days.period_start
+            and periods.kpi = period_days.kpi
     group by
         periods.period_grain,
         periods.period_start,
@@ -110,7 +112,8 @@ expected as (
 final as (
 
     select * from expected
-    where (aggregation = 'sum' and abs(value - sum_of_days) >= 0.005)
+    where
+        (aggregation = 'sum' and abs(value - sum_of_days) >= 0.005)
         or (aggregation = 'point_in_time' and value is distinct from last_day_value)
 
 )

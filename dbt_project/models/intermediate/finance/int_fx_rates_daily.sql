@@ -60,7 +60,7 @@ calendar_days as (
 
     -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL;
     -- without-time-zone timestamps keep the session zone out of it
-    select cast(day_ts as date) as date_day
+    select cast(days.day_ts as date) as date_day
     from calendar_bounds
     cross join generate_series(
         cast(calendar_bounds.first_day as timestamp),
@@ -132,7 +132,8 @@ final as (
             as numeric(18, 10)
         ) as rate_to_reporting,
         -- the same for USD, so that amounts kept in USD (product costs) convert in the same join
-        cast(1.0 / reporting_rates.reporting_rate_to_usd as numeric(18, 10)) as usd_rate_to_reporting,
+        cast(1.0 / reporting_rates.reporting_rate_to_usd as numeric(18, 10))
+            as usd_rate_to_reporting,
         cast(
             {{ dbt.datediff("rates_in_force.rate_date", "rates_in_force.date_day", "day") }}
             as bigint

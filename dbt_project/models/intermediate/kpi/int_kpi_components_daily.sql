@@ -115,7 +115,7 @@ signups_daily as (
         count(*) as signups
     from signups
     where {{ to_business_date('signed_up_at') }} <= {{ as_of_date() }}
-    group by 1
+    group by {{ to_business_date('signed_up_at') }}
 
 ),
 
@@ -230,7 +230,7 @@ tickets_solved_daily as (
         count(*) as tickets_solved
     from tickets
     where solved_at is not null
-    group by 1
+    group by {{ to_business_date('solved_at') }}
 
 ),
 
@@ -275,7 +275,8 @@ final as (
         cast(coalesce(tickets_solved_daily.tickets_solved, 0) as bigint) as tickets_solved,
         cast(coalesce(tickets_status_daily.open_backlog, 0) as bigint) as open_backlog,
         cast(coalesce(tickets_created_daily.sla_met_tickets, 0) as bigint) as sla_met_tickets,
-        cast(coalesce(tickets_created_daily.sla_decided_tickets, 0) as bigint) as sla_decided_tickets,
+        cast(coalesce(tickets_created_daily.sla_decided_tickets, 0) as bigint)
+            as sla_decided_tickets,
         cast(coalesce(ratings_daily.csat_good_ratings, 0) as bigint) as csat_good_ratings,
         cast(coalesce(ratings_daily.csat_ratings, 0) as bigint) as csat_ratings,
         cast(coalesce(support_cost_daily.support_cost, 0) as numeric(18, 2)) as support_cost

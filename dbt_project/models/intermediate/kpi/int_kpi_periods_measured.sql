@@ -32,7 +32,8 @@ orders as (
         customer_id,
         order_date
     from {{ ref('fct_orders') }}
-    where is_recognized
+    where
+        is_recognized
         and customer_id is not null
 
 ),
@@ -154,8 +155,8 @@ period_customers as (
         period_days.period_grain,
         period_days.period_start,
         count(distinct orders.customer_id) as ordering_customers,
-        count(distinct
-            case
+        count(
+            distinct case
                 when first_order_dates.first_order_date < period_days.period_start
                     then orders.customer_id
             end
@@ -255,20 +256,25 @@ components as (
         cast(period_sums.support_cost as numeric(18, 2)) as support_cost
     from periods
     inner join period_sums
-        on periods.period_grain = period_sums.period_grain
-        and periods.period_start = period_sums.period_start
+        on
+            periods.period_grain = period_sums.period_grain
+            and periods.period_start = period_sums.period_start
     inner join period_ends
-        on periods.period_grain = period_ends.period_grain
-        and periods.period_start = period_ends.period_start
+        on
+            periods.period_grain = period_ends.period_grain
+            and periods.period_start = period_ends.period_start
     left join period_customers
-        on periods.period_grain = period_customers.period_grain
-        and periods.period_start = period_customers.period_start
+        on
+            periods.period_grain = period_customers.period_grain
+            and periods.period_start = period_customers.period_start
     left join first_reply_medians
-        on periods.period_grain = first_reply_medians.period_grain
-        and periods.period_start = first_reply_medians.period_start
+        on
+            periods.period_grain = first_reply_medians.period_grain
+            and periods.period_start = first_reply_medians.period_start
     left join resolution_medians
-        on periods.period_grain = resolution_medians.period_grain
-        and periods.period_start = resolution_medians.period_start
+        on
+            periods.period_grain = resolution_medians.period_grain
+            and periods.period_start = resolution_medians.period_start
 
 ),
 
@@ -295,23 +301,23 @@ final as (
         net_revenue,
         gross_margin,
         cast(gross_margin as double precision)
-            / nullif(cast(net_revenue as double precision), 0) as gross_margin_pct,
+        / nullif(cast(net_revenue as double precision), 0) as gross_margin_pct,
         cast(gross_revenue as double precision) / nullif(orders, 0) as aov,
         active_customers,
         cast(returning_customers as double precision)
-            / nullif(ordering_customers, 0) as returning_customer_rate,
+        / nullif(ordering_customers, 0) as returning_customer_rate,
         tickets_created,
         tickets_solved,
         open_backlog,
         median_first_reply_minutes,
         median_full_resolution_minutes,
         cast(sla_met_tickets as double precision)
-            / nullif(sla_decided_tickets, 0) as sla_attainment,
+        / nullif(sla_decided_tickets, 0) as sla_attainment,
         cast(csat_good_ratings as double precision) / nullif(csat_ratings, 0) as csat,
         support_cost,
         cast(support_cost as double precision) / nullif(tickets_solved, 0) as cost_per_ticket,
         cast(tickets_created as double precision)
-            / nullif(active_customers, 0) * 100 as tickets_per_100_active,
+        / nullif(active_customers, 0) * 100 as tickets_per_100_active,
         ordering_customers,
         returning_customers,
         sla_met_tickets,

@@ -27,7 +27,8 @@ ratings as (
         created_at,
         score
     from {{ ref('stg_support__ticket_events') }}
-    where event_type = 'satisfaction_rated'
+    where
+        event_type = 'satisfaction_rated'
         and score is not null
         and {{ to_business_date('created_at') }} <= {{ as_of_date() }}
 
@@ -84,7 +85,8 @@ final as (
         created_at as rated_at,
         {{ to_business_date('created_at') }} as rated_date
     from ratings_ranked
-    where is_ticket = 0
+    where
+        is_ticket = 0
         and is_known_ticket = 1
         and recency_rank = 1
 

@@ -52,7 +52,8 @@ status_changes as (
             order by created_at desc, event_id desc
         ) as recency_rank
     from ticket_events
-    where event_type = 'status_change'
+    where
+        event_type = 'status_change'
         and new_status is not null
 
 ),
@@ -81,7 +82,8 @@ first_replies as (
         ticket_id,
         min(created_at) as first_reply_at
     from ticket_events
-    where event_type = 'comment'
+    where
+        event_type = 'comment'
         and author_role = 'agent'
         and is_public
     group by ticket_id
@@ -99,7 +101,8 @@ satisfaction_ratings as (
             order by created_at desc, event_id desc
         ) as recency_rank
     from ticket_events
-    where event_type = 'satisfaction_rated'
+    where
+        event_type = 'satisfaction_rated'
         and score is not null
 
 ),
@@ -136,8 +139,9 @@ final as (
     left join first_replies
         on tickets.ticket_id = first_replies.ticket_id
     left join satisfaction_ratings
-        on tickets.ticket_id = satisfaction_ratings.ticket_id
-        and satisfaction_ratings.recency_rank = 1
+        on
+            tickets.ticket_id = satisfaction_ratings.ticket_id
+            and satisfaction_ratings.recency_rank = 1
     left join event_activity
         on tickets.ticket_id = event_activity.ticket_id
 

@@ -28,7 +28,8 @@ status_changes as (
         created_at,
         new_status
     from {{ ref('stg_support__ticket_events') }}
-    where event_type = 'status_change'
+    where
+        event_type = 'status_change'
         and new_status is not null
         and {{ to_business_date('created_at') }} <= {{ as_of_date() }}
 
@@ -162,9 +163,8 @@ daily_deltas as (
 
 digits as (
 
-    select 0 as digit union all select 1 union all select 2 union all select 3
-    union all select 4 union all select 5 union all select 6 union all select 7
-    union all select 8 union all select 9
+    select digit
+    from (values (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) as digit_values (digit)
 
 ),
 
@@ -172,7 +172,10 @@ day_offsets as (
 
     -- 0 .. 9999: enough for 27 years of tickets
     select
-        ones.digit + 10 * tens.digit + 100 * hundreds.digit + 1000 * thousands.digit as day_offset
+        ones.digit
+        + 10 * tens.digit
+        + 100 * hundreds.digit
+        + 1000 * thousands.digit as day_offset
     from digits as ones
     cross join digits as tens
     cross join digits as hundreds
@@ -182,8 +185,7 @@ day_offsets as (
 
 date_spine as (
 
-    select
-        cast(first_days.first_date + day_offsets.day_offset as date) as date_day
+    select cast(first_days.first_date + day_offsets.day_offset as date) as date_day
     from (
         select min({{ to_business_date('created_at') }}) as first_date from tickets
     ) as first_days

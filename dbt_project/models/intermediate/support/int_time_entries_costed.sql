@@ -127,7 +127,8 @@ entries_converted as (
         -- 60 x the cost in reporting cents, exact; + 30 rounds half up in the floor division
         minutes * hourly_cost * fx_rate_to_reporting * 100 + 30 as cost_cents_x60_rounding
     from entries_rated
-    where time_entry_id is not null
+    where
+        time_entry_id is not null
         and fx_rate_to_reporting is not null
 
 ),

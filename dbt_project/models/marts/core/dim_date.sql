@@ -92,7 +92,7 @@ calendar_days as (
 
     -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL;
     -- without-time-zone timestamps keep the session zone out of it
-    select cast(day_ts as date) as date_day
+    select cast(days.day_ts as date) as date_day
     from calendar_bounds
     cross join generate_series(
         cast(calendar_bounds.first_day as timestamp),

@@ -148,7 +148,7 @@ campaign_list as (
     from campaign_activity_months
     left join campaigns
         on campaign_activity_months.campaign_id = campaigns.campaign_id
-    group by campaign_activity_months.campaign_id
+    group by 1
 
 ),
 
@@ -172,8 +172,8 @@ campaign_months as (
     from campaign_list
     inner join month_days
         on
-            month_days.month_start >= campaign_list.first_month
-            and month_days.month_start <= campaign_list.last_month
+            campaign_list.first_month <= month_days.month_start
+            and campaign_list.last_month >= month_days.month_start
     left join ad_months
         on
             month_days.month_start = ad_months.month_start
@@ -231,13 +231,13 @@ final as (
         cast(new_customers as bigint) as new_customers,
         -- no spend, no acquisition cost to spread: NULL rather than a "free" customer at 0
         nullif(cast(spend as double precision), 0)
-            / nullif(cast(new_customers as double precision), 0) as cac,
+        / nullif(cast(new_customers as double precision), 0) as cac,
         cast(net_revenue_90d as numeric(18, 2)) as new_customer_net_revenue_90d,
         cast(gross_margin_90d as numeric(18, 2)) as new_customer_gross_margin_90d,
         cast(net_revenue_90d as double precision)
-            / nullif(cast(spend as double precision), 0) as roas_90d,
+        / nullif(cast(spend as double precision), 0) as roas_90d,
         cast(gross_margin_90d - spend as double precision)
-            / nullif(cast(spend as double precision), 0) as roi_90d,
+        / nullif(cast(spend as double precision), 0) as roi_90d,
         is_window_complete
     from prorated
 

@@ -210,7 +210,10 @@ prorated as (
             else cast(
                 cast(
                     floor(
-                        cast(2 * planned_spend_cents * elapsed_days + days_in_month as double precision)
+                        cast(
+                            2 * planned_spend_cents * elapsed_days + days_in_month
+                            as double precision
+                        )
                         / cast(2 * days_in_month as double precision)
                     ) as numeric(18, 2)
                 ) * 0.01 as numeric(18, 2)
@@ -240,7 +243,7 @@ final as (
         cast(planned_spend as numeric(18, 2)) as planned_spend,
         cast(spend - planned_spend as numeric(18, 2)) as budget_variance,
         cast(spend as double precision)
-            / nullif(cast(planned_spend as double precision), 0) as budget_utilization,
+        / nullif(cast(planned_spend as double precision), 0) as budget_utilization,
         cast(planned_spend_to_date as numeric(18, 2)) as planned_spend_to_date,
         cast(projected_spend as numeric(18, 2)) as projected_spend,
         cast(impressions as bigint) as impressions,
@@ -249,13 +252,13 @@ final as (
         cast(new_customers as bigint) as new_customers,
         -- no spend, no acquisition cost to spread: NULL rather than a "free" customer at 0
         nullif(cast(spend as double precision), 0)
-            / nullif(cast(new_customers as double precision), 0) as cac,
+        / nullif(cast(new_customers as double precision), 0) as cac,
         cast(net_revenue_90d as numeric(18, 2)) as new_customer_net_revenue_90d,
         cast(gross_margin_90d as numeric(18, 2)) as new_customer_gross_margin_90d,
         cast(net_revenue_90d as double precision)
-            / nullif(cast(spend as double precision), 0) as roas_90d,
+        / nullif(cast(spend as double precision), 0) as roas_90d,
         cast(gross_margin_90d - spend as double precision)
-            / nullif(cast(spend as double precision), 0) as roi_90d,
+        / nullif(cast(spend as double precision), 0) as roi_90d,
         is_window_complete
     from prorated
 

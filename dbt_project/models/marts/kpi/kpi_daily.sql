@@ -42,7 +42,7 @@ daily_kpis as (
     select
         period_start as date_day,
         {%- for kpi in kpi_columns %}
-        {{ kpi }}{{ "," if not loop.last }}
+        {{ kpi }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from periods_measured
     where period_grain = 'day'

@@ -73,9 +73,9 @@ kpi_values_compared as (
 
     select
         kpi_values.*,
-        lag(value) over (
-            partition by period_grain, kpi
-            order by period_start
+        lag(kpi_values.value) over (
+            partition by kpi_values.period_grain, kpi_values.kpi
+            order by kpi_values.period_start
         ) as previous_value
     from kpi_values
 
@@ -87,18 +87,20 @@ kpi_values_targeted as (
         kpi_values_compared.*,
         case
             when kpi_values_compared.aggregation = 'sum'
-                then kpi_targets.target
-                * (
-                    cast(kpi_values_compared.elapsed_days as double precision)
-                    / kpi_values_compared.calendar_days
-                )
+                then
+                    kpi_targets.target
+                    * (
+                        cast(kpi_values_compared.elapsed_days as double precision)
+                        / kpi_values_compared.calendar_days
+                    )
             else kpi_targets.target
         end as target
     from kpi_values_compared
     left join kpi_targets
-        on kpi_values_compared.period_grain = 'month'
-        and kpi_values_compared.period_start = kpi_targets.month_start
-        and kpi_values_compared.kpi = kpi_targets.kpi
+        on
+            kpi_values_compared.period_grain = 'month'
+            and kpi_values_compared.period_start = kpi_targets.month_start
+            and kpi_values_compared.kpi = kpi_targets.kpi
 
 ),
 
@@ -107,9 +109,10 @@ kpi_values_attained as (
     select
         kpi_values_targeted.*,
         case
-            when value is null or target is null then null
-            when higher_is_better then value / nullif(target, 0)
-            else target / nullif(value, 0)
+            when kpi_values_targeted.value is null or kpi_values_targeted.target is null then null
+            when kpi_values_targeted.higher_is_better
+                then kpi_values_targeted.value / nullif(kpi_values_targeted.target, 0)
+            else kpi_values_targeted.target / nullif(kpi_values_targeted.value, 0)
         end as target_attainment
     from kpi_values_targeted
 
@@ -129,12 +132,13 @@ final as (
         higher_is_better,
         case
             when value is null or target is null then 'no_target'
-            when target_attainment is null then
-                case
-                    when higher_is_better and value >= target then 'on_track'
-                    when not higher_is_better and value <= target then 'on_track'
-                    else 'off_track'
-                end
+            when target_attainment is null
+                then
+                    case
+                        when higher_is_better and value >= target then 'on_track'
+                        when not higher_is_better and value <= target then 'on_track'
+                        else 'off_track'
+                    end
             when target_attainment >= 1 then 'on_track'
             when target_attainment >= 0.9 then 'at_risk'
             else 'off_track'

@@ -70,7 +70,7 @@ first_90d_tickets as (
     inner join customer_tickets
         on
             population.customer_id = customer_tickets.customer_id
-            and customer_tickets.created_date >= population.first_order_date
+            and population.first_order_date <= customer_tickets.created_date
             and customer_tickets.created_date
             < cast({{ dbt.dateadd("day", 90, "population.first_order_date") }} as date)
     group by population.customer_id
@@ -157,9 +157,9 @@ rates as (
         dimension_counts.customers,
         dimension_counts.churned_customers,
         cast(dimension_counts.churned_customers as double precision)
-            / nullif(cast(dimension_counts.customers as double precision), 0) as churn_rate,
+        / nullif(cast(dimension_counts.customers as double precision), 0) as churn_rate,
         cast(population_counts.churned_customers as double precision)
-            / nullif(cast(population_counts.customers as double precision), 0)
+        / nullif(cast(population_counts.customers as double precision), 0)
             as population_churn_rate
     from dimension_counts
     cross join population_counts

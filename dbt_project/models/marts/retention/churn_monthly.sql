@@ -55,7 +55,7 @@ months as (
 
     -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL
     select
-        cast(month_ts as date) as month_start,
+        cast(month_series.month_ts as date) as month_start,
         month_bounds.as_of_month
     from month_bounds
     cross join generate_series(
@@ -120,8 +120,8 @@ customer_months as (
     from month_windows
     inner join recognized_orders
         on
-            recognized_orders.order_date >= month_windows.start_window_first_day
-            and recognized_orders.order_date <= month_windows.period_end_date
+            month_windows.start_window_first_day <= recognized_orders.order_date
+            and month_windows.period_end_date >= recognized_orders.order_date
     group by
         month_windows.month_start,
         recognized_orders.customer_id
@@ -169,7 +169,7 @@ final as (
         cast(coalesce(monthly_counts.churned, 0) as bigint) as churned,
         cast(coalesce(monthly_counts.active_at_end, 0) as bigint) as active_at_end,
         cast(monthly_counts.churned as double precision)
-            / nullif(cast(monthly_counts.active_at_start as double precision), 0) as churn_rate
+        / nullif(cast(monthly_counts.active_at_start as double precision), 0) as churn_rate
     from month_windows
     left join monthly_counts
         on month_windows.month_start = monthly_counts.month_start

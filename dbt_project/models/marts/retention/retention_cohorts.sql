@@ -63,7 +63,7 @@ month_bounds as (
 months as (
 
     -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL
-    select cast(month_ts as date) as month_start
+    select cast(month_series.month_ts as date) as month_start
     from month_bounds
     cross join generate_series(
         cast(month_bounds.first_month as timestamp),
@@ -103,7 +103,7 @@ cohort_grid as (
         coalesce(cohort_activity.net_revenue, 0) as net_revenue
     from cohorts
     inner join months
-        on months.month_start >= cohorts.cohort_month
+        on cohorts.cohort_month <= months.month_start
     left join cohort_activity
         on
             cohorts.cohort_month = cohort_activity.cohort_month
@@ -134,11 +134,11 @@ final as (
         cast(retained_customers as bigint) as retained_customers,
         -- doubles on both databases: IEEE division gives the same digits on DuckDB and PostgreSQL
         cast(retained_customers as double precision)
-            / nullif(cast(cohort_size as double precision), 0) as retention_rate,
+        / nullif(cast(cohort_size as double precision), 0) as retention_rate,
         cast(net_revenue as numeric(18, 2)) as net_revenue,
         cast(cumulative_net_revenue as numeric(18, 2)) as cumulative_net_revenue,
         cast(cumulative_net_revenue as double precision)
-            / nullif(cast(cohort_size as double precision), 0)
+        / nullif(cast(cohort_size as double precision), 0)
             as cumulative_net_revenue_per_customer
     from cumulated
 

@@ -52,7 +52,8 @@ customers as (
         email_normalized,
         created_at
     from {{ ref('stg_sales__customers') }}
-    where email_normalized is not null
+    where
+        email_normalized is not null
         and {{ to_business_date('created_at') }} <= {{ as_of_date() }}
 
 ),
@@ -103,8 +104,9 @@ ticket_customers as (
         customer_emails.customer_id
     from tickets
     left join customer_emails
-        on tickets.requester_email_normalized = customer_emails.email_normalized
-        and customer_emails.email_rank = 1
+        on
+            tickets.requester_email_normalized = customer_emails.email_normalized
+            and customer_emails.email_rank = 1
 
 ),
 
@@ -143,7 +145,8 @@ changed_tickets as (
     select tickets.ticket_id
     from tickets
     cross join watermarks
-    where tickets.updated_at > watermarks.max_updated_at
+    where
+        tickets.updated_at > watermarks.max_updated_at
         or tickets._loaded_at > watermarks.max_loaded_at
 
     union
@@ -152,7 +155,8 @@ changed_tickets as (
     select ticket_events_summarised.ticket_id
     from ticket_events_summarised
     cross join watermarks
-    where ticket_events_summarised.last_event_at > watermarks.max_last_event_at
+    where
+        ticket_events_summarised.last_event_at > watermarks.max_last_event_at
         or ticket_events_summarised.last_event_loaded_at > watermarks.max_loaded_at
 
     union
@@ -168,7 +172,8 @@ changed_tickets as (
         on tickets.ticket_id = ticket_time.ticket_id
     left join sla_targets
         on tickets.priority = sla_targets.priority
-    where published.ticket_id is null
+    where
+        published.ticket_id is null
         or published.is_sla_breached is null
         or published.customer_id is distinct from ticket_customers.customer_id
         or published.handle_minutes <> coalesce(ticket_time.handle_minutes, 0)
@@ -219,7 +224,9 @@ joined as (
         tickets_to_build.assignee_id,
         ticket_events_summarised.first_reply_at,
         cast(
-            extract(epoch from (ticket_events_summarised.first_reply_at - tickets_to_build.created_at))
+            extract(
+                epoch from (ticket_events_summarised.first_reply_at - tickets_to_build.created_at)
+            )
             as double precision
         ) / 60 as first_reply_minutes,
         ticket_events_summarised.solved_at,

@@ -79,9 +79,8 @@ as_of_months as (
 
 digits as (
 
-    select 0 as digit union all select 1 union all select 2 union all select 3
-    union all select 4 union all select 5 union all select 6 union all select 7
-    union all select 8 union all select 9
+    select digit
+    from (values (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) as digit_values (digit)
 
 ),
 
@@ -116,10 +115,12 @@ month_periods as (
 
     -- the day a month's point-in-time measures are taken: its last day, or the as-of date
     select
-        month_start,
+        months.month_start,
         case
-            when month_start = as_of_months.as_of_month then {{ as_of_date() }}
-            else cast({{ dbt.dateadd('day', -1, dbt.dateadd('month', 1, 'month_start')) }} as date)
+            when months.month_start = as_of_months.as_of_month then {{ as_of_date() }}
+            else cast(
+                {{ dbt.dateadd('day', -1, dbt.dateadd('month', 1, 'months.month_start')) }} as date
+            )
         end as period_end_date
     from months
     cross join as_of_months
@@ -131,7 +132,9 @@ solved_tickets as (
     select
         coalesce(agents.team, 'unassigned') as team,
         cast(
-            {{ dbt.date_trunc('month', 'cast(' ~ to_business_date('tickets.solved_at') ~ ' as timestamp)') }}
+            {{ dbt.date_trunc(
+                'month', 'cast(' ~ to_business_date('tickets.solved_at') ~ ' as timestamp)'
+            ) }}
             as date
         ) as month_start,
         count(*) as tickets_solved
@@ -147,7 +150,8 @@ team_work as (
 
     select
         team,
-        cast({{ dbt.date_trunc('month', 'cast(logged_date as timestamp)') }} as date) as month_start,
+        cast({{ dbt.date_trunc('month', 'cast(logged_date as timestamp)') }} as date)
+            as month_start,
         sum(minutes) as handle_minutes,
         sum(cost) as support_cost
     from time_entries_costed
@@ -171,9 +175,10 @@ active_customers as (
         count(distinct orders_converted.customer_id) as active_customers
     from month_periods
     inner join orders_converted
-        on orders_converted.order_date <= month_periods.period_end_date
-        and orders_converted.order_date > month_periods.period_end_date - 90
-    group by month_periods.month_start
+        on
+            month_periods.period_end_date >= orders_converted.order_date
+            and month_periods.period_end_date - 90 < orders_converted.order_date
+    group by 1
 
 ),
 
@@ -186,18 +191,20 @@ final as (
         cast(coalesce(team_work.handle_minutes, 0) as double precision) / 60 as handle_hours,
         cast(coalesce(team_work.support_cost, 0) as numeric(18, 2)) as support_cost,
         cast(coalesce(team_work.support_cost, 0) as double precision)
-            / nullif(coalesce(solved_tickets.tickets_solved, 0), 0) as cost_per_ticket,
+        / nullif(coalesce(solved_tickets.tickets_solved, 0), 0) as cost_per_ticket,
         cast(coalesce(active_customers.active_customers, 0) as bigint) as active_customers,
         cast(coalesce(team_work.support_cost, 0) as double precision)
-            / nullif(coalesce(active_customers.active_customers, 0), 0) as cost_per_active_customer
+        / nullif(coalesce(active_customers.active_customers, 0), 0) as cost_per_active_customer
     from months
     cross join teams
     left join solved_tickets
-        on months.month_start = solved_tickets.month_start
-        and teams.team = solved_tickets.team
+        on
+            months.month_start = solved_tickets.month_start
+            and teams.team = solved_tickets.team
     left join team_work
-        on months.month_start = team_work.month_start
-        and teams.team = team_work.team
+        on
+            months.month_start = team_work.month_start
+            and teams.team = team_work.team
     left join active_customers
         on months.month_start = active_customers.month_start
 

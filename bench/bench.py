@@ -551,6 +551,7 @@ def task_ingest(kw: dict) -> dict:
     return {
         "rows": rows,
         "load_seconds": summary["seconds"],
+        "reconcile_s": summary["reconcile_s"],
         "entities": {n: e["rows_read"] for n, e in summary["entities"].items()},
     }
 
@@ -591,6 +592,7 @@ def task_validate(kw: dict) -> dict:
         "gx_import_s": round(import_s, 2),
         "validate_s": round(time.monotonic() - t0, 2),
         "checks": summary.get("checks"),
+        "completeness_s": summary.get("completeness_s"),
     }
 
 

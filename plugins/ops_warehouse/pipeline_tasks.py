@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ def run_load(
 ) -> dict:
     """Load one source, sweep orphans into quarantine, and record the run in the audit trail."""
     from ops_warehouse import audit
+    from ops_warehouse.databases import ensure_working_database
     from ops_warehouse.loading import load_source
     from ops_warehouse.quarantine import sweep
     from ops_warehouse.settings import get_settings
@@ -54,6 +56,7 @@ def run_load(
     if interval_end is None:
         raise ValueError("the run has no data interval end; trigger it with a logical date")
     settings = get_settings()
+    ensure_working_database(settings, error=LoadBlocked)
     window = Window.of(interval_start, interval_end)
     run = audit.RunInfo(
         dag_id=f"ingest_{source}",
@@ -69,7 +72,9 @@ def run_load(
             if (settings.warehouse == "duckdb")
             else {}
         )
+        started = time.monotonic()
         reconciled = {r.entity: r for r in reconcile(settings, source, window, summary)}
+        reconcile_s = round(time.monotonic() - started, 2)
     except Exception as exc:
         audit.record_run_finish(settings, run, "failed", message=str(exc)[:2000])
         if _not_retryable(exc):
@@ -113,6 +118,7 @@ def run_load(
         "entities": {n: vars(s) for n, s in summary.entities.items()},
         "swept": {rule: n for rule, n in swept.items() if n},
         "source_rows": {n: r.source_rows for n, r in reconciled.items()},
+        "reconcile_s": reconcile_s,
     }
 
 
@@ -235,10 +241,12 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     rebuilds the Data Docs in the same process (GX is already imported: a task of its own
     cost ~12 s, nearly all of it the import)."""
     from ops_warehouse import audit
+    from ops_warehouse.databases import ensure_working_database
     from ops_warehouse.quality import run_suites
     from ops_warehouse.settings import get_settings
 
     settings = get_settings()
+    ensure_working_database(settings, error=AirflowFailException)
     run = run_info(context)
     as_of = transform_as_of(context)
     if "raw" in layers:
@@ -247,14 +255,18 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     for layer in layers:
         log.info("validating %s as of %s", layer, as_of)
         results += run_suites(settings, layer, as_of, run.run_id)
+    gate_s = None
     if "marts" in layers:
         from ops_warehouse.completeness import run_gate
 
+        started = time.monotonic()
         results += run_gate(settings, as_of)
+        gate_s = round(time.monotonic() - started, 2)
     summary = enforce_quality_gate(
         settings, run, "/".join(layers), results, context, always_docs="marts" in layers
     )
-    return {"as_of_date": as_of.isoformat(), "layers": list(layers), **summary}
+    timing = {"completeness_s": gate_s} if gate_s is not None else {}
+    return {"as_of_date": as_of.isoformat(), "layers": list(layers), **summary, **timing}
 
 
 def run_dbt_build(context: Mapping[str, Any]) -> dict:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ops_warehouse import audit, bi_access
 from ops_warehouse.audit import RunInfo
+from ops_warehouse.databases import ensure_database
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings
 
@@ -246,20 +247,10 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
 
 
 def ensure_published_database(settings: Settings) -> None:
-    """Create the published database on first publish (same server as the working one)."""
-    from sqlalchemy.engine import make_url
-
-    name = make_url(settings.published_postgres_url).database
-    with audit.pg_connect(settings.postgres_url, autocommit=True) as con:
-        if con.execute("select 1 from pg_database where datname = %s", [name]).fetchone():
-            return
-        try:
-            con.execute(f'create database "{name}"')
-        except Exception as exc:  # psycopg.Error: permissions, another server …
-            raise PublishError(
-                f"the published database {name!r} does not exist and could not be created "
-                f"({exc}); create it, or point OPS_PUBLISHED_POSTGRES_URL at one"
-            ) from exc
+    """Create the published database on first publish, or say who must create it and how."""
+    ensure_database(
+        settings.published_postgres_url, "OPS_PUBLISHED_POSTGRES_URL", error=PublishError
+    )
 
 
 def _pg_columns(con, schema: str, table: str) -> list[tuple[str, str]]:

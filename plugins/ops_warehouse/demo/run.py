@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -179,18 +181,44 @@ def run_demo(*, fresh: bool, console: Console) -> None:
             )
     console.print(table)
     console.print(
-        f"Pipeline ran for the day {info.until} in {time.monotonic() - started:.0f} s.\n"
-        f"Working warehouse: {s.warehouse_path}\n"
-        f"Published warehouse (what BI tools and reports open, read-only): {s.published_path}\n"
-        f"Data-quality results (Great Expectations Data Docs): {s.home / 'data_docs' / 'index.html'}\n"
-        f"Airflow log of this run: {log_path}\n"
-        + _report_paths(s)
-        + "Next: `make up` to browse the DAGs in Airflow's UI, or open the warehouse with "
-        f"`duckdb -readonly {s.published_path}` and `select * from marts.kpi_daily order by "
-        "date_day desc limit 7`."
+        summary_text(
+            s,
+            until=info.until,
+            seconds=time.monotonic() - started,
+            log_path=log_path,
+            reports=_report_paths(s),
+        )
     )
     if not ok:
         raise OpsWarehouseError("raw row counts differ from the source row counts (see the table)")
+
+
+def summary_text(s: Settings, *, until: date, seconds: float, log_path: Path, reports: str) -> str:
+    """The end of `ops demo`: where the run's warehouses, checks, logs and reports are, on
+    the engine it really used (PostgreSQL URLs with the password masked)."""
+    from ops_warehouse.databases import published_location, working_location
+
+    if s.warehouse == "postgres":
+        from sqlalchemy.engine import make_url
+
+        url = make_url(s.published_postgres_url)
+        client = shlex.join(
+            ["psql", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432)]
+            + ["-U", url.username or "postgres", "-d", url.database or ""]
+        )
+    else:
+        client = shlex.join(["duckdb", "-readonly", str(s.published_path)])
+    return (
+        f"Pipeline ran for the day {until} in {seconds:.0f} s.\n"
+        f"Working warehouse: {working_location(s)}\n"
+        "Published warehouse (what BI tools and reports open, read-only): "
+        f"{published_location(s)}\n"
+        f"Data-quality results (Great Expectations Data Docs): {s.home / 'data_docs' / 'index.html'}\n"
+        f"Airflow log of this run: {log_path}\n"
+        + reports
+        + "Next: `make up` to browse the DAGs in Airflow's UI, or open the published warehouse "
+        f"with `{client}` and `select * from marts.kpi_daily order by date_day desc limit 7`."
+    )
 
 
 def _report_paths(s: Settings) -> str:

@@ -5,6 +5,7 @@ ops demo generate|advance     make or move the demo world
 ops demo serve                the demo marketing + support APIs
 ops load SOURCE --date D      load one source for day D, without Airflow
 ops transform                 dbt build on the working warehouse
+ops rebuild [--force]         recreate the raw layer from the raw archive
 ops up                        Airflow standalone + the demo APIs (`make up`)
 ops airflow-init              metadata DB + writer pool for the embedded Airflow
 ops settings                  the effective settings (secrets masked)
@@ -15,8 +16,10 @@ ops report weekly|daily       render (and with --send, email) a report from the 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from rich.console import Console
@@ -32,6 +35,27 @@ def _day(value: str) -> date:
     return date.fromisoformat(value)
 
 
+Command = Callable[[argparse.Namespace], None]
+
+
+def writes_warehouse(command: Command) -> Command:
+    """For a command that writes the working warehouse: make sure the working database
+    exists (created, or an error saying how), then hold the writer lock for the whole
+    command, so that a second writer stops at once naming this one."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> None:
+        from ops_warehouse.databases import ensure_working_database
+        from ops_warehouse.writer_lock import writer_lock
+
+        settings = get_settings()
+        ensure_working_database(settings)
+        with writer_lock(settings):
+            command(args)
+
+    return run
+
+
 def cmd_settings(args: argparse.Namespace) -> None:
     table = Table("setting", "value", title="Effective settings")
     for name, value in get_settings().redacted().items():
@@ -39,7 +63,9 @@ def cmd_settings(args: argparse.Namespace) -> None:
     console.print(table)
 
 
+@writes_warehouse
 def cmd_load(args: argparse.Namespace) -> None:
+    from ops_warehouse.databases import working_location
     from ops_warehouse.loading import load_source
     from ops_warehouse.sources.window import Window
 
@@ -54,9 +80,10 @@ def cmd_load(args: argparse.Namespace) -> None:
         for name, stats in summary.entities.items():
             table.add_row(source, name, f"{stats.rows_read:,}", f"{stats.raw_rows:,}")
     console.print(table)
-    console.print(f"Warehouse: {get_settings().warehouse_path}")
+    console.print(f"Warehouse: {working_location(get_settings())}")
 
 
+@writes_warehouse
 def cmd_replay(args: argparse.Namespace) -> None:
     from ops_warehouse.quarantine import replay
 
@@ -118,6 +145,52 @@ def cmd_docs(args: argparse.Namespace) -> None:
     console.print(f"dbt documentation (one self-contained page): {site}")
 
 
+@writes_warehouse
+def cmd_rebuild(args: argparse.Namespace) -> None:
+    from ops_warehouse.databases import working_location
+    from ops_warehouse.rebuild import SOURCES, rebuild
+
+    s = get_settings()
+    sources = SOURCES if args.source == "all" else (args.source,)
+    console.print(
+        f"Rebuilding the raw layer of {working_location(s)} from the raw archive "
+        f"{s.raw_archive_url} …"
+    )
+    results = rebuild(
+        s, sources=sources, force=args.force, progress=lambda line: console.print(f"  {line}")
+    )
+    table = Table(
+        "source",
+        "entity",
+        "archived loads",
+        "rows archived",
+        "rows in raw",
+        "quarantined",
+        title="Raw rebuilt from the archive",
+    )
+    for result in results:
+        for name, e in result.entities.items():
+            table.add_row(
+                result.source,
+                name,
+                f"{e.loads:,}",
+                f"{e.rows_archived:,}",
+                f"{e.raw_rows:,}",
+                f"{e.quarantined:,}",
+            )
+    console.print(table)
+    seconds = sum(r.seconds for r in results)
+    console.print(
+        f"[green]Raw rebuilt[/] in {seconds:.0f} s; the cursors are restored, so the next "
+        "load continues where the archive ends."
+    )
+    console.print(
+        "Next: `ops transform` (or the transform DAG) builds the models with dbt and runs "
+        "the checks on the rebuilt raw layer, as after any load."
+    )
+
+
+@writes_warehouse
 def cmd_transform(args: argparse.Namespace) -> None:
     from ops_warehouse.transform import dbt_invoke
 
@@ -146,6 +219,7 @@ def cmd_bi_reader(args: argparse.Namespace) -> None:
         console.print("No marts published yet: the next publish grants them.")
 
 
+@writes_warehouse
 def cmd_demo(args: argparse.Namespace) -> None:
     from ops_warehouse.demo.run import run_demo
 
@@ -211,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", choices=["en", "zh-CN"], help="default: OPS_REPORT_LANGUAGE")
     p.add_argument("--send", action="store_true", help="email it to the configured recipients")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("rebuild", help="recreate the raw layer from the raw archive")
+    p.add_argument("--source", choices=["marketing", "sales", "support", "all"], default="all")
+    p.add_argument(
+        "--force", action="store_true", help="replace raw even though it still holds data"
+    )
+    p.set_defaults(func=cmd_rebuild)
 
     p = sub.add_parser("transform", help="dbt build on the working warehouse")
     p.add_argument("--select")

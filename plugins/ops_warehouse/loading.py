@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from ops_warehouse import raw_archive
 from ops_warehouse.contracts import Entity, entities_of
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings, get_settings
@@ -98,6 +99,28 @@ def _primary_key(entity: Entity) -> list[str]:
     )
 
 
+def resource_hints(entity: Entity) -> dict:
+    """How dlt writes an entity's raw table: merged by key, the newest cursor value winning
+    among a load's duplicates. Loads and the rebuild from the raw archive share them."""
+    columns = {entity.cursor: {"dedup_sort": "desc"}} if entity.mode == "cursor" else None
+    return dict(
+        name=entity.name,
+        primary_key=_primary_key(entity),
+        write_disposition="merge",
+        columns=columns,
+    )
+
+
+def quarantine_hints():
+    import dlt
+
+    return dlt.mark.make_hints(
+        table_name=QUARANTINE_TABLE,
+        primary_key=["entity", "record_key", "reason", "payload"],
+        write_disposition="merge",
+    )
+
+
 def _resource(
     entity: Entity,
     reader: Reader,
@@ -105,58 +128,66 @@ def _resource(
     run_id: str,
     stats: EntityStats,
     threshold: float,
+    settings: Settings,
 ):
     import dlt
 
     loaded_at = datetime.now(UTC)
-    columns = {entity.cursor: {"dedup_sort": "desc"}} if entity.mode == "cursor" else None
-    quarantine_hints = dlt.mark.make_hints(
-        table_name=QUARANTINE_TABLE,
-        primary_key=["entity", "record_key", "reason", "payload"],
-        write_disposition="merge",
-    )
+    to_quarantine = quarantine_hints()
 
-    @dlt.resource(
-        name=entity.name,
-        primary_key=_primary_key(entity),
-        write_disposition="merge",
-        columns=columns,
-    )
+    @dlt.resource(**resource_hints(entity))
     def rows() -> Iterator[pa.Table]:
         state = dlt.current.resource_state()
+        state_before = raw_archive.state_snapshot(state)
+        # staged now, published only once this load has committed (load_source)
+        archive = raw_archive.EntityStage(
+            settings,
+            entity,
+            dlt.current.load_package_state()["load_id"],
+            QUARANTINE_TABLE,
+            _primary_key(entity),
+        )
         reasons: dict[str, int] = {}
         pending: list[pa.Table] = []
         pending_rows = 0
-        for batch in reader(entity, state, window):
-            stats.rows_read += batch.rows_read
-            stats.rows_loaded += batch.table.num_rows
-            stats.rows_quarantined += batch.quarantined.num_rows
-            if batch.table.num_rows:
-                pending.append(batch.table)
-                pending_rows += batch.table.num_rows
-                if pending_rows >= LOAD_BATCH_ROWS:
-                    yield _with_metadata(_concat(pending), loaded_at, run_id)
-                    pending, pending_rows = [], 0
-            if batch.quarantined.num_rows:
-                for reason in batch.quarantined["reason"].to_pylist():
-                    reasons[reason] = reasons.get(reason, 0) + 1
-                yield dlt.mark.with_hints(
-                    _with_metadata(batch.quarantined, loaded_at, run_id, quarantine=True),
-                    quarantine_hints,
-                    create_table_variant=True,
+        try:
+            for batch in reader(entity, state, window):
+                stats.rows_read += batch.rows_read
+                stats.rows_loaded += batch.table.num_rows
+                stats.rows_quarantined += batch.quarantined.num_rows
+                if batch.table.num_rows:
+                    pending.append(batch.table)
+                    pending_rows += batch.table.num_rows
+                    if pending_rows >= LOAD_BATCH_ROWS:
+                        table = _with_metadata(_concat(pending), loaded_at, run_id)
+                        archive.add(raw_archive.ROWS, table)
+                        yield table
+                        pending, pending_rows = [], 0
+                if batch.quarantined.num_rows:
+                    for reason in batch.quarantined["reason"].to_pylist():
+                        reasons[reason] = reasons.get(reason, 0) + 1
+                    table = _with_metadata(batch.quarantined, loaded_at, run_id, quarantine=True)
+                    archive.add(raw_archive.QUARANTINE, table)
+                    yield dlt.mark.with_hints(table, to_quarantine, create_table_variant=True)
+            if pending:
+                table = _with_metadata(_concat(pending), loaded_at, run_id)
+                archive.add(raw_archive.ROWS, table)
+                yield table
+            if stats.rows_read and stats.rows_quarantined / stats.rows_read > threshold:
+                top = ", ".join(
+                    f"{n}× {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:3]
                 )
-        if pending:
-            yield _with_metadata(_concat(pending), loaded_at, run_id)
-        if stats.rows_read and stats.rows_quarantined / stats.rows_read > threshold:
-            top = ", ".join(
-                f"{n}× {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:3]
-            )
-            raise QuarantineThresholdExceeded(
-                f"{entity.source}.{entity.name}: {stats.rows_quarantined} of {stats.rows_read} "
-                f"rows broke row-level rules ({stats.rows_quarantined / stats.rows_read:.1%}, "
-                f"threshold {threshold:.1%}, setting OPS_QUARANTINE_THRESHOLD); the load is "
-                f"blocked and nothing of it was written. Most frequent: {top}"
-            )
+                raise QuarantineThresholdExceeded(
+                    f"{entity.source}.{entity.name}: {stats.rows_quarantined} of "
+                    f"{stats.rows_read} rows broke row-level rules "
+                    f"({stats.rows_quarantined / stats.rows_read:.1%}, threshold "
+                    f"{threshold:.1%}, setting OPS_QUARANTINE_THRESHOLD); the load is "
+                    f"blocked and nothing of it was written. Most frequent: {top}"
+                )
+            archive.finish(state, state_before, run_id, window)
+        except BaseException:
+            archive.discard()
+            raise
 
     return rows()
 
@@ -302,11 +333,12 @@ def load_source(
         for entity in chosen:
             stats = summary.entities.setdefault(entity.name, EntityStats())
             resources.append(
-                _resource(entity, readers[entity.name], window, run_id, stats, threshold)
+                _resource(entity, readers[entity.name], window, run_id, stats, threshold, settings)
             )
         _unwrapped(pipeline.extract, resources)
     _unwrapped(pipeline.normalize)
     _unwrapped(pipeline.load, raise_on_failed_jobs=True)
+    raw_archive.publish(settings, source)
     for name, count in raw_counts(settings, source).items():
         if name in summary.entities:
             summary.entities[name].raw_rows = count

@@ -66,6 +66,18 @@ class Settings:
     report_send_attempts: int
     parquet_export_dir: Path | None
     bi_reader_password: str
+    # as given: a folder or fsspec URL, "off", or "" for raw_archive under home (raw_archive_url)
+    raw_archive_dir: str
+
+    @property
+    def raw_archive_url(self) -> str | None:
+        """Where every load is archived (a folder or any fsspec URL); None when switched off.
+
+        Resolved here rather than in ``from_env``, so that the default follows ``home`` when a
+        tool or test moves it."""
+        if self.raw_archive_dir.lower() == "off":
+            return None
+        return self.raw_archive_dir or str(self.home / "raw_archive")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -134,6 +146,7 @@ class Settings:
                 else None
             ),
             bi_reader_password=_env("OPS_BI_READER_PASSWORD", ""),
+            raw_archive_dir=_env("OPS_RAW_ARCHIVE_DIR", ""),
         )
 
     def redacted(self) -> dict[str, str]:
@@ -150,6 +163,7 @@ class Settings:
                 scheme, rest = value.split("//", 1)
                 value = f"{scheme}//***@{rest.split('@', 1)[1]}"
             out[f.name] = value
+        out["raw_archive_dir"] = self.raw_archive_url or "off"
         return out
 
 

@@ -21,8 +21,9 @@ WORKDIR /opt/ops-warehouse
 # Dependencies first (a layer that changes only with the lock), then the project.
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
-COPY plugins plugins
+COPY src src
 RUN uv sync --frozen --no-dev
+COPY plugins plugins
 COPY dags dags
 COPY dbt_project dbt_project
 COPY expectations expectations
@@ -33,7 +34,7 @@ RUN useradd --uid 50000 --gid 0 --no-create-home --home-dir /opt/ops-warehouse o
  && mkdir -p /data && chown 50000:0 /data && chmod g+rwx /data
 USER 50000
 ENV PATH=/opt/ops-warehouse/.venv/bin:$PATH \
-    PYTHONPATH=/opt/ops-warehouse/plugins \
+    PYTHONPATH=/opt/ops-warehouse/src \
     OPS_HOME=/data \
     AIRFLOW_HOME=/data/airflow \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/ops-warehouse/dags \

@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen
 SYSTEM_PACKAGES := fonts-noto-cjk chromium poppler-utils
 
 # The Python that `make lint` runs ruff on; SQLFluff lints dbt_project/ (.sqlfluff, .sqlfluffignore).
-PYTHON_PATHS := plugins dags tests bench dbt_project/lint
+PYTHON_PATHS := src plugins dags tests bench dbt_project/lint
 
 install: sysdeps ## install uv (if missing) and the locked dependencies into .venv
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv

@@ -80,3 +80,48 @@ def test_dag_files_hold_no_business_logic():
             "select ",
         ):
             assert heavy not in text, f"{path.name} contains {heavy!r}"
+
+
+PLUGIN_LOAD = textwrap.dedent(
+    """
+    import json, sys, time
+    from airflow import plugins_manager
+    before = set(sys.modules)
+    started = time.monotonic()
+    plugins_manager.ensure_plugins_loaded()
+    plugins, errors = plugins_manager._get_plugins()
+    out = {
+        "seconds": time.monotonic() - started,
+        "new_modules": sorted(set(sys.modules) - before),
+        "plugins": [p.name for p in plugins],
+        "errors": {k: str(v) for k, v in errors.items()},
+    }
+    print(json.dumps(out))
+    """
+)
+
+
+def test_airflow_plugin_load_imports_only_real_plugins(tmp_path):
+    """Airflow imports every .py under its plugins folder as a top-level module at each plugin
+    load: nothing of the package may live there."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "AIRFLOW"))}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__UNIT_TEST_MODE="True",
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT_ROOT / "plugins"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PLUGIN_LOAD], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == {}
+    ours = [m for m in report["new_modules"] if m.split(".")[0] == "ops_warehouse"]
+    bare = [m for m in report["new_modules"] if "." not in m and not m.startswith("_")]
+    assert ours == [], ours
+    # the package once registered 47 bare module names here (settings, transform, build, …)
+    assert not {"settings", "transform", "build", "data", "server", "run"} & set(bare), bare
+    assert len(report["new_modules"]) < 200, len(report["new_modules"])

@@ -210,7 +210,7 @@ def test_environment_names_are_known_settings_and_airflow_options(services):
         for section, spec in conf.configuration_description.items()
         for option in spec.get("options", {})
     }
-    settings_source = (PROJECT_ROOT / "plugins/ops_warehouse/settings.py").read_text()
+    settings_source = (PROJECT_ROOT / "src/ops_warehouse/settings.py").read_text()
     read_by_settings = set(re.findall(r'_env\(\s*"(OPS_\w+)"', settings_source))
     readme = (PROJECT_ROOT / "README.md").read_text()
     in_readme = set(re.findall(r"`(OPS_\w+)`", readme))

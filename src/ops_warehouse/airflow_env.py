@@ -33,7 +33,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     for key, value in defaults.items():
         env.setdefault(key, value)
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PROJECT_ROOT / "plugins"), env.get("PYTHONPATH", "")) if p
+        p for p in (str(PROJECT_ROOT / "src"), env.get("PYTHONPATH", "")) if p
     )
     return env
 

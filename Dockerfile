@@ -1,8 +1,9 @@
 # The project image for every service of docker-compose.yml (Airflow components, Celery
-# workers, the demo sources, the Metabase provisioning): the locked dependency set
-# (uv.lock, `uv sync --frozen`) is installed at build time; nothing is pip-installed when a
-# container starts.
-FROM python:3.11-slim-bookworm
+# workers, the Metabase provisioning): the locked dependency set (uv.lock,
+# `uv sync --frozen`) is installed at build time; nothing is pip-installed when a container
+# starts. Two targets: `product` (the default, last stage) holds the product only; `demo`
+# adds the demo world (demo/, package ops_demo) for the demo-sources service.
+FROM python:3.11-slim-bookworm AS product
 
 # uv itself, pinned (copied from its official image rather than installed with pip)
 COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/
@@ -40,3 +41,15 @@ ENV PATH=/opt/ops-warehouse/.venv/bin:$PATH \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/ops-warehouse/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/ops-warehouse/plugins
 VOLUME /data
+
+# The demo world and its source APIs (`ops-demo`, `python -m ops_demo.server`): the product
+# image plus the workspace member demo/ from the lock's `demo` dependency group.
+FROM product AS demo
+USER root
+COPY demo demo
+RUN uv sync --frozen --no-dev --group demo
+USER 50000
+ENV PYTHONPATH=/opt/ops-warehouse/src:/opt/ops-warehouse/demo
+
+# The default target: the product alone, without the demo world.
+FROM product

@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen
 SYSTEM_PACKAGES := fonts-noto-cjk chromium poppler-utils
 
 # The Python that `make lint` runs ruff on; SQLFluff lints dbt_project/ (.sqlfluff, .sqlfluffignore).
-PYTHON_PATHS := src plugins dags tests bench dbt_project/lint
+PYTHON_PATHS := src demo plugins dags tests bench dbt_project/lint
 
 install: sysdeps ## install uv (if missing) and the locked dependencies into .venv
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -26,14 +26,15 @@ sysdeps:
 	  else echo "missing system packages (install them with your package manager): $$missing"; fi; \
 	fi
 
+# The demo world is the package ops_demo (demo/), installed by `make install` beside the product.
 demo: install ## the whole pipeline on the demo world, through Airflow
-	@$(RUN) ops demo
+	@$(RUN) ops-demo
 
 demo-fresh: install ## same, after deleting the demo world and the warehouse
-	@$(RUN) ops demo --fresh
+	@$(RUN) ops-demo --fresh
 
 up: install ## Airflow (standalone) with these DAGs, plus the demo APIs: http://localhost:8080
-	@$(RUN) ops up
+	@$(RUN) ops-demo up
 
 report: install ## render the latest weekly report from the demo's published warehouse and print its path
 	@$(RUN) ops report weekly

@@ -1,8 +1,10 @@
 """Scale benchmark: the whole pipeline and one incremental day, with the floor and overheads.
 
-    uv run python bench/bench.py [--scale 1,10,50] [--root /work/benchdata] [--no-airflow]
+    uv run python bench/bench.py [--scale 1,10,50] [--root DIR] [--no-airflow]
 
-For each scale, in a fresh folder under ``--root`` (never the repository):
+For each scale, in a fresh folder under ``--root`` (default ``var/bench/pipeline/`` in the
+repository, which git ignores; ``OPS_BENCH_ROOT`` or ``--root`` put it elsewhere, e.g. on a
+larger disk):
 
 1. generate the demo world (seed 42, until 2026-11-22);
 2. the pipeline, one child process per stage, the way Airflow's LocalExecutor runs each task
@@ -50,6 +52,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+# Work folders: under the repository's git-ignored var/, beside bench_ingest's var/bench/scale-*
+DEFAULT_ROOT = REPO / "var" / "bench" / "pipeline"
 UNTIL = date(2026, 11, 22)
 SEED = 42
 SOURCES = ("marketing", "sales", "support")
@@ -126,8 +130,10 @@ class Bench:
         self.root = root
         self.console = console
         self.log = log
+        from ops_demo import with_demo_tokens
+
         self.env = {
-            **os.environ,
+            **with_demo_tokens(dict(os.environ)),
             "OPS_HOME": str(root / "home"),
             "OPS_DEMO_DIR": str(root / "world"),
             "OPS_DEMO_SCALE": f"{scale:g}",
@@ -228,7 +234,7 @@ class Bench:
             [
                 sys.executable,
                 "-m",
-                "ops_warehouse.demo.server",
+                "ops_demo.server",
                 "--dir",
                 self.env["OPS_DEMO_DIR"],
                 "--port",
@@ -525,7 +531,7 @@ def _context(kw: dict) -> dict:
 
 
 def task_generate(kw: dict) -> dict:
-    from ops_warehouse.demo import world
+    from ops_demo import world
     from ops_warehouse.settings import get_settings
 
     info = world.generate(get_settings().demo_dir, seed=SEED, scale=kw["scale"], until=UNTIL)
@@ -533,7 +539,7 @@ def task_generate(kw: dict) -> dict:
 
 
 def task_advance(kw: dict) -> dict:
-    from ops_warehouse.demo import world
+    from ops_demo import world
     from ops_warehouse.settings import get_settings
 
     info = world.advance(get_settings().demo_dir, days=1)
@@ -885,14 +891,14 @@ def task_airflow_init(kw: dict) -> dict:
 
 
 def task_airflow_dags(kw: dict) -> dict:
-    """All four DAGs through `dag.test` in one process (ops_warehouse.demo.airflow_run)."""
+    """All four DAGs through `dag.test` in one process (ops_demo.airflow_run)."""
+    from ops_demo.run import DAG_ORDER
     from ops_warehouse.airflow_env import airflow_env
-    from ops_warehouse.demo.run import DAG_ORDER
     from ops_warehouse.settings import get_settings
 
     s = get_settings()
     env = airflow_env(s)
-    cmd = [sys.executable, "-m", "ops_warehouse.demo.airflow_run", kw["logical_date"], *DAG_ORDER]
+    cmd = [sys.executable, "-m", "ops_demo.airflow_run", kw["logical_date"], *DAG_ORDER]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     process_s = time.monotonic() - t0
@@ -1257,8 +1263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--root",
         type=Path,
-        default=Path(os.environ.get("OPS_BENCH_ROOT", "/work/benchdata")),
-        help="where worlds and warehouses go (not the repository)",
+        default=Path(os.environ.get("OPS_BENCH_ROOT", str(DEFAULT_ROOT))),
+        help="where worlds and warehouses go (default: var/bench/pipeline, git-ignored)",
     )
     parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow run")
     parser.add_argument("--no-baselines", action="store_true", help="skip floor and GX vs SQL")

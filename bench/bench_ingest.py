@@ -21,8 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from rich.console import Console
 from rich.table import Table
 
-from ops_warehouse.demo import world
-from ops_warehouse.demo.server import DemoServer
+from ops_demo import with_demo_tokens, world
+from ops_demo.server import DemoServer
 from ops_warehouse.loading import load_source
 from ops_warehouse.settings import PROJECT_ROOT, Settings
 from ops_warehouse.sources.window import Window
@@ -66,6 +66,7 @@ def main() -> None:
         "generate_seconds": round(gen_s, 1),
         "source_rows": info.row_counts,
     }
+    with_demo_tokens()  # the loads below send what the demo server expects
     with DemoServer(world_dir) as server:
         settings = dataclasses.replace(
             Settings.from_env(),

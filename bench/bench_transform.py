@@ -19,8 +19,8 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from ops_warehouse.demo import world
-from ops_warehouse.demo.server import DemoServer
+from ops_demo import with_demo_tokens, world
+from ops_demo.server import DemoServer
 from ops_warehouse.loading import load_source
 from ops_warehouse.settings import PROJECT_ROOT, Settings
 from ops_warehouse.sources.window import Window
@@ -53,6 +53,7 @@ def main() -> None:
     with console.status("generating the world …"):
         world.generate(world_dir, seed=42, scale=args.scale, until=UNTIL)
     results: dict = {"scale": args.scale}
+    with_demo_tokens()  # the loads below send what the demo server expects
     with DemoServer(world_dir) as server:
         base = dataclasses.replace(
             Settings.from_env(),

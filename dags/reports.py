@@ -2,7 +2,7 @@
 # reports
 
 The automated reports for ops leads, read from the **published** warehouse only
-(`ops_warehouse.reports`; the contract is reports.md).
+(`ops_warehouse.reports`; the contract is docs/reports.md).
 
 - `daily_digest`: after each publish (the `published` asset), about the day it published:
   short scorecard against the same weekday a week before, anomalies, data quality.

@@ -44,7 +44,7 @@ HISTORY_DAYS = 120
 @pytest.fixture(scope="session")
 def world_template(tmp_path_factory) -> Path:
     """A small demo world, generated once per test session; copy it before changing it."""
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     path = tmp_path_factory.mktemp("world_template")
     world.generate(path, seed=7, scale=SMALL_SCALE, until=UNTIL, history_days=HISTORY_DAYS)
@@ -60,7 +60,7 @@ def world_dir(world_template, tmp_path) -> Path:
 
 @pytest.fixture
 def server(world_dir):
-    from ops_warehouse.demo.server import DemoServer
+    from ops_demo.server import DemoServer
 
     with DemoServer(world_dir, marketing_token="m-token", support_token="s-token") as srv:
         yield srv
@@ -123,7 +123,7 @@ def drop_pg_database(name: str) -> None:
 
 @pytest.fixture(scope="session")
 def marts_world(tmp_path_factory) -> Path:
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     path = tmp_path_factory.mktemp("marts_world")
     world.generate(
@@ -134,7 +134,7 @@ def marts_world(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def marts_server(marts_world):
-    from ops_warehouse.demo.server import DemoServer
+    from ops_demo.server import DemoServer
 
     with DemoServer(marts_world, marketing_token="m-token", support_token="s-token") as srv:
         yield srv

@@ -1,6 +1,6 @@
 {#
     The published key of an email address: the hex sha256 of lower(trim(email)), identical on
-    DuckDB and PostgreSQL (marts.md "PII"). NULL stays NULL.
+    DuckDB and PostgreSQL (docs/marts.md "Personal data"). NULL stays NULL.
 
         {{ email_sha256('email') }}
 

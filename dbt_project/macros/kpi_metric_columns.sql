@@ -1,6 +1,6 @@
 {#
-    The metric columns of kpi_daily, in published order (marts.md "kpi_daily"): one per row of the
-    seed kpi_definitions. kpi_daily compares them with its published rows (incremental) and
+    The metric columns of kpi_daily, in published order (docs/marts.md "kpi_daily"): one per row of
+    the seed kpi_definitions. kpi_daily compares them with its published rows (incremental) and
     kpi_scorecard unpivots them into (kpi, value). Adding a KPI means a column in
     int_kpi_periods_measured, a name here and a row in the seed;
     tests/assert_kpi_definitions_match_kpi_daily.sql fails until all three agree.

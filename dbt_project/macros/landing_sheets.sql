@@ -1,7 +1,7 @@
 {#
     newest_sheet_rows(relation, key, columns): the rows of a landing sheet that count.
 
-    sources.md: the newest file of each kind wins for the months it covers. A month's rows all
+    docs/sources.md: the newest file of each kind wins for the months it covers. A month's rows all
     come from the newest file that has the month (files are named <kind>_<YYYY-MM-DD>.csv, so
     the greatest name is the newest); a row an older file has and the newest lacks is gone.
     Should the winning file's rows arrive twice, the latest load wins: one row per

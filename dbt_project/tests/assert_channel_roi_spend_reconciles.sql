@@ -1,5 +1,5 @@
 {#
-    quality.md reconciliation: Σ spend in channel_roi_monthly = Σ spend in
+    docs/quality.md reconciliation: Σ spend in channel_roi_monthly = Σ spend in
     fct_ad_performance_daily, to the cent; and the same for campaign_performance_monthly, which
     must not lose the spend of a campaign either. Both marts sum the published daily spend, so
     the only way to fail is a day, channel or campaign falling outside their month x channel or

@@ -1,5 +1,5 @@
 {#
-    quality.md "churn identity" on every month of churn_monthly:
+    docs/quality.md "churn identity" on every month of churn_monthly:
     active_at_end = active_at_start - churned + new_customers + reactivated.
     It holds by construction (see churn_monthly.sql); a failure means one of the definitions
     drifted. Returns the months where it breaks, with both sides.

@@ -1,8 +1,8 @@
 {#
-    marts.md's identities on every published order: net_revenue = gross_revenue - refund_amount,
-    gross_margin = net_revenue - cogs, 0 <= refund_amount <= gross_revenue, cogs = 0 for refunded
-    orders, zero money for non-recognized orders, and is_first_order only on recognized orders,
-    at most one per customer. Returns the orders that break one, with the broken rule.
+    docs/marts.md's identities on every published order: net_revenue = gross_revenue -
+    refund_amount, gross_margin = net_revenue - cogs, 0 <= refund_amount <= gross_revenue, cogs = 0
+    for refunded orders, zero money for non-recognized orders, and is_first_order only on recognized
+    orders, at most one per customer. Returns the orders that break one, with the broken rule.
 #}
 
 with

@@ -1,15 +1,17 @@
 {#
-    quality.md reconciliation: Σ net_revenue in kpi_daily = Σ net_revenue of the recognized orders
-    in fct_orders = the same sum recomputed from staging (orders, refunds, fx rates), to the cent.
+    docs/quality.md reconciliation: Σ net_revenue in kpi_daily = Σ net_revenue of the recognized
+    orders in fct_orders = the same sum recomputed from staging (orders, refunds, fx rates), to the
+    cent.
 
     The staging recomputation shares no code with int_fx_rates_daily or int_orders_converted: each
     currency's published rates become validity periods (from a rate's date until the currency's
     next rate; USD is 1 from the sheet's first date), expanded to days, and each recognized order
     placed up to the as-of date takes the rate in force on its order date, for its own currency
-    and for the reporting currency. Then marts.md directly: gross = subtotal - discount, refunds made up to
-    the as-of date at the order date's rate and capped at gross, each order rounded to the cent
-    (the published rounding, docs/decisions.md). Orders without a rate at or before their date
-    count in none of the sums. Fails with one row showing the three sums when any two differ.
+    and for the reporting currency. Then docs/marts.md directly: gross = subtotal - discount,
+    refunds made up to the as-of date at the order date's rate and capped at gross, each order
+    rounded to the cent (the published rounding, docs/decisions.md). Orders without a rate at or
+    before their date count in none of the sums. Fails with one row showing the three sums when any
+    two differ.
 #}
 
 {%- set reporting_currency = var("reporting_currency") %}

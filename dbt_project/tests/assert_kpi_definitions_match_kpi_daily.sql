@@ -1,5 +1,5 @@
 {#
-    Every kpi_daily metric column is a KPI (the brief of the KPI mart): the rows of the seed
+    Every kpi_daily metric column is a KPI (docs/marts.md "kpi_scorecard"): the rows of the seed
     kpi_definitions, the macro kpi_metric_columns (which kpi_scorecard unpivots) and the columns
     of kpi_daily other than date_day must be the same set. Returns each name missing from one of
     them, with where it is missing.

@@ -1,6 +1,6 @@
 {#
-    quality.md: rates within [0, 1], on every grain of kpi_scorecard. Which KPIs are rates comes
-    from the seed kpi_definitions: unit `share` (ctr, returning_customer_rate, sla_attainment,
+    docs/quality.md: rates within [0, 1], on every grain of kpi_scorecard. Which KPIs are rates
+    comes from the seed kpi_definitions: unit `share` (ctr, returning_customer_rate, sla_attainment,
     csat) must lie in [0, 1]; unit `fraction` (gross_margin_pct, a ratio of money that is negative
     when cogs exceed net revenue) at most 1. kpi_daily and int_kpi_periods_measured carry the same
     bounds as within_bounds column tests; this test also checks that the seed's units agree.

@@ -1,5 +1,5 @@
 {#
-    Week and month values of kpi_scorecard agree with its day values (marts.md: the same
+    Week and month values of kpi_scorecard agree with its day values (docs/marts.md: the same
     definitions over the whole period): a `sum` KPI is the Σ of its days, a `point_in_time` KPI
     (active_customers, open_backlog) is the value of the period's last day (period_end_date, the
     as-of date for the period in progress). Ratios and medians cannot be checked this way (unit

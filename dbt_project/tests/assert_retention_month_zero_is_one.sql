@@ -1,7 +1,7 @@
 {#
-    quality.md "retention month 0 = 1.0": in its own month every cohort customer has ordered (the
-    cohort is defined by that order), so retained_customers = cohort_size and retention_rate = 1
-    on every months_since_first_order = 0 row. Returns the cohorts where that fails.
+    docs/quality.md "retention month 0 = 1.0": in its own month every cohort customer has ordered
+    (the cohort is defined by that order), so retained_customers = cohort_size and retention_rate =
+    1 on every months_since_first_order = 0 row. Returns the cohorts where that fails.
 #}
 
 with

@@ -9,8 +9,8 @@ Two channels, each optional:
 
 An alert names the DAG, task, run, logical date, the failing checks or the error, and the
 task's log. Sending never raises: a broken mail server must not hide the failure being
-reported, so every problem is logged instead. Only ``airflow.sdk``-free imports at module
-level: ``orchestration`` imports this module when DAG files are parsed.
+reported, so every problem is logged instead. What a task's failure means for the run is the
+task bodies' business (``pipeline_tasks.on_task_failure``); this module only builds and sends.
 """
 
 from __future__ import annotations
@@ -194,35 +194,3 @@ def _post_webhook(alert: Alert, settings: Settings) -> bool:
         return False
     log.info("webhook alert posted")
     return True
-
-
-def on_task_failure(context: Mapping[str, Any]) -> None:
-    """``on_failure_callback`` of every task: record the run as failed and alert.
-
-    A task that failed because checks blocked has already recorded and alerted (it knows
-    the checks); this callback then stays silent."""
-    from ops_warehouse.pipeline_tasks import LoadBlocked, QualityGateBlocked, run_info
-
-    exc = context.get("exception")
-    if isinstance(exc, QualityGateBlocked):
-        log.info("blocked by checks: recorded and alerted by the task")
-        return
-    settings = get_settings()
-    alert = alert_from_context(
-        context,
-        "load blocked" if isinstance(exc, LoadBlocked) else "task failed",
-        error=f"{type(exc).__name__}: {exc}" if exc else None,
-    )
-    try:
-        from ops_warehouse import audit
-
-        audit.record_run_finish(
-            settings,
-            run_info(context),
-            "failed",
-            message=f"{alert.task_id}: {alert.error or 'failed'}"[:2000],
-            only_if_running=True,
-        )
-    except Exception:
-        log.exception("could not record the failed run in audit.pipeline_runs")
-    send_alert(alert, settings)

@@ -1,4 +1,4 @@
-"""The audit trail of quality.md in the working warehouse: runs, check results, quarantine.
+"""The audit trail of docs/quality.md in the working warehouse: runs, check results, quarantine.
 
 - ``audit.pipeline_runs``: one row per DAG run (``dag_id``, ``run_id``), with its logical
   date, data interval, as-of date, start and end, status and a message saying why a run
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from ops_warehouse.contracts import QUARANTINE_TABLE
 from ops_warehouse.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA = "audit"
-# The loaders' quarantine table in each raw_<source> schema (loading.QUARANTINE_TABLE).
-QUARANTINE_TABLE = "_quarantine"
 STATUSES = ("running", "published", "succeeded", "blocked", "failed")
 
 AUDIT_TABLES = ("pipeline_runs", "pipeline_run_entities", "dq_results")

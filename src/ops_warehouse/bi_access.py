@@ -19,13 +19,14 @@ import logging
 import re
 from dataclasses import dataclass
 
+from ops_warehouse.databases import ensure_published_database
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings
+from ops_warehouse.transform import MARTS
 
 log = logging.getLogger(__name__)
 
 BI_READER_ROLE = "bi_reader"
-MARTS = "marts"
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -120,7 +121,6 @@ def setup_bi_reader(settings: Settings, role: str = BI_READER_ROLE) -> BiReaderS
     from sqlalchemy.engine import make_url
 
     from ops_warehouse.audit import pg_connect
-    from ops_warehouse.publish import ensure_published_database
 
     if settings.warehouse != "postgres":
         raise BiAccessError(

@@ -1,16 +1,15 @@
 """`ops`: the project's command line.
 
-ops demo [--fresh]            whole pipeline on the demo world, through Airflow
-ops demo generate|advance     make or move the demo world
-ops demo serve                the demo marketing + support APIs
 ops load SOURCE --date D      load one source for day D, without Airflow
 ops transform                 dbt build on the working warehouse
 ops rebuild [--force]         recreate the raw layer from the raw archive
-ops up                        Airflow standalone + the demo APIs (`make up`)
 ops airflow-init              metadata DB + writer pool for the embedded Airflow
 ops settings                  the effective settings (secrets masked)
 ops bi-reader                 PostgreSQL: create/refresh the read-only bi_reader role
 ops report weekly|daily       render (and with --send, email) a report from the published marts
+
+The demo world (`make demo`, `make up`) has its own command, `ops-demo`, in the separate
+package ops_demo (demo/ in the repository), which the product does not contain.
 """
 
 from __future__ import annotations
@@ -219,44 +218,6 @@ def cmd_bi_reader(args: argparse.Namespace) -> None:
         console.print("No marts published yet: the next publish grants them.")
 
 
-@writes_warehouse
-def cmd_demo(args: argparse.Namespace) -> None:
-    from ops_warehouse.demo.run import run_demo
-
-    run_demo(fresh=args.fresh, console=console)
-
-
-def cmd_up(args: argparse.Namespace) -> None:
-    from ops_warehouse.demo.run import run_up
-
-    run_up(console=console)
-
-
-def cmd_demo_generate(args: argparse.Namespace) -> None:
-    from ops_warehouse.demo.run import generate_world
-
-    s = get_settings()
-    generate_world(
-        seed=args.seed if args.seed is not None else s.demo_seed,
-        scale=args.scale if args.scale is not None else s.demo_scale,
-        until=args.until or s.demo_until,
-        console=console,
-    )
-
-
-def cmd_demo_advance(args: argparse.Namespace) -> None:
-    from ops_warehouse.demo.run import advance_world
-
-    advance_world(args.days, console=console)
-
-
-def cmd_demo_serve(args: argparse.Namespace) -> None:
-    from ops_warehouse.demo import server
-
-    s = get_settings()
-    server.main(["--dir", str(s.demo_dir), "--port", str(args.port or s.demo_port), *args.extra])
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -304,25 +265,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "bi-reader", help="PostgreSQL: create/refresh the read-only role BI tools use"
     ).set_defaults(func=cmd_bi_reader)
-
-    sub.add_parser("up", help="Airflow standalone + demo APIs").set_defaults(func=cmd_up)
-
-    demo = sub.add_parser("demo", help="run the whole pipeline on the demo world")
-    demo.add_argument("--fresh", action="store_true", help="regenerate world and warehouse")
-    demo.set_defaults(func=cmd_demo)
-    demo_sub = demo.add_subparsers(dest="demo_command")
-    p = demo_sub.add_parser("generate", help="generate the demo world")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--scale", type=float)
-    p.add_argument("--until", type=_day)
-    p.set_defaults(func=cmd_demo_generate)
-    p = demo_sub.add_parser("advance", help="move the demo world forward")
-    p.add_argument("--days", type=int, required=True)
-    p.set_defaults(func=cmd_demo_advance)
-    p = demo_sub.add_parser("serve", help="serve the demo APIs in the foreground")
-    p.add_argument("--port", type=int)
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="options passed to the server")
-    p.set_defaults(func=cmd_demo_serve)
     return parser
 
 

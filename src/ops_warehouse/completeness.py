@@ -26,6 +26,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ops_warehouse.files import sql_literal
 from ops_warehouse.quality.results import CheckResult
 from ops_warehouse.settings import Settings
 
@@ -215,8 +216,7 @@ def published_profile(settings: Settings) -> MartsProfile | None:
     # ATTACH from an in-memory database opens the file as it is now, never a copy another
     # connection of this process still holds (publish replaces the file).
     with duckdb.connect() as con:
-        path = str(settings.published_path).replace("'", "''")
-        con.execute(f"attach '{path}' as published (read_only)")
+        con.execute(f"attach '{sql_literal(settings.published_path)}' as published (read_only)")
         con.execute("use published")
         return profile(lambda sql: con.execute(sql).fetchall())
 

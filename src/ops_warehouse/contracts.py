@@ -1,4 +1,4 @@
-"""The source contract of ``shared/spec/sources.md`` as data.
+"""The source contract of ``docs/sources.md`` as data.
 
 Each entity names its source, the fields it serves (with type and whether the field is
 required), its primary key and how it is read incrementally. Loaders, the demo world,
@@ -311,6 +311,8 @@ ENTITIES: tuple[Entity, ...] = (
 
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES}
 SOURCES = ("marketing", "sales", "support")
+# The loaders' quarantine table in each raw_<source> schema: rows the contract rejected.
+QUARANTINE_TABLE = "_quarantine"
 
 
 def entity(name: str) -> Entity:

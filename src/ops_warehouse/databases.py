@@ -2,7 +2,7 @@
 a missing PostgreSQL database, or says at once who must create it and how.
 
 The working database (``OPS_POSTGRES_URL``) is checked at the start of every entry that
-writes it (the ingest and transform tasks, ``ops load``, ``ops transform``, ``ops demo``);
+writes it (the ingest and transform tasks, ``ops load``, ``ops transform``, ``ops-demo``);
 the published one (``OPS_PUBLISHED_POSTGRES_URL``) on first publish. A missing database is
 created when the URL's user may create databases; otherwise the error names the setting and
 the ``createdb`` command to run, and is raised before any retry could be wasted on it.
@@ -10,7 +10,7 @@ the ``createdb`` command to run, and is raised before any retry could be wasted 
 
 from __future__ import annotations
 
-from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.errors import OpsWarehouseError, PublishError
 from ops_warehouse.settings import Settings
 
 # Databases every PostgreSQL server has, to connect to while the target does not exist yet.
@@ -57,6 +57,13 @@ def ensure_working_database(
     if settings.warehouse != "postgres":
         return False  # DuckDB creates its file on first connect
     return ensure_database(settings.postgres_url, "OPS_POSTGRES_URL", error=error)
+
+
+def ensure_published_database(settings: Settings) -> None:
+    """Create the published database on first publish, or say who must create it and how."""
+    ensure_database(
+        settings.published_postgres_url, "OPS_PUBLISHED_POSTGRES_URL", error=PublishError
+    )
 
 
 def ensure_database(url: str, setting: str, *, error: type[Exception] = DatabaseMissing) -> bool:

@@ -19,3 +19,7 @@ class SourceDataError(OpsWarehouseError):
 
 class SourceUnavailableError(OpsWarehouseError):
     """A source could not be reached even after retries."""
+
+
+class PublishError(OpsWarehouseError):
+    """The working warehouse cannot be published (nothing was changed for readers)."""

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from ops_warehouse import raw_archive
-from ops_warehouse.contracts import Entity, entities_of
+from ops_warehouse.contracts import QUARANTINE_TABLE, Entity, entities_of
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings, get_settings
 from ops_warehouse.sources import marketing, sales, support
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 Reader = Callable[[Entity, dict, Window], Iterator[Batch]]
 
-QUARANTINE_TABLE = "_quarantine"
 # Source pages are handed to dlt in tables of at least this many rows: dlt's cost per item
 # (schema and table bookkeeping, ~5 ms) would otherwise be paid per API page of 1000 rows.
 LOAD_BATCH_ROWS = 50_000

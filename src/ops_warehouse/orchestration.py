@@ -1,7 +1,8 @@
 """What the DAG files share: assets, the writer pool, default arguments and the ingest DAG.
 
-Only ``airflow.sdk`` and the settings are imported here: DAG files are parsed often and
-must stay cheap. Task bodies import the heavy modules.
+Only ``airflow.sdk``, the settings and the failure callback of ``pipeline_tasks`` are
+imported here: DAG files are parsed often and must stay cheap. Task bodies import the heavy
+modules.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
-from ops_warehouse.alerts import on_task_failure
+from ops_warehouse.pipeline_tasks import on_task_failure
 from ops_warehouse.settings import get_settings
 
 # Exactly one task writes the working DuckDB at a time: every writer runs in this pool,

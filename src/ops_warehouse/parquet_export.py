@@ -15,9 +15,8 @@ import uuid
 from pathlib import Path
 
 from ops_warehouse.errors import OpsWarehouseError
-from ops_warehouse.publish import fsync, sql_literal
-
-MARTS = "marts"
+from ops_warehouse.files import fsync, sql_literal
+from ops_warehouse.transform import MARTS
 
 
 class ParquetExportError(OpsWarehouseError):

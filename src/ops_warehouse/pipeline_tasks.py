@@ -1,4 +1,8 @@
-"""Task bodies called from the DAGs: they turn Airflow's context into plain calls."""
+"""Task bodies called from the DAGs: they turn Airflow's context into plain calls.
+
+Only cheap imports at module level: ``orchestration`` imports this module (for the failure
+callback) when DAG files are parsed; the task bodies import the heavy modules they need.
+"""
 
 from __future__ import annotations
 
@@ -160,6 +164,39 @@ def run_info(context: Mapping[str, Any]) -> RunInfo:
     )
 
 
+def on_task_failure(context: Mapping[str, Any]) -> None:
+    """``on_failure_callback`` of every task: record the run as failed and alert.
+
+    A task that failed because checks blocked has already recorded and alerted (it knows
+    the checks); this callback then stays silent."""
+    from ops_warehouse.alerts import alert_from_context, send_alert
+    from ops_warehouse.settings import get_settings
+
+    exc = context.get("exception")
+    if isinstance(exc, QualityGateBlocked):
+        log.info("blocked by checks: recorded and alerted by the task")
+        return
+    settings = get_settings()
+    alert = alert_from_context(
+        context,
+        "load blocked" if isinstance(exc, LoadBlocked) else "task failed",
+        error=f"{type(exc).__name__}: {exc}" if exc else None,
+    )
+    try:
+        from ops_warehouse import audit
+
+        audit.record_run_finish(
+            settings,
+            run_info(context),
+            "failed",
+            message=f"{alert.task_id}: {alert.error or 'failed'}"[:2000],
+            only_if_running=True,
+        )
+    except Exception:
+        log.exception("could not record the failed run in audit.pipeline_runs")
+    send_alert(alert, settings)
+
+
 def transform_as_of(context: Mapping[str, Any]) -> date:
     return as_of_from_events(
         context.get("triggering_asset_events"), context.get("data_interval_end")
@@ -222,12 +259,15 @@ def enforce_quality_gate(
 
 
 def data_docs(settings: Settings) -> str | None:
-    """Rebuild the Data Docs site and return where it is (None, logged, if that failed: the
+    """Rebuild the Data Docs site and return where it is: its URL when ``OPS_DOCS_BASE_URL`` is
+    set (Airflow's API server serves it), else its file (None, logged, if that failed: the
     docs illustrate a run, they must not decide it)."""
     try:
+        from ops_warehouse.docs_site import served_url
         from ops_warehouse.quality import build_data_docs
 
-        path = str(build_data_docs(settings))
+        index = build_data_docs(settings)
+        path = served_url(settings, index) or str(index)
     except Exception:
         log.exception("building the Data Docs failed")
         return None

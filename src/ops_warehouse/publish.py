@@ -35,13 +35,15 @@ from pathlib import Path
 
 from ops_warehouse import audit, bi_access
 from ops_warehouse.audit import RunInfo
-from ops_warehouse.databases import ensure_database
-from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.databases import ensure_published_database
+from ops_warehouse.errors import PublishError
+from ops_warehouse.files import fsync, sql_literal
+from ops_warehouse.parquet_export import export_marts
 from ops_warehouse.settings import Settings
+from ops_warehouse.transform import MARTS
 
 log = logging.getLogger(__name__)
 
-MARTS = "marts"
 PUBLISHED_SCHEMAS = (MARTS, audit.SCHEMA)
 # Fields of the source contract holding personal data: quarantine payloads keep them as
 # served in the working warehouse (for replay) but publish them only as
@@ -50,10 +52,6 @@ PII_FIELDS = frozenset({"email", "requester_email", "full_name", "agent_name"})
 # How long the PostgreSQL publish waits for readers' locks before leaving the old schemas
 # for the next publish to drop.
 DROP_LOCK_TIMEOUT = "2s"
-
-
-class PublishError(OpsWarehouseError):
-    """The working warehouse cannot be published (nothing was changed for readers)."""
 
 
 def mask_payload(payload: str | None) -> str | None:
@@ -96,8 +94,6 @@ def publish(settings: Settings, run: RunInfo) -> str:
     else:
         where = str(_publish_duckdb(settings, run, finished_at))
         if settings.parquet_export_dir:
-            from ops_warehouse.parquet_export import export_marts
-
             files = export_marts(settings.published_path, settings.parquet_export_dir)
             log.info(
                 "exported %d mart tables as Parquet to %s", len(files), settings.parquet_export_dir
@@ -159,19 +155,6 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
         for leftover in (staged, staged.with_name(staged.name + ".wal")):
             leftover.unlink(missing_ok=True)
     return target
-
-
-def sql_literal(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def fsync(path: Path) -> None:
-    """Flush a file (or a folder's entries) to disk, so a crash cannot publish a torn file."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- PostgreSQL ----------------------------------------------------------------------
@@ -244,13 +227,6 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
                 pub.execute(f"alter schema {next_schema} rename to {schema}")
         _drop_old_schemas(dst)
     return make_url(settings.published_postgres_url).render_as_string(hide_password=True)
-
-
-def ensure_published_database(settings: Settings) -> None:
-    """Create the published database on first publish, or say who must create it and how."""
-    ensure_database(
-        settings.published_postgres_url, "OPS_PUBLISHED_POSTGRES_URL", error=PublishError
-    )
 
 
 def _pg_columns(con, schema: str, table: str) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from ops_warehouse.contracts import Entity, entities_of
+from ops_warehouse.contracts import SOURCES, Entity, entities_of
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.loading import (
     LOAD_BATCH_ROWS,
@@ -37,7 +37,6 @@ from ops_warehouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("marketing", "sales", "support")
 Progress = Callable[[str], None]
 
 

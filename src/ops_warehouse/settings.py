@@ -59,6 +59,8 @@ class Settings:
     smtp_conn_id: str
     alert_webhook_url: str
     reports_dir: Path
+    # where plugins/ops_warehouse_docs.py serves reports and docs, e.g. http://host:8080/ops
+    docs_base_url: str
     report_language: str
     weekly_report_recipients: tuple[str, ...]
     daily_digest_recipients: tuple[str, ...]
@@ -103,9 +105,10 @@ class Settings:
             postgres_url=postgres_url,
             shop_db_url=_env("OPS_SHOP_DB_URL", f"sqlite:///{demo_dir / 'shop.sqlite'}"),
             marketing_api_url=_env("OPS_MARKETING_API_URL", demo_api).rstrip("/"),
-            marketing_api_token=_env("OPS_MARKETING_API_TOKEN", "demo-marketing-token"),
+            # no default token: the demo (package ops_demo) sets its own in its environment
+            marketing_api_token=_env("OPS_MARKETING_API_TOKEN", ""),
             support_api_url=_env("OPS_SUPPORT_API_URL", demo_api).rstrip("/"),
-            support_api_token=_env("OPS_SUPPORT_API_TOKEN", "demo-support-token"),
+            support_api_token=_env("OPS_SUPPORT_API_TOKEN", ""),
             landing_dir=Path(_env("OPS_LANDING_DIR", str(demo_dir / "landing"))),
             demo_dir=demo_dir,
             demo_seed=int(_env("OPS_DEMO_SEED", "42")),
@@ -135,6 +138,7 @@ class Settings:
             smtp_conn_id=_env("OPS_SMTP_CONN_ID", "smtp_default"),
             alert_webhook_url=_env("OPS_ALERT_WEBHOOK_URL", ""),
             reports_dir=Path(_env("OPS_REPORTS_DIR", str(home / "reports"))),
+            docs_base_url=_env("OPS_DOCS_BASE_URL", "").rstrip("/"),
             report_language=_report_language(_env("OPS_REPORT_LANGUAGE", "en")),
             weekly_report_recipients=_addresses(_env("OPS_WEEKLY_REPORT_TO", "")),
             daily_digest_recipients=_addresses(_env("OPS_DAILY_DIGEST_TO", "")),

@@ -10,6 +10,9 @@ from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import PROJECT_ROOT, Settings, get_settings
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# The schema dbt builds the marts in (dbt_project.yml: models.marts +schema): what publish
+# gives readers, the BI role may read and the Parquet export writes.
+MARTS = "marts"
 
 
 class DbtFailed(OpsWarehouseError):

@@ -45,17 +45,9 @@ class Reader:
 def read_only(settings: Settings) -> Iterator[Reader]:
     """A read-only connection to the working warehouse, closed on exit."""
     if settings.warehouse == "postgres":
-        import psycopg
-        from sqlalchemy.engine import make_url
+        from ops_warehouse.audit import pg_connect
 
-        url = make_url(settings.postgres_url)
-        with psycopg.connect(
-            host=url.host,
-            port=url.port or 5432,
-            user=url.username,
-            password=url.password,
-            dbname=url.database,
-        ) as con:
+        with pg_connect(settings.postgres_url) as con:
             con.read_only = True
             yield Reader(con, "postgres")
         return

@@ -1,7 +1,7 @@
 """One writer of the working warehouse at a time, also outside Airflow.
 
 Airflow's tasks take turns through the one-slot ``warehouse_writer`` pool. The commands that
-write without Airflow (``ops load``, ``ops transform``, ``ops replay``, ``ops demo``) hold this
+write without Airflow (``ops load``, ``ops transform``, ``ops replay``, ``ops-demo``) hold this
 lock for their whole run, so a second one stops at once with an error naming the first (pid,
 host, command, start) instead of a DuckDB lock error half-way or writes interleaved with it.
 

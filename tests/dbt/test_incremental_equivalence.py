@@ -24,8 +24,8 @@ def _load(settings, day):
 
 @pytest.fixture(scope="module")
 def incremental_and_full(tmp_path_factory):
-    from ops_warehouse.demo import world
-    from ops_warehouse.demo.server import DemoServer
+    from ops_demo import world
+    from ops_demo.server import DemoServer
 
     root = tmp_path_factory.mktemp("incremental")
     world_dir = root / "world"

@@ -1,11 +1,11 @@
 """Mart metrics recomputed independently, in pandas, straight from the raw tables.
 
 Every check reads only raw_* tables (the loaded demo world of the `duckdb_marts` fixture) and the
-dbt project's seed CSV files for its computation, follows /work/shared/spec/marts.md literally and
+dbt project's seed CSV files for its computation, follows docs/marts.md literally and
 compares the result with the published mart, which is read for the comparison only. Staging and
 intermediate models are never read. Money must agree to the cent, ratios within 1e-9.
 
-The spec's conventions, as applied here:
+The contract's conventions (docs/marts.md), as applied here:
 - raw rows are deduplicated by the contract's primary key, keeping the newest updated_at, then
   the latest _loaded_at;
 - an amount is converted at the fx rate of its own date, or the most recent earlier one
@@ -213,7 +213,7 @@ def recompute_ad_spend(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def acquisition_channel(signup, campaign_channels: dict[str, str], source_channels: dict) -> str:
-    """marts.md dim_customers.acquisition_channel for one signup (None: no signup)."""
+    """docs/marts.md dim_customers.acquisition_channel for one signup (None: no signup)."""
     if signup is None:
         return "unattributed"
     utm = {k: signup[k] for k in ("utm_source", "utm_medium", "utm_campaign")}
@@ -224,7 +224,7 @@ def acquisition_channel(signup, campaign_channels: dict[str, str], source_channe
         return source_channels[utm["utm_source"].lower()]
     if not any(utm.values()):
         return "organic"
-    return "unattributed"  # utm present but unmappable: the spec is silent (docs/decisions.md)
+    return "unattributed"  # utm present but unmappable: decided in docs/decisions.md
 
 
 def active_customer_ids(orders: pd.DataFrame, day: date) -> set[str]:
@@ -418,8 +418,8 @@ def tickets(raw):
 
 
 def test_fct_orders_net_revenue_and_gross_margin_by_month(warehouse, orders):
-    """marts.md fct_orders: net_revenue = gross_revenue (subtotal − discount, at the order date's
-    rate) − refund_amount (Σ refunds at the order date's rate, capped at gross_revenue);
+    """docs/marts.md fct_orders: net_revenue = gross_revenue (subtotal − discount, at the order
+    date's rate) − refund_amount (Σ refunds at the order date's rate, capped at gross_revenue);
     gross_margin = net_revenue − cogs (0 for `refunded`). Σ over recognized orders, per month of
     order_date and overall."""
     mart = read_mart(
@@ -445,8 +445,8 @@ def test_fct_orders_net_revenue_and_gross_margin_by_month(warehouse, orders):
 
 
 def test_fct_orders_first_orders(warehouse, orders):
-    """marts.md fct_orders.is_first_order: the customer's earliest recognized order (ties: lowest
-    order_id) — one per customer with a recognized order."""
+    """docs/marts.md fct_orders.is_first_order: the customer's earliest recognized order (ties:
+    lowest order_id) — one per customer with a recognized order."""
     mart = read_mart(
         warehouse,
         "fct_orders",
@@ -464,7 +464,7 @@ def test_fct_orders_first_orders(warehouse, orders):
 
 
 def test_kpi_daily_orders_revenue_new_customers(warehouse, orders):
-    """marts.md kpi_daily: orders = recognized orders of the day; net_revenue = Σ over them;
+    """docs/marts.md kpi_daily: orders = recognized orders of the day; net_revenue = Σ over them;
     new_customers = customers whose first recognized order is on the day. Every day."""
     mart = read_mart(
         warehouse,
@@ -490,7 +490,7 @@ def test_kpi_daily_orders_revenue_new_customers(warehouse, orders):
 
 
 def test_kpi_daily_spend(warehouse, ads):
-    """marts.md kpi_daily.spend: Σ ad spend of the day, each ad row converted at the as-of fx
+    """docs/marts.md kpi_daily.spend: Σ ad spend of the day, each ad row converted at the as-of fx
     rate of its ad date."""
     mart = read_mart(
         warehouse, "kpi_daily", ["date_day", "spend"], "select date_day, spend from marts.kpi_daily"
@@ -504,7 +504,7 @@ def test_kpi_daily_spend(warehouse, ads):
 
 
 def test_kpi_daily_tickets_created(warehouse, tickets):
-    """marts.md kpi_daily.tickets_created: tickets created (business date) on the day."""
+    """docs/marts.md kpi_daily.tickets_created: tickets created (business date) on the day."""
     mart = read_mart(
         warehouse,
         "kpi_daily",
@@ -520,7 +520,7 @@ def test_kpi_daily_tickets_created(warehouse, tickets):
 
 
 def test_kpi_daily_covers_every_day_to_as_of(warehouse, orders, ads, tickets):
-    """marts.md kpi_daily: one row per day from the earliest date found in any source to the
+    """docs/marts.md kpi_daily: one row per day from the earliest date found in any source to the
     as-of date, days without activity included."""
     mart = read_mart(
         warehouse, "kpi_daily", ["date_day"], "select date_day from marts.kpi_daily order by 1"
@@ -537,7 +537,7 @@ def test_kpi_daily_covers_every_day_to_as_of(warehouse, orders, ads, tickets):
 
 @pytest.mark.parametrize("day", ACTIVE_CUSTOMER_DAYS, ids=iso)
 def test_kpi_daily_active_customers(warehouse, orders, day):
-    """marts.md kpi_daily.active_customers: customers with a recognized order in the 90 days
+    """docs/marts.md kpi_daily.active_customers: customers with a recognized order in the 90 days
     ending on the day."""
     mart = read_mart(
         warehouse,
@@ -554,7 +554,7 @@ def test_kpi_daily_active_customers(warehouse, orders, day):
 
 
 def test_kpi_scorecard_weekly_ctr(warehouse, ads):
-    """marts.md kpi_scorecard: a week's ctr is Σclicks / Σimpressions over the whole ISO week
+    """docs/marts.md kpi_scorecard: a week's ctr is Σclicks / Σimpressions over the whole ISO week
     (Monday to Sunday), never an average of daily ctrs."""
     assert CTR_WEEK_START.weekday() == 0
     mart = read_mart(
@@ -581,7 +581,7 @@ def test_kpi_scorecard_weekly_ctr(warehouse, ads):
 
 
 def test_dim_customers_acquisition_channels(warehouse, customers):
-    """marts.md dim_customers.acquisition_channel: the channel of the signup's utm_campaign;
+    """docs/marts.md dim_customers.acquisition_channel: the channel of the signup's utm_campaign;
     an unknown campaign falls back to utm_source via seeds/utm_source_channels.csv; no utm →
     organic; no signup → unattributed. Customers per channel."""
     mart = read_mart(
@@ -595,7 +595,7 @@ def test_dim_customers_acquisition_channels(warehouse, customers):
 
 
 def test_dim_customers_churned(warehouse, customers):
-    """marts.md dim_customers.is_churned: has ever (recognized-)ordered and has no recognized
+    """docs/marts.md dim_customers.is_churned: has ever (recognized-)ordered and has no recognized
     order in the 90 days ending on the as-of date."""
     mart = read_mart(
         warehouse,
@@ -617,7 +617,7 @@ def test_dim_customers_churned(warehouse, customers):
 
 
 def test_fct_tickets_first_reply_and_reopens(warehouse, tickets):
-    """marts.md fct_tickets: first_reply_minutes = created_at → first public agent comment
+    """docs/marts.md fct_tickets: first_reply_minutes = created_at → first public agent comment
     (median = percentile_cont(0.5) over tickets with a reply); reopen_count = status changes
     from solved to an open status (tickets with at least one)."""
     mart = read_mart(
@@ -643,8 +643,8 @@ def test_fct_tickets_first_reply_and_reopens(warehouse, tickets):
 
 
 def test_fct_tickets_solved_at(warehouse, tickets):
-    """marts.md fct_tickets.solved_at: the last status change to solved when the ticket's current
-    status is solved or closed, else NULL. Per ticket."""
+    """docs/marts.md fct_tickets.solved_at: the last status change to solved when the ticket's
+    current status is solved or closed, else NULL. Per ticket."""
     mart = read_mart(
         warehouse,
         "fct_tickets",
@@ -665,9 +665,9 @@ def test_fct_tickets_solved_at(warehouse, tickets):
 
 
 def test_fct_tickets_sla_breaches(warehouse, tickets):
-    """marts.md fct_tickets.is_sla_breached, targets urgent 60 / high 240 / normal 480 / low 1440
-    minutes: first reply later than the target, or no reply and the target passed before the end
-    of the as-of date; NULL while undecided. Tickets per value (true / false / null)."""
+    """docs/marts.md fct_tickets.is_sla_breached, targets urgent 60 / high 240 / normal 480 / low
+    1440 minutes: first reply later than the target, or no reply and the target passed before the
+    end of the as-of date; NULL while undecided. Tickets per value (true / false / null)."""
     mart = read_mart(
         warehouse,
         "fct_tickets",
@@ -683,7 +683,7 @@ def test_fct_tickets_sla_breaches(warehouse, tickets):
 
 
 def test_retention_cohorts_sizes_and_month_1(warehouse, orders):
-    """marts.md retention_cohorts: cohort_size = customers whose first recognized order is in
+    """docs/marts.md retention_cohorts: cohort_size = customers whose first recognized order is in
     cohort_month; retained_customers at month 1 = those with a recognized order in the next
     month."""
     mart = read_mart(
@@ -720,7 +720,7 @@ def test_retention_cohorts_sizes_and_month_1(warehouse, orders):
 
 
 def test_churn_monthly_active_at_end(warehouse, orders):
-    """marts.md churn_monthly.active_at_end: customers active (recognized order in the 90 days
+    """docs/marts.md churn_monthly.active_at_end: customers active (recognized order in the 90 days
     ending that day) on the month's last day, or on the as-of date for the current month.
     The last three months."""
     mart = read_mart(
@@ -745,8 +745,8 @@ def test_churn_monthly_active_at_end(warehouse, orders):
 
 
 def test_channel_roi_monthly_spend(warehouse, ads):
-    """marts.md channel_roi_monthly.spend: Σ ad spend of the month and channel (the ad row's own
-    channel), each ad row at its ad date's rate."""
+    """docs/marts.md channel_roi_monthly.spend: Σ ad spend of the month and channel (the ad row's
+    own channel), each ad row at its ad date's rate."""
     mart = read_mart(
         warehouse,
         "channel_roi_monthly",
@@ -762,7 +762,7 @@ def test_channel_roi_monthly_spend(warehouse, ads):
 
 
 def test_channel_roi_monthly_new_customers(warehouse, orders, customers):
-    """marts.md channel_roi_monthly.new_customers: customers whose first recognized order is in
+    """docs/marts.md channel_roi_monthly.new_customers: customers whose first recognized order is in
     the month, by their acquisition_channel (paid channels, organic, unattributed)."""
     mart = read_mart(
         warehouse,

@@ -1,4 +1,4 @@
-"""`ops demo` end to end on a small world: Airflow runs every DAG; a rerun changes nothing."""
+"""`ops-demo` (`make demo`) end to end on a small world: Airflow runs every DAG; a rerun changes nothing."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 def _run_demo(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(Path(sys.executable).with_name("ops")), "demo"],
+        [str(Path(sys.executable).with_name("ops-demo"))],
         env=env,
         capture_output=True,
         text=True,

@@ -187,7 +187,7 @@ def api_token(api_url: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> tuple[Path, date]:
-    from ops_warehouse.demo import world as demo_world
+    from ops_demo import world as demo_world
 
     day = latest_complete_day()
     path = tmp_path_factory.mktemp("celery_world")
@@ -197,7 +197,7 @@ def world(tmp_path_factory) -> tuple[Path, date]:
 
 @pytest.fixture(scope="module")
 def world_server(world):
-    from ops_warehouse.demo.server import DemoServer
+    from ops_demo.server import DemoServer
 
     with DemoServer(world[0], marketing_token="m-token", support_token="s-token") as srv:
         yield srv

@@ -25,6 +25,8 @@ AIRFLOW_SERVICES = (
     "airflow-worker",
 )
 RUN_ONCE = ("airflow-init", "metabase-init")
+# the Dockerfile's targets: the product alone, and the product plus the demo world (ops_demo)
+IMAGES = {"product": "ops-warehouse:latest", "demo": "ops-warehouse-demo:latest"}
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +174,8 @@ def test_the_image_is_built_from_the_lock(services):
     assert "pip install" not in docker, "dependencies come from uv.lock only"
     for name, service in services.items():
         if "build" in service:
-            assert service["image"] == "ops-warehouse:latest", name
+            target = service["build"]["target"]
+            assert service["image"] == IMAGES[target], name
         command = " ".join(map(str, service.get("command") or []))
         assert "pip install" not in command, f"{name} installs packages at start-up"
         assert "_PIP_ADDITIONAL_REQUIREMENTS" not in env(service), name
@@ -199,6 +202,58 @@ def test_the_image_is_built_from_the_lock(services):
         assert package in lock, f"{package} is not in uv.lock"
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     assert {".venv", "var", ".git", ".env"} <= set(ignored)
+
+
+def dockerfile_stages() -> dict[str, list[str]]:
+    """The Dockerfile's instructions by stage (``FROM … AS name``; the unnamed last one is
+    ``""``), continuation lines joined."""
+    stages: dict[str, list[str]] = {}
+    current = None
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            words = line.split()
+            current = words[3] if len(words) > 3 and words[2].upper() == "AS" else ""
+            stages[current] = [line]
+        elif current is not None:
+            stages[current].append(line)
+    return stages
+
+
+def test_the_product_image_holds_no_demo(services):
+    stages = dockerfile_stages()
+    assert list(stages) == ["product", "demo", ""], "product, demo, then the default"
+    assert stages[""] == ["FROM product"], "the default target is the product alone"
+    assert stages["demo"][0] == "FROM product AS demo"
+
+    def copied(stage: str) -> set[str]:
+        return {line.split()[1] for line in stages[stage] if line.startswith("COPY ")}
+
+    assert "src" in copied("product") and not {"demo", "."} & copied("product")
+    assert not any("--group demo" in line for line in stages["product"])
+    assert "demo" in copied("demo")
+    assert any("uv sync --frozen --no-dev --group demo" in line for line in stages["demo"])
+    # only the demo sources run the demo image; everything Airflow runs is the product
+    for name, service in services.items():
+        if "build" in service:
+            want = "demo" if name == "demo-sources" else "product"
+            assert service["build"] == {"context": ".", "target": want}, name
+    command = " ".join(services["demo-sources"]["command"])
+    assert "ops-demo generate" in command and "python -m ops_demo.server" in command
+    for name, service in services.items():
+        if name != "demo-sources":
+            assert "demo" not in " ".join(map(str, service.get("command") or [])), name
+
+
+def test_the_api_tokens_come_from_the_env_file(services):
+    example = (PROJECT_ROOT / "deploy" / "compose.env.example").read_text()
+    for name in ("OPS_MARKETING_API_TOKEN", "OPS_SUPPORT_API_TOKEN"):
+        for service in AIRFLOW_SERVICES + ("demo-sources",):
+            assert env(services[service])[name] == f"${{{name}:?set {name} in .env}}", service
+        assert re.search(rf"^{name}=$", example, re.M), f"{name} is not in compose.env.example"
 
 
 def test_environment_names_are_known_settings_and_airflow_options(services):

@@ -28,6 +28,7 @@ from ops_warehouse.writer_lock import (
 from tests.conftest import drop_pg_database, scratch_pg_database
 
 OPS = str(Path(sys.executable).with_name("ops"))
+OPS_DEMO = str(Path(sys.executable).with_name("ops-demo"))
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -79,8 +80,10 @@ def wait_until_held_by(settings: Settings, pid: int, timeout: float = 60) -> Non
 
 
 def ops(env: dict[str, str], *args: str) -> tuple[int, str, float]:
+    """Run `ops <args>`, or the demo's own command for `demo` (`ops-demo`)."""
+    command = [OPS_DEMO, *args[1:]] if args[0] == "demo" else [OPS, *args]
     started = time.monotonic()
-    result = subprocess.run([OPS, *args], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     return (
         result.returncode,
         " ".join((result.stdout + result.stderr).split()),

@@ -11,12 +11,12 @@ import duckdb
 import pytest
 
 from ops_warehouse import alerts, audit
-from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gate
-from ops_warehouse.quality.results import CheckResult
+from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gate, on_task_failure
 from ops_warehouse.settings import Settings
 from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
     BLOCKING,
     PASSED,
+    WARNING,
     WebhookSink,
     airflow_context,
     fixed_data_docs,
@@ -24,15 +24,6 @@ from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
     run,
 )
 from tests.smtp import smtp_fixture  # noqa: F401 (the smtp fixture)
-
-WARNING = CheckResult(
-    suite="orders.raw",
-    check="expect_table_row_count_to_be_between",
-    column=None,
-    severity="warn",
-    success=False,
-    observed_value="41 rows",
-)
 
 
 @pytest.fixture
@@ -151,11 +142,11 @@ def test_without_a_connection_no_email_is_sent_and_that_is_logged(settings, monk
 
 
 def test_failure_callback_records_the_failed_run_and_alerts(settings, smtp, monkeypatch):
-    monkeypatch.setattr(alerts, "get_settings", lambda: settings)
+    monkeypatch.setattr("ops_warehouse.settings.get_settings", lambda: settings)
     this = run("scheduled__2026-11-26")
     audit.record_run_start(settings, this)
     error = RuntimeError("dbt build failed: fct_orders: error")
-    alerts.on_task_failure(airflow_context(this, "dbt_build", exception=error))
+    on_task_failure(airflow_context(this, "dbt_build", exception=error))
 
     assert len(smtp.messages) == 1
     text = message_text(smtp.messages[0])
@@ -170,15 +161,15 @@ def test_failure_callback_records_the_failed_run_and_alerts(settings, smtp, monk
 def test_failure_callback_keeps_what_the_task_already_recorded(settings, smtp, monkeypatch):
     """Blocked: the task recorded and alerted. Published: a later task failing (Data Docs)
     does not turn a published run into a failed one."""
-    monkeypatch.setattr(alerts, "get_settings", lambda: settings)
+    monkeypatch.setattr("ops_warehouse.settings.get_settings", lambda: settings)
     blocked, published = run("run_blocked"), run("run_published")
     audit.record_run_finish(settings, blocked, "blocked", message="checks")
     audit.record_run_finish(settings, published, "published")
-    alerts.on_task_failure(
+    on_task_failure(
         airflow_context(blocked, "validate_raw", exception=QualityGateBlocked("checks"))
     )
     assert smtp.messages == [], "a blocked task has alerted already"
-    alerts.on_task_failure(airflow_context(published, "data_docs", exception=OSError("disk")))
+    on_task_failure(airflow_context(published, "data_docs", exception=OSError("disk")))
     assert len(smtp.messages) == 1
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         statuses = dict(con.execute("select run_id, status from audit.pipeline_runs").fetchall())

@@ -112,7 +112,7 @@ def test_every_suite_passes_on_good_data(duckdb_marts, tmp_path, layer):
     assert failures(results) == {}, [r.describe() for r in results if not r.success]
 
 
-# --- broken data fails, with the severity of quality.md -------------------------------------
+# --- broken data fails, with the severity of docs/quality.md -------------------------------------
 
 
 def test_raw_checks_fail_on_broken_raw_data(duckdb_marts, tmp_path):

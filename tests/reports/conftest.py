@@ -14,27 +14,13 @@ from ops_warehouse.audit import RunInfo
 from ops_warehouse.quality.results import CheckResult
 from ops_warehouse.reports.build import run_report
 from tests.conftest import MARTS_UNTIL
-from tests.quality.wap import quarantine_row, working_copy
+from tests.quality.wap import PASSED, WARNING, quarantine_row, working_copy
 
 WEEK = "2026-W47"  # the last complete ISO week of the marts world (MARTS_UNTIL is a Sunday)
 RUN = RunInfo("transform", "scheduled__2026-11-23", datetime(2026, 11, 23, tzinfo=UTC))
 CHECKS = [
-    CheckResult(
-        suite="orders.raw",
-        check="expect_column_values_to_be_unique",
-        column="order_id",
-        severity="block",
-        success=True,
-        unexpected_count=0,
-    ),
-    CheckResult(
-        suite="orders.raw",
-        check="expect_table_row_count_to_be_between",
-        column=None,
-        severity="warn",
-        success=False,
-        observed_value="41 rows",
-    ),
+    PASSED,
+    WARNING,
     CheckResult(
         suite="kpi_daily.marts",
         check="expect_column_values_to_not_be_null",

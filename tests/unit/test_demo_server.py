@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ops_demo.server import DemoServer, _is_loopback
 from ops_warehouse.contracts import API_ENDPOINTS, entity
-from ops_warehouse.demo.server import DemoServer, _is_loopback
 
 MKT, SUP = "mkt-token", "sup-token"
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -696,7 +696,7 @@ def test_cli_prints_the_url_serves_and_stops_on_sigterm(world):
         [
             sys.executable,
             "-m",
-            "ops_warehouse.demo.server",
+            "ops_demo.server",
             "--dir",
             str(world),
             "--port",

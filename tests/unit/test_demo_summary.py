@@ -1,11 +1,12 @@
-"""`ops demo`'s closing summary names the warehouses the run really used, on either engine."""
+"""The closing summary of `ops-demo` (`make demo`) names the warehouses the run really used,
+on either engine."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import date
 
-from ops_warehouse.demo.run import summary_text
+from ops_demo.run import summary_text
 from ops_warehouse.settings import Settings
 
 

@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from ops_demo import snapshot, world
+from ops_demo.genesis import CHANNELS, ORGANIC
+from ops_demo.simulation import NEVER, simulate
+from ops_demo.snapshot import ARROW_TYPES
 from ops_warehouse.contracts import BY_NAME, ENTITIES, entities_of
-from ops_warehouse.demo import snapshot, world
-from ops_warehouse.demo.genesis import CHANNELS, ORGANIC
-from ops_warehouse.demo.simulation import NEVER, simulate
-from ops_warehouse.demo.snapshot import ARROW_TYPES
 from ops_warehouse.shop_schema import metadata
 
 SEED = 7
@@ -642,7 +642,7 @@ def test_channels_and_support_drive_retention(big_sim):
     tiktok, linkedin, google = 2, 3, 0
     assert rate[tiktok] > rate[google] > rate[linkedin]
 
-    # marts.md's first_90d_support: tickets in the 90 days after the first order
+    # docs/marts.md's first_90d_support: tickets in the 90 days after the first order
     bad = np.isin(t["ticket_id"], sim.events["ticket_id"][sim.events["score"] == 1])
     hurt = t["breached"] | bad
     cust = np.maximum(t["customer_no"] - 1, 0)

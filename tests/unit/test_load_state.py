@@ -27,7 +27,7 @@ def assert_raw_equals_source(settings, world_dir) -> None:
 
 
 def test_lost_warehouse_with_local_state_kept_reloads_everything(settings, world_dir, server):
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     load_all(settings)
     world.advance(world_dir, days=1)
@@ -39,7 +39,7 @@ def test_lost_warehouse_with_local_state_kept_reloads_everything(settings, world
 
 
 def test_workers_with_separate_local_folders_alternate(tmp_path, world_dir, server):
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     home = tmp_path / "home"
     worker_a = make_settings(home, world_dir, server.url, dlt_dir=tmp_path / "a_dlt")

@@ -47,7 +47,7 @@ def test_rerun_of_same_interval_changes_nothing(settings):
 
 
 def test_incremental_days_pick_up_new_and_updated_rows(settings, world_dir, server):
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     load_all(settings)
     before = raw_snapshot(settings)

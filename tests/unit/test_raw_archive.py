@@ -79,7 +79,7 @@ def test_rebuild_from_archive_equals_source_and_cursors_continue(tmp_path, world
     """Rebuilt from its archive, then the next day loaded on it and on a warehouse that never
     lost anything: the same rows are read (the cursors continue where the archive ends) and
     raw equals the advanced source."""
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     settings = make_settings(tmp_path / "home", world_dir, server.url)
     reference = make_settings(tmp_path / "reference", world_dir, server.url, raw_archive_dir="off")
@@ -97,7 +97,7 @@ def test_rebuild_from_archive_equals_source_and_cursors_continue(tmp_path, world
 
 
 def test_rebuild_on_postgres_from_an_fsspec_archive(tmp_path, world_dir, server):
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     name = f"ops_archive_{uuid.uuid4().hex[:8]}"
     settings = dataclasses.replace(

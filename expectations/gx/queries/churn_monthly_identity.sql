@@ -1,5 +1,5 @@
--- marts.churn_monthly with the residual of marts.md's identity, which must be 0 on every month:
--- active_at_end = active_at_start - churned + new_customers + reactivated
+-- marts.churn_monthly with the residual of docs/marts.md's identity, which must be 0 on every
+-- month: active_at_end = active_at_start - churned + new_customers + reactivated
 select
     *,
     active_at_end - (active_at_start - churned + new_customers + reactivated)

@@ -1,10 +1,10 @@
--- quality.md: Σ net_revenue in kpi_daily = Σ net_revenue of fct_orders' recognized orders = the
--- same sum recomputed from staging, to the cent (one row; the differences must be 0).
+-- docs/quality.md: Σ net_revenue in kpi_daily = Σ net_revenue of fct_orders' recognized orders =
+-- the same sum recomputed from staging, to the cent (one row; the differences must be 0).
 --
 -- The recomputation shares no code with the dbt models: each order's as-of rate is found by
 -- sorting the order dates in among stg_sales__fx_rates' rate dates (the latest rate at or before
--- the order date), then marts.md's definitions apply directly: recognized orders placed up to the
--- as-of date, gross = subtotal - discount, refunds made up to the as-of date converted at the
+-- the order date), then docs/marts.md's definitions apply directly: recognized orders placed up to
+-- the as-of date, gross = subtotal - discount, refunds made up to the as-of date converted at the
 -- order date's rate and capped at gross, each order rounded to the cent. USD is 1 from the
 -- sheet's first date; orders with no rate at or before their date count in neither sum.
 -- Placeholders filled by the runner: {as_of_date}, {reporting_currency}, {business_tz}.

@@ -1,4 +1,4 @@
--- quality.md: Σ spend in channel_roi_monthly = Σ spend in fct_ad_performance_daily (one row).
+-- docs/quality.md: Σ spend in channel_roi_monthly = Σ spend in fct_ad_performance_daily (one row).
 with
 
 roi as (

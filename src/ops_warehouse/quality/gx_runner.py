@@ -5,7 +5,7 @@ Suites are data: ``expectations/gx/expectations/<entity>/<layer>.json`` is the s
 table (``{"table": "raw_sales.orders"}``) or a query file (``{"query": "x.sql"}`` in
 ``expectations/gx/queries/``); ``meta.contract`` names the contracts.py entity whose fields
 the table must not outgrow unnoticed; every expectation carries ``meta.severity`` (``block`` or
-``warn``, quality.md) and may carry ``meta.check``, a readable name for reports.
+``warn``, docs/quality.md) and may carry ``meta.check``, a readable name for reports.
 
 How the checks run: a table suite through GX's SQL datasource on both engines
 (``duckdb_engine`` for DuckDB, psycopg2 for PostgreSQL), so every metric is computed in the
@@ -466,7 +466,7 @@ def _run_suite(
 
 def _new_columns_check(suite: Suite, columns: list[str]) -> CheckResult:
     """Schema drift: a column the contract does not name (loader columns start with '_') is
-    loaded, not dropped, and reported as a warning (quality.md)."""
+    loaded, not dropped, and reported as a warning (docs/quality.md)."""
     known = set(entity(suite.contract).field_names)
     new = [c for c in columns if c not in known and not c.startswith("_")]
     return CheckResult(

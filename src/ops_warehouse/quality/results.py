@@ -1,6 +1,6 @@
 """The outcome of one table-level check, whatever ran it (a GX expectation or a check of ours).
 
-One ``CheckResult`` becomes one row of ``audit.dq_results`` (quality.md): the audit module
+One ``CheckResult`` becomes one row of ``audit.dq_results`` (docs/quality.md): the audit module
 adds ``run_id`` and ``checked_at``.
 """
 

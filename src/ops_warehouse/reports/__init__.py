@@ -1,4 +1,4 @@
-"""Automated reports for ops leads (reports.md): the weekly ops report and the daily digest.
+"""Automated reports for ops leads (docs/reports.md): the weekly ops report and the daily digest.
 
 Built from the **published** warehouse only, so that every number equals what a BI tool shows.
 

@@ -17,7 +17,7 @@ from typing import Any
 from ops_warehouse.reports.periods import NothingPublished, Period, ReportError
 from ops_warehouse.settings import Settings
 
-# Trailing periods an anomaly is measured against, and the charts' span (reports.md).
+# Trailing periods an anomaly is measured against, and the charts' span (docs/reports.md).
 TRAILING_WEEKS = 8
 RETENTION_COHORTS = 12
 SUPPORT_KPIS = ("sla_attainment", "csat", "median_first_reply_minutes")

@@ -3,7 +3,7 @@
 Required fields must be present in what a source serves (a missing or renamed one stops
 the load: ``SourceSchemaError``); a field the contract does not know is kept (as text) and
 reported as drift, never silently dropped. Row by row, a value that cannot be read as its
-type, or that breaks a rule of quality.md, sends the row to quarantine with the reason and
+type, or that breaks a rule of docs/quality.md, sends the row to quarantine with the reason and
 its payload exactly as served (see ``rules.py``).
 """
 

@@ -1,8 +1,8 @@
 """A JSON-over-HTTP client for the marketing and support APIs.
 
 Retries 429 (honouring Retry-After), 5xx and timeouts with bounded exponential backoff,
-using dlt's maintained retrying session. A 401 is a configuration error: it fails at once
-and names the setting to fix.
+using dlt's maintained retrying session. A missing token or a 401 is a configuration error:
+it fails at once and names the setting to fix.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ class ApiClient:
         url_setting: str,
         settings: Settings,
     ) -> None:
+        if not token:
+            raise SourceConfigError(
+                f"{source} API token is not set: set {token_setting} to the bearer token of "
+                f"the {source} API at {base_url} (the settings have no default token)."
+            )
         self.source = source
         self.base_url = base_url.rstrip("/")
         self.token_setting = token_setting

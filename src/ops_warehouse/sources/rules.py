@@ -1,4 +1,4 @@
-"""Row-level rules of quality.md: which rows go to quarantine, and why.
+"""Row-level rules of docs/quality.md: which rows go to quarantine, and why.
 
 Checked on typed Arrow columns (vectorised): a missing primary key, a missing required
 field, a value outside its allowed set, negative money or counts, clicks above

@@ -1,8 +1,8 @@
 {#-
     One row per business day of dim_date (the earliest date of any source to the as-of date): the
     components kpi_daily's metrics are made of, so that any grain can recompute its ratios from
-    them (marts.md: a weekly CTR is Σ clicks / Σ impressions of the week). Days without activity
-    have zeros.
+    them (docs/marts.md: a weekly CTR is Σ clicks / Σ impressions of the week). Days without
+    activity have zeros.
 
     - Sums (add up over days): ad spend, impressions, clicks; signups; new customers, recognized
       orders and their money; tickets created and solved, SLA-decided and SLA-met tickets created,

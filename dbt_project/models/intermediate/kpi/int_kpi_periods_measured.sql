@@ -1,6 +1,6 @@
 {#-
     One row per period of each grain (`day`, `week`, `month`) from the first day of dim_date to the
-    as-of date: the KPIs of marts.md "kpi_daily" over the whole period, and the components they
+    as-of date: the KPIs of docs/marts.md "kpi_daily" over the whole period, and the components they
     are computed from. kpi_daily publishes the day rows, kpi_scorecard all of them; the formulas
     are written once, here.
 
@@ -13,8 +13,8 @@
       for the period in progress (period_end_date).
     - returning_customer_rate: ordering customers of the period (distinct) whose first recognized
       order was before the period / all ordering customers of the period; for a day, "before the
-      period" is "on an earlier day" (marts.md). A customer who first orders on Monday and again
-      on Wednesday is returning on Wednesday but new in that week.
+      period" is "on an earlier day" (docs/marts.md). A customer who first orders on Monday and
+      again on Wednesday is returning on Wednesday but new in that week.
     Weeks are ISO weeks (Monday), months calendar months, in the business zone (dim_date). The
     first week and month may start before the first day of data; they cover the days there are.
 -#}

@@ -1,6 +1,6 @@
 {#
     One row per customer created up to the as-of date: the channel (and campaign) that acquired
-    them, from their signup's utm parameters (marts.md "dim_customers"):
+    them, from their signup's utm parameters (docs/marts.md "dim_customers"):
 
     1. utm_campaign names a known campaign (one started by the as-of date, as in
        dim_campaigns)                             -> that campaign's channel and campaign_id;

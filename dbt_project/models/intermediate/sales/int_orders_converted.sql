@@ -1,7 +1,7 @@
 {#
     One row per order placed up to the as-of date, its money in the reporting currency at the
-    as-of fx rate of the order date (marts.md "fct_orders"). Orders whose currency has no rate at
-    or before their date are left out (never guessed). Each money column is rounded to the cent
+    as-of fx rate of the order date (docs/marts.md "fct_orders"). Orders whose currency has no rate
+    at or before their date are left out (never guessed). Each money column is rounded to the cent
     once, per order: Σ over orders is what the marts publish and what the reconciliation test
     recomputes from staging.
 

@@ -1,9 +1,9 @@
 {#
-    One row per (date_day, campaign_id) the ad platforms reported up to the as-of date (marts.md
-    "fct_ad_performance_daily"), spend in the reporting currency at the as-of fx rate of the ad
-    date. A day whose account currency has no rate at or before it is left out (never guessed).
-    date_day is the platforms' reporting date as delivered; it is not shifted to the business
-    time zone (there is no timestamp to shift).
+    One row per (date_day, campaign_id) the ad platforms reported up to the as-of date
+    (docs/marts.md "fct_ad_performance_daily"), spend in the reporting currency at the as-of fx rate
+    of the ad date. A day whose account currency has no rate at or before it is left out (never
+    guessed). date_day is the platforms' reporting date as delivered; it is not shifted to the
+    business time zone (there is no timestamp to shift).
 
     Incremental, delete+insert on date_day: the platforms restate their last days, and an fx
     correction changes the spend of the days it covers. Each run recomputes every day from

@@ -1,5 +1,5 @@
 {#
-    One row per order placed up to the as-of date whose currency has an fx rate (marts.md
+    One row per order placed up to the as-of date whose currency has an fx rate (docs/marts.md
     "fct_orders"), money in the reporting currency. The columns are exactly the contract's.
 
     Incremental, delete+insert on order_id. An order's row can change long after it was placed:

@@ -1,5 +1,5 @@
 {#
-    One row per (business month, campaign) (marts.md "campaign_performance_monthly"): the
+    One row per (business month, campaign) (docs/marts.md "campaign_performance_monthly"): the
     measures of channel_roi_monthly at campaign grain. Campaigns are those of dim_campaigns plus
     any campaign the ad facts report before the campaigns list knows it (so that spend
     reconciles with fct_ad_performance_daily). Each campaign has a row in every month from its

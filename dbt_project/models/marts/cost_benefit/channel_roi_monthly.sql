@@ -1,5 +1,5 @@
 {#
-    One row per (business month, acquisition channel) (marts.md "channel_roi_monthly"): every
+    One row per (business month, acquisition channel) (docs/marts.md "channel_roi_monthly"): every
     paid channel (those of the ad facts, campaigns, budgets and customers) plus `organic` and
     `unattributed`, in every month from the first month with any data (an ad day, a budget
     month, a signup or a first order) to the as-of month; a channel-month without activity has

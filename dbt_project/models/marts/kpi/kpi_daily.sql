@@ -1,5 +1,5 @@
 {#-
-    One row per business day from the earliest date of any source to the as-of date (marts.md
+    One row per business day from the earliest date of any source to the as-of date (docs/marts.md
     "kpi_daily"): the day rows of int_kpi_periods_measured, where every metric is defined. Days
     without activity have zeros and NULL ratios.
 

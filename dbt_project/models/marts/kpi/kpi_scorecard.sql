@@ -1,8 +1,8 @@
 {#-
-    The KPI scorecard (marts.md "kpi_scorecard"), long: one row per period grain (`day`, `week`,
-    `month`) x period x KPI of the seed kpi_definitions, from the first day of data to the as-of
-    date. Values come from int_kpi_periods_measured (same definitions at every grain: Σ for sums,
-    ratios from summed components, medians over the period's rows, active_customers and
+    The KPI scorecard (docs/marts.md "kpi_scorecard"), long: one row per period grain (`day`,
+    `week`, `month`) x period x KPI of the seed kpi_definitions, from the first day of data to the
+    as-of date. Values come from int_kpi_periods_measured (same definitions at every grain: Σ for
+    sums, ratios from summed components, medians over the period's rows, active_customers and
     open_backlog on the period's last day, the as-of date for the period in progress).
 
     - previous_value: the value of the period before (same grain); change_pct = (value -

@@ -1,5 +1,5 @@
 {#
-    One row per (dimension, dimension_value) (marts.md "churn_drivers"): how churn differs by
+    One row per (dimension, dimension_value) (docs/marts.md "churn_drivers"): how churn differs by
     acquisition channel, segment, country and the support the customer got in their first 90
     days.
 

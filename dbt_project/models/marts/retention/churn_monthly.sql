@@ -1,6 +1,6 @@
 {#
     One row per business month from the month of the first recognized order to the as-of month
-    (marts.md "churn_monthly"). A customer is active on a day when they have a recognized order
+    (docs/marts.md "churn_monthly"). A customer is active on a day when they have a recognized order
     (fct_orders) in the 90 days ending that day: order_date in [day - 89, day].
 
     - active_at_start: active on the day before month_start;

@@ -1,5 +1,5 @@
 {#
-    One row per (cohort_month, months_since_first_order) (marts.md "retention_cohorts"): every
+    One row per (cohort_month, months_since_first_order) (docs/marts.md "retention_cohorts"): every
     cohort from its own month (0) to the as-of month, months without a single order included
     with zero retained customers and zero revenue.
 

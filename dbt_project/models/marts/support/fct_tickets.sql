@@ -1,5 +1,5 @@
 {#-
-    One row per helpdesk ticket created up to the as-of date (marts.md "fct_tickets").
+    One row per helpdesk ticket created up to the as-of date (docs/marts.md "fct_tickets").
 
     Incremental (delete+insert on ticket_id): a run recomputes only the tickets that may have
     changed since the rows in {{ this }} were written, and must give the same rows as a full

@@ -1,6 +1,6 @@
 {#-
     One row per business month x support team, from the first month with a ticket or a time
-    entry to the as-of month (marts.md "support_cost_monthly"); a team-month without activity
+    entry to the as-of month (docs/marts.md "support_cost_monthly"); a team-month without activity
     has zeros and NULL ratios.
 
     - tickets_solved: tickets whose solved_at (fct_tickets) falls in the month, credited to the

@@ -32,7 +32,7 @@ renamed as (
 
 final as (
 
-    {# sources.md: the newest file of each kind wins for the months it covers #}
+    {# docs/sources.md: the newest file of each kind wins for the months it covers #}
     {{ newest_sheet_rows('renamed', 'kpi', [
         "month_start",
         "kpi",

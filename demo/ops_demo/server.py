@@ -1,4 +1,4 @@
-"""The demo source server: the marketing and support HTTP APIs of ``sources.md``, served
+"""The demo source server: the marketing and support HTTP APIs of ``docs/sources.md``, served
 from a demo world directory, with switchable fault injection.
 
 The world directory holds ``api/<entity>.parquet`` (columns = the contract fields) and
@@ -45,7 +45,7 @@ Fault injection (``POST /_demo/config``, :meth:`DemoServer.configure` or CLI fla
 restores the configuration the server was started with and zeroes the statistics.
 The control API needs no token but answers loopback clients only; faults never apply to it.
 
-Run it: ``python -m ops_warehouse.demo.server --dir DIR --port 8765 [--fault-rate 0.2]``.
+Run it: ``python -m ops_demo.server --dir DIR --port 8765 [--fault-rate 0.2]``.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ops_demo import DEMO_TOKENS, with_demo_tokens
 from ops_warehouse.contracts import API_ENDPOINTS
 from ops_warehouse.contracts import entity as contract_entity
 from ops_warehouse.settings import get_settings
@@ -921,9 +922,16 @@ class DemoServer:
         config: dict[str, Any] | None = None,
     ) -> None:
         if marketing_token is None or support_token is None:
+            # the tokens the loaders of this environment send, else the demo's own
             settings = get_settings()
-            marketing_token = marketing_token or settings.marketing_api_token
-            support_token = support_token or settings.support_api_token
+            marketing_token = (
+                marketing_token
+                or settings.marketing_api_token
+                or DEMO_TOKENS["OPS_MARKETING_API_TOKEN"]
+            )
+            support_token = (
+                support_token or settings.support_api_token or DEMO_TOKENS["OPS_SUPPORT_API_TOKEN"]
+            )
         self.world_dir = Path(world_dir)
         self.host, self.port = host, port
         self._app = _App(self.world_dir, marketing_token, support_token, config or {})
@@ -992,9 +1000,10 @@ class DemoServer:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     settings = get_settings()
     p = argparse.ArgumentParser(
-        prog="python -m ops_warehouse.demo.server",
+        prog="python -m ops_demo.server",
         description="Serve the demo world's marketing and support APIs until SIGTERM/SIGINT. "
-        "Tokens come from OPS_MARKETING_API_TOKEN and OPS_SUPPORT_API_TOKEN.",
+        "Tokens come from OPS_MARKETING_API_TOKEN and OPS_SUPPORT_API_TOKEN "
+        "(the demo's own tokens where those are not set).",
     )
     p.add_argument("--dir", type=Path, default=settings.demo_dir, help="world directory")
     p.add_argument("--host", default="127.0.0.1")
@@ -1011,6 +1020,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with_demo_tokens()
     args = _parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"

@@ -1,4 +1,4 @@
-"""The deterministic demo world: every source of ``sources.md`` filled with a simulated
+"""The deterministic demo world: every source of ``docs/sources.md`` filled with a simulated
 company, as it stands at a clock.
 
     generate(world_dir, seed=42, scale=1.0, until=date(2026, 11, 22))  # a new world
@@ -24,8 +24,8 @@ server reading the directory sees either the old world or the new one.
 
 Command line::
 
-    python -m ops_warehouse.demo.world generate --dir DIR --seed 42 --scale 1 --until 2026-11-22
-    python -m ops_warehouse.demo.world advance --dir DIR --days 3
+    python -m ops_demo.world generate --dir DIR --seed 42 --scale 1 --until 2026-11-22
+    python -m ops_demo.world advance --dir DIR --days 3
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from ops_demo import snapshot
+from ops_demo.genesis import epoch_seconds
+from ops_demo.sheets import Sheet, build_sheets, last_planned_day
+from ops_demo.simulation import simulate
 from ops_warehouse.contracts import ENTITIES
-from ops_warehouse.demo import snapshot
-from ops_warehouse.demo.genesis import epoch_seconds
-from ops_warehouse.demo.sheets import Sheet, build_sheets, last_planned_day
-from ops_warehouse.demo.simulation import simulate
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.shop_schema import metadata
 
@@ -142,7 +142,7 @@ def read_info(world_dir: Path) -> WorldInfo:
     except FileNotFoundError:
         raise WorldError(
             f"no demo world at {world_dir}: {path} is missing. "
-            "Generate one first (ops demo generate)."
+            "Generate one first (ops-demo generate)."
         ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise WorldError(
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     parser = argparse.ArgumentParser(
-        prog="python -m ops_warehouse.demo.world", description="Generate or advance the demo world."
+        prog="python -m ops_demo.world", description="Generate or advance the demo world."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="a new world")

@@ -23,8 +23,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from ops_warehouse.demo.genesis import BUDGET_FX, CHANNELS, DAY, Stream, rng
-from ops_warehouse.demo.simulation import NEVER, Simulation
+from ops_demo.genesis import BUDGET_FX, CHANNELS, DAY, Stream, rng
+from ops_demo.simulation import NEVER, Simulation
 
 PLANNED_MONTHS_AHEAD = 2
 # the team revises the plan of the current and the next two months once a quarter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -16,15 +17,29 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ops_demo import with_demo_tokens
 from ops_warehouse.contracts import ENTITIES
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.settings import Settings, get_settings
 
 DAG_ORDER = ("ingest_marketing", "ingest_sales", "ingest_support", "transform", "reports")
+# the folder that holds ops_demo (demo/ in the repository)
+DEMO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def demo_airflow_env(s: Settings) -> dict[str, str]:
+    """The product's Airflow environment (``airflow_env``: ``src/`` on PYTHONPATH) plus what
+    the demo's Airflow processes need: the demo's tokens, and the folder holding ``ops_demo``
+    on PYTHONPATH too (``ops_demo.airflow_run`` runs there)."""
+    from ops_warehouse.airflow_env import airflow_env
+
+    env = with_demo_tokens(airflow_env(s))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), str(DEMO_ROOT)) if p)
+    return env
 
 
 def generate_world(*, seed: int, scale: float, until: date, console: Console):
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     s = get_settings()
     started = time.monotonic()
@@ -46,7 +61,7 @@ def generate_world(*, seed: int, scale: float, until: date, console: Console):
 
 
 def advance_world(days: int, *, console: Console):
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     s = get_settings()
     with console.status(f"moving the demo world {days} day(s) forward …") as st:
@@ -59,7 +74,7 @@ def advance_world(days: int, *, console: Console):
 
 def ensure_world(s: Settings, console: Console):
     """Keep an existing world with the same seed and scale (it may have been advanced)."""
-    from ops_warehouse.demo import world
+    from ops_demo import world
 
     if (s.demo_dir / "world.json").exists():
         info = world.read_info(s.demo_dir)
@@ -79,12 +94,13 @@ def demo_server(s: Settings, log_path) -> Iterator[str]:
             [
                 sys.executable,
                 "-m",
-                "ops_warehouse.demo.server",
+                "ops_demo.server",
                 "--dir",
                 str(s.demo_dir),
                 "--port",
                 str(s.demo_port),
             ],
+            env=with_demo_tokens(dict(os.environ)),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -112,9 +128,7 @@ def demo_server(s: Settings, log_path) -> Iterator[str]:
 
 def _run_dags(s: Settings, logical_date: str, log_path, console: Console) -> None:
     """Every DAG in order, through Airflow's own `dag.test`, in one child process."""
-    from ops_warehouse.airflow_env import airflow_env
-
-    cmd = [sys.executable, "-m", "ops_warehouse.demo.airflow_run", logical_date, *DAG_ORDER]
+    cmd = [sys.executable, "-m", "ops_demo.airflow_run", logical_date, *DAG_ORDER]
     pending = list(DAG_ORDER)
     with (
         log_path.open("a") as log,
@@ -122,7 +136,11 @@ def _run_dags(s: Settings, logical_date: str, log_path, console: Console) -> Non
     ):
         log.write(f"\n$ {' '.join(cmd)}\n")
         proc = subprocess.Popen(
-            cmd, env=airflow_env(s), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            cmd,
+            env=demo_airflow_env(s),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for line in proc.stdout:
             log.write(line)
@@ -194,7 +212,7 @@ def run_demo(*, fresh: bool, console: Console) -> None:
 
 
 def summary_text(s: Settings, *, until: date, seconds: float, log_path: Path, reports: str) -> str:
-    """The end of `ops demo`: where the run's warehouses, checks, logs and reports are, on
+    """The end of `ops-demo`: where the run's warehouses, checks, logs and reports are, on
     the engine it really used (PostgreSQL URLs with the password masked)."""
     from ops_warehouse.databases import published_location, working_location
 
@@ -237,17 +255,20 @@ def _report_paths(s: Settings) -> str:
 
 def run_up(*, console: Console) -> None:
     """Airflow standalone (scheduler, API server, dag-processor, triggerer) plus the demo APIs."""
-    from ops_warehouse.airflow_env import airflow_bin, airflow_env, init_airflow
+    from ops_warehouse.airflow_env import airflow_bin, init_airflow
 
     s = get_settings()
     ensure_world(s, console)
     with demo_server(s, s.home / "logs" / "demo-server.log") as url:
         with console.status("preparing Airflow (metadata DB, writer pool) …"):
             init_airflow(s, s.home / "logs" / "up.log")
-        env = airflow_env(s)
+        env = demo_airflow_env(s)
+        # the API server serves reports and docs (plugins/ops_warehouse_docs.py): link there
+        env.setdefault("OPS_DOCS_BASE_URL", "http://localhost:8080/ops")
         console.print(
             f"Demo APIs at {url}. Starting Airflow: UI at http://localhost:8080 "
-            f"(the admin password is printed by Airflow and kept in {env['AIRFLOW_HOME']}). "
+            f"(the admin password is printed by Airflow and kept in {env['AIRFLOW_HOME']}); "
+            "reports, Data Docs and dbt docs at http://localhost:8080/ops/. "
             "Ctrl-C stops everything."
         )
         proc = subprocess.Popen([airflow_bin(), "standalone"], env=env)

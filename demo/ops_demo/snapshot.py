@@ -19,9 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ops_warehouse.contracts import CURRENCIES, ORDER_STATUSES, TICKET_STATUSES, entity
-from ops_warehouse.demo.genesis import CAMPAIGN_STATUSES, CHANNELS, DAY, NO_END, OBJECTIVES, TEAMS
-from ops_warehouse.demo.simulation import (
+from ops_demo.genesis import CAMPAIGN_STATUSES, CHANNELS, DAY, NO_END, OBJECTIVES, TEAMS
+from ops_demo.simulation import (
     COUNTRIES,
     EVENT_TYPES,
     NEVER,
@@ -33,6 +32,7 @@ from ops_warehouse.demo.simulation import (
     TICKET_CHANNELS,
     Simulation,
 )
+from ops_warehouse.contracts import CURRENCIES, ORDER_STATUSES, TICKET_STATUSES, entity
 
 ARROW_TYPES = {
     "text": pa.string(),

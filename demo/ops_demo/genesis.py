@@ -16,7 +16,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ops_warehouse.demo import names
+from ops_demo import names
 
 DAY = 86_400  # seconds
 HOUR = 3_600

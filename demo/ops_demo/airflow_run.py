@@ -3,7 +3,7 @@
 Same code path as `airflow dags test`, but Airflow is imported and the DAG folder parsed
 once for all DAGs instead of once per DAG.
 
-    python -m ops_warehouse.demo.airflow_run 2026-11-23 ingest_marketing ingest_sales …
+    python -m ops_demo.airflow_run 2026-11-23 ingest_marketing ingest_sales …
 """
 
 from __future__ import annotations

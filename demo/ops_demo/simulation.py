@@ -23,9 +23,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ops_warehouse.contracts import CURRENCIES, TICKET_STATUSES
-from ops_warehouse.demo import names
-from ops_warehouse.demo.genesis import (
+from ops_demo import names
+from ops_demo.genesis import (
     CATEGORY_TEAM,
     CHANNELS,
     DAY,
@@ -49,6 +48,7 @@ from ops_warehouse.demo.genesis import (
     plan_products,
     rng,
 )
+from ops_warehouse.contracts import CURRENCIES, TICKET_STATUSES
 
 NEVER = 2**62  # "this never happens" for a lifecycle timestamp
 MINUTE = 60

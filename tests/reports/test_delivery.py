@@ -96,3 +96,28 @@ def test_a_failing_server_is_retried_and_recorded_never_raised(published, monkey
     assert waits == [1.0, 2.0], "backs off between attempts, not after the last"
     record = json.loads(run.archived.delivery.read_text())
     assert record["status"] == "failed" and len(record["attempts"]) == 3
+
+
+def test_text_part_reads_line_by_line_as_a_mail_client_shows_it(published, smtp, tmp_path):
+    """The plain-text alternative, decoded from the message as sent: one scorecard KPI per
+    line, sections apart, no line running into the next."""
+    settings = dataclasses.replace(published, reports_dir=tmp_path / "reports")
+    run = run_report(settings, "weekly", period_key="2026-W47", language="en", send=True)
+    assert run.delivery.status == "sent", run.delivery.summary
+    text = _parts(smtp.messages[-1])["text/plain"][0].get_payload(decode=True).decode()
+    lines = text.splitlines()
+    kpis = [line for line in lines if line.startswith("- ") and "(Week before " in line]
+    assert len(kpis) == len(run.rendered.content.scorecard) > 10
+    for line in kpis:
+        assert line.count("(Week before ") == 1, f"two KPIs on one line: {line}"
+    headings = [line for line in lines if line.startswith("== ")]
+    assert headings == [
+        "== Headline scorecard ==",
+        "== What needs attention ==",
+        "== Data quality ==",
+    ]
+    assert max(len(line) for line in lines) < 200, max(lines, key=len)
+    quarantined = next(i for i, line in enumerate(lines) if line.startswith("Rows quarantined: "))
+    assert lines[quarantined + 1].startswith(
+        ("Open the Data Docs: ", "The Data Docs have not been built")
+    )

@@ -1,6 +1,13 @@
 {#
-    The published key of an email address: the hex sha256 of lower(trim(email)), identical on
-    DuckDB and PostgreSQL (docs/marts.md "Personal data"). NULL stays NULL.
+    The one normalisation of an email address and its published key (docs/marts.md "Personal data").
+
+    normalize_email(email): the SQL expression lower(trim(email)), the form customers, signups and
+    tickets are matched on. Staging stores it as email_normalized / requester_email_normalized.
+
+        {{ normalize_email('email') }}
+
+    email_sha256(email): the hex sha256 of normalize_email(email), identical on DuckDB and
+    PostgreSQL. NULL stays NULL.
 
         {{ email_sha256('email') }}
 
@@ -8,14 +15,18 @@
     each adapter gets its own implementation. lower() of non-ASCII letters follows the database's
     collation on PostgreSQL; the shop's addresses are ASCII.
 #}
+{% macro normalize_email(email) -%}
+    lower(trim({{ email }}))
+{%- endmacro %}
+
 {% macro email_sha256(email) -%}
     {{ return(adapter.dispatch("email_sha256")(email)) }}
 {%- endmacro %}
 
 {% macro default__email_sha256(email) -%}
-    encode(sha256(convert_to(lower(trim({{ email }})), 'UTF8')), 'hex')
+    encode(sha256(convert_to({{ normalize_email(email) }}, 'UTF8')), 'hex')
 {%- endmacro %}
 
 {% macro duckdb__email_sha256(email) -%}
-    sha256(lower(trim({{ email }})))
+    sha256({{ normalize_email(email) }})
 {%- endmacro %}

@@ -93,14 +93,14 @@ rates_in_force as (
         cast(days.day_ts as date) as rate_day,
         rate_periods.rate_to_usd
     from rate_periods
-    cross join lateral generate_series(
-        cast(rate_periods.valid_from as timestamp),
-        coalesce(
-            cast({{ dbt.dateadd('day', -1, 'rate_periods.next_rate_date') }} as timestamp),
-            cast({{ as_of_date() }} as timestamp)
-        ),
-        interval '1 day'
-    ) as days (day_ts)
+    cross join
+        lateral {{ date_series(
+            "rate_periods.valid_from",
+            "coalesce(cast(" ~ dbt.dateadd('day', -1, 'rate_periods.next_rate_date')
+            ~ " as timestamp), cast(" ~ as_of_date() ~ " as timestamp))",
+            "day"
+        ) }}
+            as days (day_ts)
 
 ),
 

@@ -58,15 +58,11 @@ calendar_bounds as (
 
 calendar_days as (
 
-    -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL;
-    -- without-time-zone timestamps keep the session zone out of it
     select cast(days.day_ts as date) as date_day
     from calendar_bounds
-    cross join generate_series(
-        cast(calendar_bounds.first_day as timestamp),
-        cast(calendar_bounds.last_day as timestamp),
-        interval '1 day'
-    ) as days (day_ts)
+    cross join
+        {{ date_series("calendar_bounds.first_day", "calendar_bounds.last_day", "day") }}
+            as days (day_ts)
 
 ),
 

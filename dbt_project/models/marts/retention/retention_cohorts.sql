@@ -62,14 +62,11 @@ month_bounds as (
 
 months as (
 
-    -- generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL
     select cast(month_series.month_ts as date) as month_start
     from month_bounds
-    cross join generate_series(
-        cast(month_bounds.first_month as timestamp),
-        cast(month_bounds.as_of_month as timestamp),
-        interval '1 month'
-    ) as month_series (month_ts)
+    cross join
+        {{ date_series("month_bounds.first_month", "month_bounds.as_of_month", "month") }}
+            as month_series (month_ts)
 
 ),
 

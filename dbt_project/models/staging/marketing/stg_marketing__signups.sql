@@ -25,7 +25,7 @@ renamed as (
         cast(signup_id as {{ contract_type('text') }}) as signup_id,
         cast(customer_id as {{ contract_type('text') }}) as customer_id,
         cast(email as {{ contract_type('text') }}) as email,
-        lower(trim(cast(email as {{ contract_type('text') }}))) as email_normalized,
+        {{ normalize_email("cast(email as " ~ contract_type('text') ~ ")") }} as email_normalized,
         cast(signed_up_at as {{ contract_type('timestamp') }}) as signed_up_at,
         cast(utm_source as {{ contract_type('text') }}) as utm_source,
         cast(utm_medium as {{ contract_type('text') }}) as utm_medium,

@@ -22,7 +22,7 @@ renamed as (
     select
         cast(customer_id as {{ contract_type('text') }}) as customer_id,
         cast(email as {{ contract_type('text') }}) as email,
-        lower(trim(cast(email as {{ contract_type('text') }}))) as email_normalized,
+        {{ normalize_email("cast(email as " ~ contract_type('text') ~ ")") }} as email_normalized,
         cast(full_name as {{ contract_type('text') }}) as full_name,
         cast(country as {{ contract_type('text') }}) as country,
         cast(segment as {{ contract_type('text') }}) as segment,

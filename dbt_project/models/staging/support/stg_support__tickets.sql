@@ -25,7 +25,7 @@ renamed as (
     select
         cast(ticket_id as {{ contract_type('int') }}) as ticket_id,
         cast(requester_email as {{ contract_type('text') }}) as requester_email,
-        lower(trim(cast(requester_email as {{ contract_type('text') }})))
+        {{ normalize_email("cast(requester_email as " ~ contract_type('text') ~ ")") }}
             as requester_email_normalized,
         cast(subject as {{ contract_type('text') }}) as subject,
         cast(category as {{ contract_type('text') }}) as category,

@@ -1,0 +1,25 @@
+{#
+    date_series(start_date, end_date, datepart): the one date spine of the project, a table
+    expression with one row per day (datepart 'day') or month ('month') from start_date to end_date,
+    both included. Use it in a from clause and name its single column; the values are timestamps
+    without time zone (the session zone stays out of it), cast them to date:
+
+        select cast(days.day_ts as date) as date_day
+        from bounds
+        cross join {{ date_series('bounds.first_day', 'bounds.last_day', 'day') }} as days (day_ts)
+
+    generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL. The
+    acquisition months (macros/acquisition_months.sql) are recursive on purpose instead (see there).
+#}
+{% macro date_series(start_date, end_date, datepart) -%}
+    {%- if datepart not in ("day", "month") -%}
+        {{ exceptions.raise_compiler_error(
+            "date_series: datepart must be 'day' or 'month', not '" ~ datepart ~ "'"
+        ) }}
+    {%- endif -%}
+    generate_series(
+        cast({{ start_date }} as timestamp),
+        cast({{ end_date }} as timestamp),
+        interval '1 {{ datepart }}'
+    )
+{%- endmacro %}

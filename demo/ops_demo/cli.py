@@ -13,15 +13,13 @@ the Airflow processes it starts agree on them.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from datetime import date
 
 from rich.console import Console
 
 from ops_demo import with_demo_tokens
-from ops_warehouse.cli import writes_warehouse
-from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.cli import run, writes_warehouse
 from ops_warehouse.settings import get_settings
 
 console = Console()
@@ -95,17 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     with_demo_tokens()
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        args.func(args)
-    except OpsWarehouseError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return 1
-    return 0
+    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SKIPPED_PREFIXES = ("bench/results/",)
 MD, UP, WORK = ".md", "../", "/work/"
 # Written so that this file does not match itself.
-OUTSIDE = re.compile(r"\.\./shared|/work/(?:shared)")
+OUTSIDE = re.compile("|".join(re.escape(root + "shared") for root in (UP, WORK)))
 CONTRACT_FILE = re.compile(r"(?<![\w.-])((?:[\w.-]+/)*)(?:sources|marts|quality|reports)\.md\b")
 
 

@@ -547,7 +547,7 @@ def task_advance(kw: dict) -> dict:
 
 
 def task_ingest(kw: dict) -> dict:
-    from ops_warehouse.pipeline_tasks import run_load
+    from ops_warehouse.airflow.tasks import run_load
 
     ctx = _context(kw)
     summary = run_load(
@@ -566,7 +566,7 @@ def task_sweep(kw: dict) -> dict:
     """The quarantine sweep as committed, alone, on a copy of the loaded warehouse."""
     import dataclasses
 
-    from ops_warehouse.quarantine import sweep
+    from ops_warehouse.pipeline.quarantine import sweep
     from ops_warehouse.settings import get_settings
 
     s = dataclasses.replace(get_settings(), warehouse_path=Path(kw["db"]))
@@ -576,15 +576,15 @@ def task_sweep(kw: dict) -> dict:
 
 def _table_rows(tables: list[str]) -> int:
     from ops_warehouse.settings import get_settings
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     s = get_settings()
     return sum(query(s, f"select count(*) from {t}")[0][0] for t in tables)
 
 
 def task_validate(kw: dict) -> dict:
-    from ops_warehouse.pipeline_tasks import run_validation
-    from ops_warehouse.quality.gx_runner import load_suites
+    from ops_warehouse.airflow.tasks import run_validation
+    from ops_warehouse.pipeline.quality.gx_runner import load_suites
 
     t0 = time.monotonic()
     import great_expectations  # noqa: F401 - timed on its own: every task process pays it
@@ -603,9 +603,9 @@ def task_validate(kw: dict) -> dict:
 
 
 def _raw_tables() -> list[str]:
-    from ops_warehouse.contracts import ENTITIES
+    from ops_warehouse.pipeline.contracts import ENTITIES
     from ops_warehouse.settings import get_settings
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     present = {
         f"{a}.{b}"
@@ -619,7 +619,7 @@ def _raw_tables() -> list[str]:
 
 
 def task_dbt_build(kw: dict) -> dict:
-    from ops_warehouse.pipeline_tasks import run_dbt_build
+    from ops_warehouse.airflow.tasks import run_dbt_build
     from ops_warehouse.settings import get_settings
 
     run_dbt_build(_context(kw))
@@ -647,9 +647,9 @@ def _dbt_timing(path: Path) -> dict:
 
 
 def task_publish(kw: dict) -> dict:
-    from ops_warehouse.pipeline_tasks import run_publish
+    from ops_warehouse.airflow.tasks import run_publish
     from ops_warehouse.settings import get_settings
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     run_publish(_context(kw))
     marts = [
@@ -666,7 +666,7 @@ def task_report(kw: dict) -> dict:
     """The reports DAG's two tasks as a manual run makes them (weekly report and daily digest),
     if the reports module exists by now; otherwise say so."""
     try:
-        from ops_warehouse.reports.airflow_tasks import make_report
+        from ops_warehouse.airflow.report_tasks import make_report
     except ImportError as exc:
         return {"available": False, "why": f"no reports entry point ({exc})"}
     ctx = {**_context(kw), "logical_date": datetime.fromisoformat(kw["end"])}
@@ -740,8 +740,8 @@ def task_dbt_run(kw: dict) -> dict:
     """`dbt run` (models only, no tests) on the floor's copy: dbt's own cost per model."""
     import dataclasses
 
+    from ops_warehouse.pipeline.transform import dbt_invoke
     from ops_warehouse.settings import get_settings
-    from ops_warehouse.transform import dbt_invoke
 
     s = dataclasses.replace(
         get_settings(), warehouse_path=Path(kw["db"]), home=Path(kw["target"]).parent
@@ -761,7 +761,7 @@ def task_gx_vs_sql(kw: dict) -> dict:
 
     import duckdb
 
-    from ops_warehouse.quality import gx_runner
+    from ops_warehouse.pipeline.quality import gx_runner
     from ops_warehouse.settings import get_settings
 
     s = dataclasses.replace(
@@ -815,7 +815,7 @@ _UNEXPECTED_TYPES = (
 def _sql_checks(con, suite, settings, params: dict) -> tuple[int, int]:
     """One suite's checks as one aggregate query (plus one GROUP BY per compound key).
     Returns (checks computed, unexpected rows of the not-null / in-set / between checks)."""
-    from ops_warehouse.quality import gx_runner
+    from ops_warehouse.pipeline.quality import gx_runner
 
     source = f"({gx_runner._query_text(suite, settings, UNTIL)})" if suite.query else suite.table
 
@@ -882,7 +882,7 @@ def _sql_checks(con, suite, settings, params: dict) -> tuple[int, int]:
 
 
 def task_airflow_init(kw: dict) -> dict:
-    from ops_warehouse.airflow_env import init_airflow
+    from ops_warehouse.airflow.environment import init_airflow
     from ops_warehouse.settings import get_settings
 
     s = get_settings()
@@ -893,7 +893,7 @@ def task_airflow_init(kw: dict) -> dict:
 def task_airflow_dags(kw: dict) -> dict:
     """All four DAGs through `dag.test` in one process (ops_demo.airflow_run)."""
     from ops_demo.run import DAG_ORDER
-    from ops_warehouse.airflow_env import airflow_env
+    from ops_warehouse.airflow.environment import airflow_env
     from ops_warehouse.settings import get_settings
 
     s = get_settings()
@@ -937,7 +937,7 @@ def task_airflow_dags(kw: dict) -> dict:
 def task_dag_parse(kw: dict) -> dict:
     """Parse time of each DAG file, each in a fresh process with Airflow already imported
     (what the dag-processor does), plus the import-everything cold start for comparison."""
-    from ops_warehouse.airflow_env import airflow_env
+    from ops_warehouse.airflow.environment import airflow_env
     from ops_warehouse.settings import get_settings
 
     env = airflow_env(get_settings())

@@ -23,9 +23,9 @@ from rich.table import Table
 
 from ops_demo import with_demo_tokens, world
 from ops_demo.server import DemoServer
-from ops_warehouse.loading import load_source
+from ops_warehouse.pipeline.loading import load_source
+from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import PROJECT_ROOT, Settings
-from ops_warehouse.sources.window import Window
 
 console = Console()
 UNTIL = date(2026, 11, 22)

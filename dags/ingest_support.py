@@ -9,6 +9,6 @@ same interval leaves the raw tables unchanged, and a backfill re-reads its inter
 Updates the `raw_support` asset, which schedules `transform`.
 """
 
-from ops_warehouse.orchestration import ingest_dag
+from ops_warehouse.airflow.dag_factory import ingest_dag
 
 ingest_dag("support", __doc__)

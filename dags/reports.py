@@ -20,8 +20,8 @@ recorded in `delivery.json` and never fails the task. Nothing here writes the wa
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from ops_warehouse.orchestration import DEFAULT_ARGS, PUBLISHED, START_DATE
-from ops_warehouse.reports.airflow_tasks import on_report_failure
+from ops_warehouse.airflow.dag_factory import DEFAULT_ARGS, PUBLISHED, START_DATE
+from ops_warehouse.airflow.report_tasks import on_report_failure
 from ops_warehouse.settings import get_settings
 
 # Report tasks only read the published warehouse: a failure is alerted, not written to the
@@ -45,14 +45,14 @@ def reports():
     @task
     def weekly_report(**context) -> dict:
         """The weekly ops report about the last complete ISO week."""
-        from ops_warehouse.reports.airflow_tasks import make_report
+        from ops_warehouse.airflow.report_tasks import make_report
 
         return make_report("weekly", context)
 
     @task
     def daily_digest(**context) -> dict:
         """The daily digest about the day the triggering publish covered."""
-        from ops_warehouse.reports.airflow_tasks import make_report
+        from ops_warehouse.airflow.report_tasks import make_report
 
         return make_report("daily", context)
 

@@ -21,7 +21,7 @@ the run goes on. Every task runs in the single-slot `warehouse_writer` pool.
 
 from airflow.sdk import dag, task
 
-from ops_warehouse.orchestration import (
+from ops_warehouse.airflow.dag_factory import (
     DEFAULT_ARGS,
     PUBLISHED,
     RAW_ASSETS,
@@ -43,14 +43,14 @@ def transform():
     @task(pool=WRITER_POOL)
     def validate_raw(**context) -> dict:
         """Check the raw layer before dbt reads it; blocking failures fail the task."""
-        from ops_warehouse.pipeline_tasks import run_validation
+        from ops_warehouse.airflow.tasks import run_validation
 
         return run_validation(["raw"], context)
 
     @task(pool=WRITER_POOL)
     def dbt_build(validated: dict, **context) -> dict:
         """`dbt build` of every model and test as of the run's as-of date."""
-        from ops_warehouse.pipeline_tasks import run_dbt_build
+        from ops_warehouse.airflow.tasks import run_dbt_build
 
         return run_dbt_build(context)
 
@@ -58,14 +58,14 @@ def transform():
     def validate_marts(built: dict, **context) -> dict:
         """Check the staging models and marts dbt just built, rebuild the Data Docs; blocking
         failures fail the task."""
-        from ops_warehouse.pipeline_tasks import run_validation
+        from ops_warehouse.airflow.tasks import run_validation
 
         return run_validation(["staging", "marts"], context)
 
     @task(pool=WRITER_POOL, outlets=[PUBLISHED])
     def publish(validated: dict, **context) -> dict:
         """Make the validated marts and the audit trail what readers see."""
-        from ops_warehouse.pipeline_tasks import run_publish
+        from ops_warehouse.airflow.tasks import run_publish
 
         summary = run_publish(context)
         context["outlet_events"][PUBLISHED].extra = summary

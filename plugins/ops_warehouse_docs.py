@@ -2,7 +2,7 @@
 /ops/ (reports/, data-docs/, dbt/), behind Airflow's login, with links in the Browse menu.
 
 Airflow imports this file at every plugin load (scheduler, DAG processor, workers, API
-server), so it imports nothing but Airflow's plugin class: the app (ops_warehouse.docs_site,
+server), so it imports nothing but Airflow's plugin class: the app (ops_warehouse.airflow.docs_site,
 FastAPI) is built on the API server's first request to /ops/.
 """
 
@@ -21,7 +21,7 @@ class LazyDocsApp:
 
     async def __call__(self, scope, receive, send) -> None:
         if self.app is None:
-            from ops_warehouse.docs_site import create_app
+            from ops_warehouse.airflow.docs_site import create_app
 
             self.app = create_app()
         await self.app(scope, receive, send)

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops_warehouse.loading import load_source
+from ops_warehouse.pipeline.loading import load_source
+from ops_warehouse.pipeline.transform import dbt_invoke
 from ops_warehouse.settings import Settings
-from ops_warehouse.transform import dbt_invoke
 from tests.helpers import day_window
 
 UNTIL = date(2026, 11, 22)

@@ -12,14 +12,14 @@ import duckdb
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from ops_warehouse.contracts import ENTITIES, Entity
+from ops_warehouse.pipeline.contracts import ENTITIES, Entity
 from ops_warehouse.settings import Settings
 
 
 def day_window(day: date):
     from datetime import timedelta
 
-    from ops_warehouse.sources.window import Window
+    from ops_warehouse.pipeline.sources.window import Window
 
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return Window(start, start + timedelta(days=1))
@@ -76,7 +76,7 @@ def source_snapshot(world_dir: Path) -> dict[str, list[tuple]]:
 
 def raw_snapshot(settings: Settings) -> dict[str, list[tuple]]:
     """Every raw table's contract columns (load metadata left out), on either engine."""
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     out = {}
     existing = {
@@ -142,7 +142,7 @@ def read_table(settings: Settings, schema: str, table: str):
     """
     import pandas as pd
 
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     cols = [
         r[0]

@@ -1,5 +1,5 @@
 {#
-    The SQL type of a field type of the source contract (src/ops_warehouse/contracts.py).
+    The SQL type of a field type of the source contract (src/ops_warehouse/pipeline/contracts.py).
     Staging casts every raw column with it, so each contract type has one warehouse type, the same
     on DuckDB and PostgreSQL (both accept these names):
 

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ops_demo import with_demo_tokens
-from ops_warehouse.contracts import ENTITIES
 from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.pipeline.contracts import ENTITIES
 from ops_warehouse.settings import Settings, get_settings
 
 DAG_ORDER = ("ingest_marketing", "ingest_sales", "ingest_support", "transform", "reports")
@@ -31,7 +31,7 @@ def demo_airflow_env(s: Settings) -> dict[str, str]:
     """The product's Airflow environment (``airflow_env``: ``src/`` on PYTHONPATH) plus what
     the demo's Airflow processes need: the demo's tokens, and the folder holding ``ops_demo``
     on PYTHONPATH too (``ops_demo.airflow_run`` runs there)."""
-    from ops_warehouse.airflow_env import airflow_env
+    from ops_warehouse.airflow.environment import airflow_env
 
     env = with_demo_tokens(airflow_env(s))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), str(DEMO_ROOT)) if p)
@@ -168,8 +168,8 @@ def _reset(s: Settings) -> None:
 
 
 def run_demo(*, fresh: bool, console: Console) -> None:
-    from ops_warehouse.airflow_env import init_airflow
-    from ops_warehouse.loading import raw_counts
+    from ops_warehouse.airflow.environment import init_airflow
+    from ops_warehouse.pipeline.loading import raw_counts
 
     s = get_settings()
     if fresh:
@@ -214,7 +214,7 @@ def run_demo(*, fresh: bool, console: Console) -> None:
 def summary_text(s: Settings, *, until: date, seconds: float, log_path: Path, reports: str) -> str:
     """The end of `ops-demo`: where the run's warehouses, checks, logs and reports are, on
     the engine it really used (PostgreSQL URLs with the password masked)."""
-    from ops_warehouse.databases import published_location, working_location
+    from ops_warehouse.warehouse.databases import published_location, working_location
 
     if s.warehouse == "postgres":
         from sqlalchemy.engine import make_url
@@ -255,7 +255,7 @@ def _report_paths(s: Settings) -> str:
 
 def run_up(*, console: Console) -> None:
     """Airflow standalone (scheduler, API server, dag-processor, triggerer) plus the demo APIs."""
-    from ops_warehouse.airflow_env import airflow_bin, init_airflow
+    from ops_warehouse.airflow.environment import airflow_bin, init_airflow
 
     s = get_settings()
     ensure_world(s, console)

@@ -79,8 +79,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ops_demo import DEMO_TOKENS, with_demo_tokens
-from ops_warehouse.contracts import API_ENDPOINTS
-from ops_warehouse.contracts import entity as contract_entity
+from ops_warehouse.pipeline.contracts import API_ENDPOINTS
+from ops_warehouse.pipeline.contracts import entity as contract_entity
 from ops_warehouse.settings import get_settings
 
 log = logging.getLogger(__name__)

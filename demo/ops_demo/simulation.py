@@ -48,7 +48,7 @@ from ops_demo.genesis import (
     plan_products,
     rng,
 )
-from ops_warehouse.contracts import CURRENCIES, TICKET_STATUSES
+from ops_warehouse.pipeline.contracts import CURRENCIES, TICKET_STATUSES
 
 NEVER = 2**62  # "this never happens" for a lifecycle timestamp
 MINUTE = 60

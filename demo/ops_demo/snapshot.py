@@ -32,7 +32,7 @@ from ops_demo.simulation import (
     TICKET_CHANNELS,
     Simulation,
 )
-from ops_warehouse.contracts import CURRENCIES, ORDER_STATUSES, TICKET_STATUSES, entity
+from ops_warehouse.pipeline.contracts import CURRENCIES, ORDER_STATUSES, TICKET_STATUSES, entity
 
 ARROW_TYPES = {
     "text": pa.string(),

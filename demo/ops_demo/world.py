@@ -52,9 +52,9 @@ from ops_demo import snapshot
 from ops_demo.genesis import epoch_seconds
 from ops_demo.sheets import Sheet, build_sheets, last_planned_day
 from ops_demo.simulation import simulate
-from ops_warehouse.contracts import ENTITIES
 from ops_warehouse.errors import OpsWarehouseError
-from ops_warehouse.shop_schema import metadata
+from ops_warehouse.pipeline.contracts import ENTITIES
+from ops_warehouse.pipeline.shop_schema import metadata
 
 Progress = Callable[[str], None]
 INFO_FILE = "world.json"

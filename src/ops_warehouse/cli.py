@@ -44,8 +44,8 @@ def writes_warehouse(command: Command) -> Command:
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> None:
-        from ops_warehouse.databases import ensure_working_database
-        from ops_warehouse.writer_lock import writer_lock
+        from ops_warehouse.warehouse.databases import ensure_working_database
+        from ops_warehouse.warehouse.writer_lock import writer_lock
 
         settings = get_settings()
         ensure_working_database(settings)
@@ -64,9 +64,9 @@ def cmd_settings(args: argparse.Namespace) -> None:
 
 @writes_warehouse
 def cmd_load(args: argparse.Namespace) -> None:
-    from ops_warehouse.databases import working_location
-    from ops_warehouse.loading import load_source
-    from ops_warehouse.sources.window import Window
+    from ops_warehouse.pipeline.loading import load_source
+    from ops_warehouse.pipeline.sources.window import Window
+    from ops_warehouse.warehouse.databases import working_location
 
     day = args.date or get_settings().demo_until
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -84,7 +84,7 @@ def cmd_load(args: argparse.Namespace) -> None:
 
 @writes_warehouse
 def cmd_replay(args: argparse.Namespace) -> None:
-    from ops_warehouse.quarantine import replay
+    from ops_warehouse.pipeline.quarantine import replay
 
     summary = replay(get_settings(), source=args.source, entity=args.entity)
     table = Table("entity", "replayed into raw", "still quarantined", title="Quarantine replay")
@@ -135,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_docs(args: argparse.Namespace) -> None:
-    from ops_warehouse.transform import dbt_invoke
+    from ops_warehouse.pipeline.transform import dbt_invoke
 
     s = get_settings()
     with console.status("dbt docs generate (catalog of every model and column) …"):
@@ -146,8 +146,8 @@ def cmd_docs(args: argparse.Namespace) -> None:
 
 @writes_warehouse
 def cmd_rebuild(args: argparse.Namespace) -> None:
-    from ops_warehouse.databases import working_location
-    from ops_warehouse.rebuild import SOURCES, rebuild
+    from ops_warehouse.pipeline.rebuild import SOURCES, rebuild
+    from ops_warehouse.warehouse.databases import working_location
 
     s = get_settings()
     sources = SOURCES if args.source == "all" else (args.source,)
@@ -191,14 +191,14 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
 
 @writes_warehouse
 def cmd_transform(args: argparse.Namespace) -> None:
-    from ops_warehouse.transform import dbt_invoke
+    from ops_warehouse.pipeline.transform import dbt_invoke
 
     dbt_invoke(["build", *(["--select", args.select] if args.select else [])])
     console.print(f"[green]dbt build passed[/] on {get_settings().dbt_target}")
 
 
 def cmd_airflow_init(args: argparse.Namespace) -> None:
-    from ops_warehouse.airflow_env import init_airflow
+    from ops_warehouse.airflow.environment import init_airflow
 
     with console.status("migrating the Airflow metadata DB and creating the writer pool …"):
         init_airflow(get_settings())
@@ -206,7 +206,7 @@ def cmd_airflow_init(args: argparse.Namespace) -> None:
 
 
 def cmd_bi_reader(args: argparse.Namespace) -> None:
-    from ops_warehouse.bi_access import setup_bi_reader
+    from ops_warehouse.warehouse.bi_access import setup_bi_reader
 
     status = setup_bi_reader(get_settings())
     verb = "created" if status.created else "refreshed"

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from ops_warehouse.contracts import entities_of
+from ops_warehouse.pipeline.contracts import entities_of
 from ops_warehouse.settings import PROJECT_ROOT
 from tests.conftest import SMALL_SCALE
 

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from ops_warehouse.docs_site import served_url
+from ops_warehouse.airflow.docs_site import served_url
 from ops_warehouse.settings import PROJECT_ROOT, Settings
 
 # Loads the plugins folder as Airflow does, mounts the plugins' FastAPI apps on an app the way
@@ -239,7 +239,8 @@ def test_links_point_at_the_served_urls_when_a_base_url_is_set(tmp_path):
 
 
 def test_the_data_docs_link_of_alerts_and_reports_follows_the_base_url(tmp_path, monkeypatch):
-    from ops_warehouse import pipeline_tasks, quality
+    from ops_warehouse.airflow import tasks as pipeline_tasks
+    from ops_warehouse.pipeline import quality
     from ops_warehouse.reports import content
 
     index = tmp_path / "data_docs" / "index.html"

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from ops_warehouse.loading import load_source
-from ops_warehouse.transform import dbt_invoke
+from ops_warehouse.pipeline.loading import load_source
+from ops_warehouse.pipeline.transform import dbt_invoke
 from tests.conftest import make_settings
 from tests.dbt.conftest import MARTS_HISTORY_DAYS, MARTS_UNTIL
 from tests.helpers import MART_TABLES, day_window, frames_differ, read_table

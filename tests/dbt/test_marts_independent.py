@@ -30,7 +30,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ops_warehouse.contracts import entity
+from ops_warehouse.pipeline.contracts import entity
 from ops_warehouse.settings import PROJECT_ROOT
 from tests.dbt.conftest import MARTS_UNTIL
 

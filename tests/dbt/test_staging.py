@@ -1,6 +1,6 @@
 """dbt staging layer: build it on a small hand-made raw warehouse, on DuckDB and on PostgreSQL.
 
-The raw fixture follows the loaders' contract (src/ops_warehouse/contracts.py): one table
+The raw fixture follows the loaders' contract (src/ops_warehouse/pipeline/contracts.py): one table
 per entity in raw_<source>, the contract's fields plus _loaded_at / _load_id (and _file_name for
 the landing sheets), dlt's bookkeeping columns, a drift column, two tables served as strings,
 keys delivered twice and two budget / KPI-target files where the newer covers only some months.
@@ -24,7 +24,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
-from ops_warehouse.contracts import ENTITIES, Entity
+from ops_warehouse.pipeline.contracts import ENTITIES, Entity
 from ops_warehouse.settings import PROJECT_ROOT, Settings
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"

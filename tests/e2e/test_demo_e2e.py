@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ops_warehouse.contracts import ENTITIES
+from ops_warehouse.pipeline.contracts import ENTITIES
 from ops_warehouse.settings import Settings
 from tests.helpers import raw_snapshot, source_snapshot
 

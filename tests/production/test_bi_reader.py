@@ -12,8 +12,9 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from ops_warehouse import audit, bi_access, publish
-from ops_warehouse.bi_access import BiAccessError, setup_bi_reader
+from ops_warehouse.pipeline import audit
+from ops_warehouse.warehouse import bi_access, publish
+from ops_warehouse.warehouse.bi_access import BiAccessError, setup_bi_reader
 from tests.conftest import drop_pg_database
 from tests.helpers import MART_TABLES
 from tests.quality.wap import fixed_data_docs, run  # noqa: F401 (fixture)

@@ -27,8 +27,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from ops_warehouse.airflow_env import airflow_bin, airflow_env
-from ops_warehouse.orchestration import WRITER_POOL
+from ops_warehouse.airflow.dag_factory import WRITER_POOL
+from ops_warehouse.airflow.environment import airflow_bin, airflow_env
 from ops_warehouse.settings import Settings
 from tests.conftest import drop_pg_database, load_and_build, make_settings, scratch_pg_database
 from tests.helpers import MART_TABLES, frames_differ, read_table
@@ -145,7 +145,7 @@ def ops_env(s: Settings) -> dict[str, str]:
 
 def copy_shop_to_postgres(sqlite_url: str, pg_url: str) -> None:
     """The demo shop database as a PostgreSQL shop (the sales source on PostgreSQL)."""
-    from ops_warehouse.shop_schema import metadata
+    from ops_warehouse.pipeline.shop_schema import metadata
 
     source = sa.create_engine(sqlite_url)
     target = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))

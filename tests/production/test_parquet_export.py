@@ -9,8 +9,9 @@ import os
 import duckdb
 import pytest
 
-from ops_warehouse import audit, publish
-from ops_warehouse.parquet_export import ParquetExportError
+from ops_warehouse.pipeline import audit
+from ops_warehouse.warehouse import publish
+from ops_warehouse.warehouse.parquet_export import ParquetExportError
 from tests.helpers import MART_TABLES
 from tests.quality.wap import fixed_data_docs, run, working_copy  # noqa: F401 (fixture)
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ops_warehouse import settings as settings_module
-from ops_warehouse.databases import DatabaseMissing, ensure_working_database
+from ops_warehouse.warehouse.databases import DatabaseMissing, ensure_working_database
 from tests.conftest import UNTIL, drop_pg_database
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -49,7 +49,7 @@ def role_without_createdb():
 def test_a_missing_database_the_user_may_create_is_created_and_the_load_runs(
     settings, missing_database, monkeypatch
 ):
-    from ops_warehouse.pipeline_tasks import run_load
+    from ops_warehouse.airflow.tasks import run_load
 
     pg = dataclasses.replace(
         settings,
@@ -72,7 +72,7 @@ def test_a_database_the_user_may_not_create_fails_at_once_without_retry(
 ):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ops_warehouse.pipeline_tasks import run_load, run_validation
+    from ops_warehouse.airflow.tasks import run_load, run_validation
 
     url = f"postgresql://{role_without_createdb}@127.0.0.1:5432/{missing_database}"
     pg = dataclasses.replace(

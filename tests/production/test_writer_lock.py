@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from ops_warehouse.settings import Settings
-from ops_warehouse.writer_lock import (
+from ops_warehouse.warehouse.writer_lock import (
     ADVISORY_KEY,
     HOLDER_TABLE,
     WarehouseBusy,
@@ -140,7 +140,7 @@ def test_the_lock_is_reentrant_within_a_process_and_exclusive_across_processes(e
                 "-c",
                 "import sys, dataclasses, pathlib\n"
                 "from ops_warehouse.settings import Settings\n"
-                "from ops_warehouse.writer_lock import writer_lock\n"
+                "from ops_warehouse.warehouse.writer_lock import writer_lock\n"
                 "s = dataclasses.replace(Settings.from_env(), warehouse=sys.argv[1], "
                 "postgres_url=sys.argv[2], warehouse_path=pathlib.Path(sys.argv[3]))\n"
                 "with writer_lock(s): pass\n",

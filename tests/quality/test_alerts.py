@@ -10,8 +10,8 @@ import logging
 import duckdb
 import pytest
 
-from ops_warehouse import alerts, audit
-from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gate, on_task_failure
+from ops_warehouse.airflow.tasks import QualityGateBlocked, enforce_quality_gate, on_task_failure
+from ops_warehouse.pipeline import alerts, audit
 from ops_warehouse.settings import Settings
 from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
     BLOCKING,
@@ -136,7 +136,7 @@ def test_webhook_gets_the_alert_as_json(settings, smtp):
 def test_without_a_connection_no_email_is_sent_and_that_is_logged(settings, monkeypatch, caplog):
     monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
     alert = alerts.alert_from_context(airflow_context(run("manual__2"), "publish"), "task failed")
-    with caplog.at_level(logging.INFO, logger="ops_warehouse.alerts"):
+    with caplog.at_level(logging.INFO, logger="ops_warehouse.pipeline.alerts"):
         assert alerts.send_alert(alert, settings) == {"email": False, "webhook": False}
     assert "no email alert sent: Airflow connection 'smtp_default' is not configured" in caplog.text
 

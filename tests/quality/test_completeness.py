@@ -16,10 +16,11 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from ops_warehouse import completeness, publish
-from ops_warehouse.completeness import MartsProfile, compare
-from ops_warehouse.pipeline_tasks import QualityGateBlocked, run_validation
-from ops_warehouse.transform import dbt_invoke
+from ops_warehouse.airflow.tasks import QualityGateBlocked, run_validation
+from ops_warehouse.pipeline import completeness
+from ops_warehouse.pipeline.completeness import MartsProfile, compare
+from ops_warehouse.pipeline.transform import dbt_invoke
+from ops_warehouse.warehouse import publish
 from tests.conftest import (
     MARTS_UNTIL,
     drop_pg_database,
@@ -132,7 +133,7 @@ def settings_for_rules(tmp_path):
 def published_copy(duckdb_marts, tmp_path, monkeypatch):
     """A private working copy whose marts are published, alerts to a local webhook, and the
     GX suites left out (tested in tests/quality/test_gx_suites.py): only the gate decides."""
-    import ops_warehouse.quality as quality
+    import ops_warehouse.pipeline.quality as quality
 
     monkeypatch.setattr(quality, "run_suites", lambda *args, **kwargs: [])
     with WebhookSink() as hook:

@@ -14,8 +14,8 @@ import duckdb
 import psycopg
 import pytest
 
-from ops_warehouse.contracts import ENTITIES
-from ops_warehouse.quality.gx_runner import (
+from ops_warehouse.pipeline.contracts import ENTITIES
+from ops_warehouse.pipeline.quality.gx_runner import (
     LAYERS,
     SuiteError,
     _read_suite,
@@ -25,7 +25,7 @@ from ops_warehouse.quality.gx_runner import (
     run_suites,
     volume_band,
 )
-from ops_warehouse.quality.results import CheckResult
+from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.settings import Settings
 from tests.dbt.conftest import MARTS_UNTIL
 

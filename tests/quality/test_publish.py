@@ -15,8 +15,9 @@ import duckdb
 import psycopg
 import pytest
 
-from ops_warehouse import audit, publish
-from ops_warehouse.pipeline_tasks import QualityGateBlocked, enforce_quality_gate
+from ops_warehouse.airflow.tasks import QualityGateBlocked, enforce_quality_gate
+from ops_warehouse.pipeline import audit
+from ops_warehouse.warehouse import publish
 from tests.dbt.conftest import drop_pg_database
 from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
     BLOCKING,

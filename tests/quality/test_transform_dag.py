@@ -17,9 +17,10 @@ import textwrap
 
 import duckdb
 
-from ops_warehouse import audit, publish
-from ops_warehouse.airflow_env import airflow_env
+from ops_warehouse.airflow.environment import airflow_env
+from ops_warehouse.pipeline import audit
 from ops_warehouse.settings import PROJECT_ROOT
+from ops_warehouse.warehouse import publish
 from tests.quality.wap import SmtpSink, file_hash, message_text, run, working_copy
 
 AIRFLOW_SCRIPT = textwrap.dedent(
@@ -33,8 +34,8 @@ AIRFLOW_SCRIPT = textwrap.dedent(
     db.initdb()
     Pool.create_or_update_pool("warehouse_writer", 1, "one writer", include_deferred=False)
 
-    import ops_warehouse.quality as quality
-    from ops_warehouse.quality.results import CheckResult
+    import ops_warehouse.pipeline.quality as quality
+    from ops_warehouse.pipeline.quality.results import CheckResult
 
     calls, mode = [], {"blocking": True}
 

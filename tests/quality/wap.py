@@ -18,8 +18,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ops_warehouse.audit import RunInfo
-from ops_warehouse.quality.results import CheckResult
+from ops_warehouse.pipeline.audit import RunInfo
+from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.settings import Settings
 
 LOGICAL_DATE = datetime(2026, 11, 23, tzinfo=UTC)
@@ -89,7 +89,7 @@ def quarantine_row(
 @pytest.fixture
 def fixed_data_docs(monkeypatch):
     """Data Docs are the GX module's business (tested there); here they are a fixed path."""
-    import ops_warehouse.quality as quality
+    import ops_warehouse.pipeline.quality as quality
 
     monkeypatch.setattr(quality, "build_data_docs", lambda s: s.home / "data_docs" / "index.html")
 

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ops_warehouse import audit, publish
-from ops_warehouse.audit import RunInfo
-from ops_warehouse.quality.results import CheckResult
+from ops_warehouse.pipeline import audit
+from ops_warehouse.pipeline.audit import RunInfo
+from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.reports.build import run_report
+from ops_warehouse.warehouse import publish
 from tests.conftest import MARTS_UNTIL
 from tests.quality.wap import PASSED, WARNING, quarantine_row, working_copy
 

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from ops_warehouse import audit
+from ops_warehouse.pipeline import audit
 from ops_warehouse.reports import airflow_tasks
 from ops_warehouse.reports.formatting import Formatter
 from ops_warehouse.reports.i18n import Messages

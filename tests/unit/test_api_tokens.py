@@ -15,10 +15,10 @@ import pytest
 
 from ops_demo import DEMO_TOKENS, with_demo_tokens
 from ops_warehouse.errors import SourceConfigError
-from ops_warehouse.loading import load_source
+from ops_warehouse.pipeline.loading import load_source
+from ops_warehouse.pipeline.sources import marketing, support
+from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources import marketing, support
-from ops_warehouse.sources.window import Window
 from tests.conftest import UNTIL
 
 SETTINGS = {"marketing": "OPS_MARKETING_API_TOKEN", "support": "OPS_SUPPORT_API_TOKEN"}

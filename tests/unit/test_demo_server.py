@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ops_demo.server import DemoServer, _is_loopback
-from ops_warehouse.contracts import API_ENDPOINTS, entity
+from ops_warehouse.pipeline.contracts import API_ENDPOINTS, entity
 
 MKT, SUP = "mkt-token", "sup-token"
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)

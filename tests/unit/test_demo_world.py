@@ -21,8 +21,8 @@ from ops_demo import snapshot, world
 from ops_demo.genesis import CHANNELS, ORGANIC
 from ops_demo.simulation import NEVER, simulate
 from ops_demo.snapshot import ARROW_TYPES
-from ops_warehouse.contracts import BY_NAME, ENTITIES, entities_of
-from ops_warehouse.shop_schema import metadata
+from ops_warehouse.pipeline.contracts import BY_NAME, ENTITIES, entities_of
+from ops_warehouse.pipeline.shop_schema import metadata
 
 SEED = 7
 SCALE = 0.03

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from ops_warehouse.loading import load_source
+from ops_warehouse.pipeline.loading import load_source
 from tests.conftest import UNTIL, drop_pg_database, make_settings, scratch_pg_database
 from tests.helpers import day_window, raw_snapshot, source_snapshot
 

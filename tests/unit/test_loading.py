@@ -12,8 +12,8 @@ import duckdb
 import pytest
 
 from ops_warehouse.errors import SourceConfigError, SourceSchemaError
-from ops_warehouse.loading import load_source
-from ops_warehouse.sources.window import Window
+from ops_warehouse.pipeline.loading import load_source
+from ops_warehouse.pipeline.sources.window import Window
 from tests.conftest import UNTIL, make_settings
 from tests.helpers import duplicate_keys, raw_snapshot, source_snapshot
 
@@ -157,8 +157,10 @@ def test_schema_drift_blocks_the_load_without_retry_and_leaves_published_unchang
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ops_warehouse import audit, pipeline_tasks, publish
     from ops_warehouse import settings as settings_module
+    from ops_warehouse.airflow import tasks as pipeline_tasks
+    from ops_warehouse.pipeline import audit
+    from ops_warehouse.warehouse import publish
 
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
     load_all(settings)

@@ -9,9 +9,9 @@ import sqlite3
 import duckdb
 import pytest
 
-from ops_warehouse import contracts
-from ops_warehouse.loading import QuarantineThresholdExceeded, load_source
-from ops_warehouse.quarantine import replay
+from ops_warehouse.pipeline import contracts
+from ops_warehouse.pipeline.loading import QuarantineThresholdExceeded, load_source
+from ops_warehouse.pipeline.quarantine import replay
 from tests.conftest import UNTIL
 from tests.helpers import day_window, raw_snapshot, source_snapshot
 
@@ -220,7 +220,7 @@ def test_share_above_threshold_blocks_and_writes_nothing(settings, server):
     assert "OPS_QUARANTINE_THRESHOLD" in str(err.value) and "support." in str(err.value)
     assert raw_snapshot(settings) == before
     # the ingest task turns it into a failure Airflow does not retry (same data, same result)
-    from ops_warehouse.pipeline_tasks import _not_retryable
+    from ops_warehouse.airflow.tasks import _not_retryable
 
     assert _not_retryable(err.value)
 
@@ -246,7 +246,7 @@ def test_replay_moves_fixed_rows_into_raw(bad_settings, monkeypatch):
 
 
 def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(settings, world_dir):
-    from ops_warehouse.quarantine import sweep
+    from ops_warehouse.pipeline.quarantine import sweep
 
     with sqlite3.connect(world_dir / "shop.sqlite") as con:
         cols = [d[0] for d in con.execute("select * from orders limit 1").description]
@@ -292,7 +292,7 @@ def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(settings, wor
 
 
 def test_sweep_handles_composite_keys_of_ad_performance(settings):
-    from ops_warehouse.quarantine import sweep
+    from ops_warehouse.pipeline.quarantine import sweep
 
     for source in ("marketing", "sales"):
         load_source(source, day_window(UNTIL), settings=settings)

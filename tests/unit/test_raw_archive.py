@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ops_warehouse.loading import LoadSummary, QuarantineThresholdExceeded, load_source
-from ops_warehouse.raw_archive import MANIFEST, STAGING, Archive
-from ops_warehouse.rebuild import RebuildRefused, rebuild
+from ops_warehouse.pipeline.loading import LoadSummary, QuarantineThresholdExceeded, load_source
+from ops_warehouse.pipeline.raw_archive import MANIFEST, STAGING, Archive
+from ops_warehouse.pipeline.rebuild import RebuildRefused, rebuild
 from tests.conftest import UNTIL, drop_pg_database, make_settings, scratch_pg_database
 from tests.helpers import day_window, raw_snapshot, source_snapshot
 

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from ops_warehouse.contracts import entities_of, entity
-from ops_warehouse.loading import load_source
-from ops_warehouse.sources import sales
-from ops_warehouse.sources.window import Window
+from ops_warehouse.pipeline.contracts import entities_of, entity
+from ops_warehouse.pipeline.loading import load_source
+from ops_warehouse.pipeline.sources import sales
+from ops_warehouse.pipeline.sources.window import Window
 from tests.conftest import UNTIL
 from tests.helpers import raw_snapshot
 from tests.unit.test_loading import day_window

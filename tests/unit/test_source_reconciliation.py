@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from ops_warehouse.pipeline_tasks import LoadBlocked, run_load
+from ops_warehouse.airflow.tasks import LoadBlocked, run_load
 from tests.conftest import UNTIL
 from tests.helpers import day_window, source_snapshot
 

@@ -48,7 +48,7 @@ def _plain(value: Any) -> Any:
 def published(settings: Settings) -> Iterator[Published]:
     """The published warehouse, read-only; a clear error when there is none yet."""
     if settings.warehouse == "postgres":
-        from ops_warehouse.audit import pg_connect
+        from ops_warehouse.pipeline.audit import pg_connect
 
         try:
             con = pg_connect(settings.published_postgres_url)

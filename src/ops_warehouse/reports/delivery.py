@@ -83,7 +83,7 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Delivery:
     """Send the report (unless ``send`` is false) and record the outcome in delivery.json."""
-    from ops_warehouse.alerts import SmtpNotConfigured, send_email_message
+    from ops_warehouse.pipeline.alerts import SmtpNotConfigured, send_email_message
 
     to = list(recipients(settings, rendered.content.kind))
     if not send:

@@ -19,10 +19,10 @@ import logging
 import re
 from dataclasses import dataclass
 
-from ops_warehouse.databases import ensure_published_database
 from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.pipeline.transform import MARTS
 from ops_warehouse.settings import Settings
-from ops_warehouse.transform import MARTS
+from ops_warehouse.warehouse.databases import ensure_published_database
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def setup_bi_reader(settings: Settings, role: str = BI_READER_ROLE) -> BiReaderS
     """`ops bi-reader`: create or refresh the role and its grants on the published database."""
     from sqlalchemy.engine import make_url
 
-    from ops_warehouse.audit import pg_connect
+    from ops_warehouse.pipeline.audit import pg_connect
 
     if settings.warehouse != "postgres":
         raise BiAccessError(

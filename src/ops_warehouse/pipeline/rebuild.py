@@ -20,9 +20,9 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from ops_warehouse.contracts import SOURCES, Entity, entities_of
 from ops_warehouse.errors import OpsWarehouseError
-from ops_warehouse.loading import (
+from ops_warehouse.pipeline.contracts import SOURCES, Entity, entities_of
+from ops_warehouse.pipeline.loading import (
     LOAD_BATCH_ROWS,
     QUARANTINE_TABLE,
     _pipeline,
@@ -32,7 +32,7 @@ from ops_warehouse.loading import (
     raw_counts,
     resource_hints,
 )
-from ops_warehouse.raw_archive import QUARANTINE, ROWS, Archive, ArchivedLoad
+from ops_warehouse.pipeline.raw_archive import QUARANTINE, ROWS, Archive, ArchivedLoad
 from ops_warehouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def rebuild(
         _drop_raw(settings, source)
         results.append(_rebuild_source(settings, archive, source, loads, progress))
     if settings.warehouse == "duckdb":
-        from ops_warehouse.quarantine import sweep
+        from ops_warehouse.pipeline.quarantine import sweep
 
         window_end = max(
             datetime.fromisoformat(load.manifest["window_end"])
@@ -116,7 +116,7 @@ def rebuild(
 
 def _raw_rows(settings: Settings, source: str) -> dict[str, int]:
     """Rows of each raw table of ``source``, quarantine included."""
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     if settings.warehouse == "duckdb" and not settings.warehouse_path.exists():
         return {}
@@ -135,7 +135,7 @@ def _raw_rows(settings: Settings, source: str) -> dict[str, int]:
 
 def _drop_raw(settings: Settings, source: str) -> None:
     """Start ``raw_<source>`` and the source's dlt pipeline from nothing."""
-    from ops_warehouse.audit import connect
+    from ops_warehouse.pipeline.audit import connect
 
     with connect(settings) as db:
         for schema in (f"raw_{source}", f"raw_{source}_staging"):

@@ -105,7 +105,7 @@ def _key(settings: Settings) -> str:
 
 
 def _busy(settings: Settings, holder: str) -> WarehouseBusy:
-    from ops_warehouse.databases import working_location
+    from ops_warehouse.warehouse.databases import working_location
 
     return WarehouseBusy(
         f"another process is writing the working warehouse {working_location(settings)}: "
@@ -159,7 +159,7 @@ def _file_holder(path: Path) -> str:
 def _pg_lock(settings: Settings) -> Iterator[None]:
     import psycopg
 
-    from ops_warehouse.audit import pg_connect
+    from ops_warehouse.pipeline.audit import pg_connect
 
     holder = Holder.this_process()
     with pg_connect(

@@ -17,8 +17,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from ops_warehouse.errors import OpsWarehouseError
 
 if TYPE_CHECKING:
-    from ops_warehouse.audit import RunInfo
-    from ops_warehouse.quality.results import CheckResult
+    from ops_warehouse.pipeline.audit import RunInfo
+    from ops_warehouse.pipeline.quality.results import CheckResult
     from ops_warehouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class LoadBlocked(AirflowFailException, OpsWarehouseError):
 
 def _not_retryable(exc: Exception) -> bool:
     from ops_warehouse.errors import SourceConfigError, SourceDataError, SourceSchemaError
-    from ops_warehouse.loading import QuarantineThresholdExceeded
+    from ops_warehouse.pipeline.loading import QuarantineThresholdExceeded
 
     return isinstance(
         exc, (SourceConfigError, SourceSchemaError, SourceDataError, QuarantineThresholdExceeded)
@@ -48,14 +48,14 @@ def run_load(
     source: str, interval_start: datetime | None, interval_end: datetime | None, run_id: str | None
 ) -> dict:
     """Load one source, sweep orphans into quarantine, and record the run in the audit trail."""
-    from ops_warehouse import audit
-    from ops_warehouse.databases import ensure_working_database
-    from ops_warehouse.loading import load_source
-    from ops_warehouse.quarantine import sweep
+    from ops_warehouse.pipeline import audit
+    from ops_warehouse.pipeline.loading import load_source
+    from ops_warehouse.pipeline.quarantine import sweep
+    from ops_warehouse.pipeline.reconciliation import SourceGapError, reconcile
+    from ops_warehouse.pipeline.reconciliation import check as check_reconciliation
+    from ops_warehouse.pipeline.sources.window import Window
     from ops_warehouse.settings import get_settings
-    from ops_warehouse.source_reconciliation import SourceGapError, reconcile
-    from ops_warehouse.source_reconciliation import check as check_reconciliation
-    from ops_warehouse.sources.window import Window
+    from ops_warehouse.warehouse.databases import ensure_working_database
 
     if interval_end is None:
         raise ValueError("the run has no data interval end; trigger it with a logical date")
@@ -151,7 +151,7 @@ def as_of_from_events(triggering_asset_events, data_interval_end: datetime | Non
 
 def run_info(context: Mapping[str, Any]) -> RunInfo:
     """The DAG run a task belongs to, as the audit trail identifies it."""
-    from ops_warehouse.audit import RunInfo
+    from ops_warehouse.pipeline.audit import RunInfo
 
     dag_run = context.get("dag_run")
     ti = context.get("ti")
@@ -169,7 +169,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
 
     A task that failed because checks blocked has already recorded and alerted (it knows
     the checks); this callback then stays silent."""
-    from ops_warehouse.alerts import alert_from_context, send_alert
+    from ops_warehouse.pipeline.alerts import alert_from_context, send_alert
     from ops_warehouse.settings import get_settings
 
     exc = context.get("exception")
@@ -183,7 +183,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
         error=f"{type(exc).__name__}: {exc}" if exc else None,
     )
     try:
-        from ops_warehouse import audit
+        from ops_warehouse.pipeline import audit
 
         audit.record_run_finish(
             settings,
@@ -215,8 +215,8 @@ def enforce_quality_gate(
     """Record a layer's check results; on blocking failures mark the run blocked, alert and
     raise ``QualityGateBlocked``; on warnings alert and go on. The Data Docs are rebuilt when
     something failed (the alert links them) and, with ``always_docs``, on a clean run too."""
-    from ops_warehouse import audit
-    from ops_warehouse.alerts import alert_from_context, send_alert
+    from ops_warehouse.pipeline import audit
+    from ops_warehouse.pipeline.alerts import alert_from_context, send_alert
 
     audit.record_dq_results(settings, run, results)
     blocking = [r for r in results if r.is_blocking_failure]
@@ -263,8 +263,8 @@ def data_docs(settings: Settings) -> str | None:
     set (Airflow's API server serves it), else its file (None, logged, if that failed: the
     docs illustrate a run, they must not decide it)."""
     try:
-        from ops_warehouse.docs_site import served_url
-        from ops_warehouse.quality import build_data_docs
+        from ops_warehouse.airflow.docs_site import served_url
+        from ops_warehouse.pipeline.quality import build_data_docs
 
         index = build_data_docs(settings)
         path = served_url(settings, index) or str(index)
@@ -280,10 +280,10 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     results together. Validating raw starts the run's audit record. The marts' validation
     rebuilds the Data Docs in the same process (GX is already imported: a task of its own
     cost ~12 s, nearly all of it the import)."""
-    from ops_warehouse import audit
-    from ops_warehouse.databases import ensure_working_database
-    from ops_warehouse.quality import run_suites
+    from ops_warehouse.pipeline import audit
+    from ops_warehouse.pipeline.quality import run_suites
     from ops_warehouse.settings import get_settings
+    from ops_warehouse.warehouse.databases import ensure_working_database
 
     settings = get_settings()
     ensure_working_database(settings, error=AirflowFailException)
@@ -297,7 +297,7 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
         results += run_suites(settings, layer, as_of, run.run_id)
     gate_s = None
     if "marts" in layers:
-        from ops_warehouse.completeness import run_gate
+        from ops_warehouse.pipeline.completeness import run_gate
 
         started = time.monotonic()
         results += run_gate(settings, as_of)
@@ -314,7 +314,7 @@ def run_dbt_build(context: Mapping[str, Any]) -> dict:
 
     dbt's unit tests check the models' SQL against fixed rows, not the night's data: they
     run with the project's tests on every change, not in each pipeline run."""
-    from ops_warehouse.transform import dbt_invoke
+    from ops_warehouse.pipeline.transform import dbt_invoke
 
     as_of = transform_as_of(context)
     log.info("dbt build as of %s", as_of)
@@ -324,8 +324,8 @@ def run_dbt_build(context: Mapping[str, Any]) -> dict:
 
 def run_publish(context: Mapping[str, Any]) -> dict:
     """Publish marts and audit for readers; the run is then recorded as published."""
-    from ops_warehouse.publish import publish
     from ops_warehouse.settings import get_settings
+    from ops_warehouse.warehouse.publish import publish
 
     settings = get_settings()
     as_of = transform_as_of(context)

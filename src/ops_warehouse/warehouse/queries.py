@@ -45,7 +45,7 @@ class Reader:
 def read_only(settings: Settings) -> Iterator[Reader]:
     """A read-only connection to the working warehouse, closed on exit."""
     if settings.warehouse == "postgres":
-        from ops_warehouse.audit import pg_connect
+        from ops_warehouse.pipeline.audit import pg_connect
 
         with pg_connect(settings.postgres_url) as con:
             con.read_only = True

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.files import fsync, sql_literal
-from ops_warehouse.transform import MARTS
+from ops_warehouse.pipeline.transform import MARTS
 
 
 class ParquetExportError(OpsWarehouseError):

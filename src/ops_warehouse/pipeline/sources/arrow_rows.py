@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ops_warehouse.contracts import Entity, Field
 from ops_warehouse.errors import SourceSchemaError
-from ops_warehouse.sources.rules import future_limit_for, row_reasons
+from ops_warehouse.pipeline.contracts import Entity, Field
+from ops_warehouse.pipeline.sources.rules import future_limit_for, row_reasons
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def check_fields(entity: Entity, present: set[str]) -> list[str]:
         raise SourceSchemaError(
             f"{entity.source}.{entity.name}: required field {missing[0]!r} is missing from "
             f"the rows served{hint}. The load stopped; nothing of this run was written. "
-            "Fix the source or update the contract in ops_warehouse/contracts.py."
+            "Fix the source or update the contract in ops_warehouse/pipeline/contracts.py."
         )
     if unknown:
         log.warning(

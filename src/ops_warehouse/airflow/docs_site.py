@@ -40,7 +40,7 @@ class Site:
 
 
 def sites(settings: Settings) -> dict[str, Site]:
-    from ops_warehouse.quality.gx_runner import data_docs_dir
+    from ops_warehouse.pipeline.quality.gx_runner import data_docs_dir
 
     return {
         s.name: s

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
-from ops_warehouse.pipeline_tasks import on_task_failure
+from ops_warehouse.airflow.tasks import on_task_failure
 from ops_warehouse.settings import get_settings
 
 # Exactly one task writes the working DuckDB at a time: every writer runs in this pool,
@@ -62,7 +62,7 @@ def ingest_dag(source: str, doc_md: str | None):
             data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None
         ) -> dict:
             """Load every entity of the source for the run's data interval into raw."""
-            from ops_warehouse.pipeline_tasks import run_load
+            from ops_warehouse.airflow.tasks import run_load
 
             summary = run_load(source, data_interval_start, data_interval_end, run_id)
             # transform reads the as-of date of what was loaded from the asset event

@@ -36,15 +36,15 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ops_warehouse.contracts import Entity
+from ops_warehouse.pipeline.contracts import Entity
+from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.window import Window
 
 if TYPE_CHECKING:
     import duckdb
     from fsspec import AbstractFileSystem
 
-    from ops_warehouse.warehouse import Reader
+    from ops_warehouse.warehouse.queries import Reader
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class RawRows:
 
     def new_or_changed(self, rows: pa.Table) -> pa.Table:
         """The rows of ``rows`` that raw does not hold exactly (same key, same values)."""
-        from ops_warehouse.warehouse import read_only
+        from ops_warehouse.warehouse.queries import read_only
 
         if (self.probed and self.columns is None) or not rows.num_rows:
             return rows
@@ -458,7 +458,7 @@ def _committed_loads(
     settings: Settings, source: str, load_ids: list[str]
 ) -> tuple[set[str], str | None]:
     """Which of ``load_ids`` dlt has committed to ``raw_<source>``, and its newest load."""
-    from ops_warehouse.warehouse import read_only
+    from ops_warehouse.warehouse.queries import read_only
 
     if settings.warehouse == "duckdb" and not settings.warehouse_path.exists():
         return set(), None

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from ops_warehouse import raw_archive
-from ops_warehouse.contracts import QUARANTINE_TABLE, Entity, entities_of
 from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.pipeline import raw_archive
+from ops_warehouse.pipeline.contracts import QUARANTINE_TABLE, Entity, entities_of
+from ops_warehouse.pipeline.sources import marketing, sales, support
+from ops_warehouse.pipeline.sources.arrow_rows import Batch
+from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings, get_settings
-from ops_warehouse.sources import marketing, sales, support
-from ops_warehouse.sources.arrow_rows import Batch
-from ops_warehouse.sources.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def warehouse_state_hash(settings: Settings, source: str, pipeline_name: str) ->
     """The version hash of the load state the warehouse holds for one pipeline: the state
     dlt stored with the last load that completed there. None when the warehouse has none
     (a new, empty or lost warehouse)."""
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     if settings.warehouse == "duckdb" and not settings.warehouse_path.exists():
         return None
@@ -362,7 +362,7 @@ def _unwrapped(step, *args, **kwargs):
 
 def raw_counts(settings: Settings, source: str) -> dict[str, int]:
     """Rows per raw table of one source, in whichever warehouse the settings name."""
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     tables = {
         r[0]

@@ -10,12 +10,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from ops_warehouse.contracts import API_ENDPOINTS, Entity
 from ops_warehouse.errors import SourceSchemaError
+from ops_warehouse.pipeline.contracts import API_ENDPOINTS, Entity
+from ops_warehouse.pipeline.sources.arrow_rows import Batch, rows_to_batch
+from ops_warehouse.pipeline.sources.http_api import ApiClient
+from ops_warehouse.pipeline.sources.window import Window, advance_cursor, cursor_lower_bound
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.arrow_rows import Batch, rows_to_batch
-from ops_warehouse.sources.http_api import ApiClient
-from ops_warehouse.sources.window import Window, advance_cursor, cursor_lower_bound
 
 # The earliest day an initial load asks the ad API for.
 INITIAL_AD_DATE = date(2000, 1, 1)

@@ -20,13 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ops_warehouse.contracts import Entity, entities_of
 from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.pipeline.contracts import Entity, entities_of
+from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.window import Window
 
 if TYPE_CHECKING:
-    from ops_warehouse.loading import LoadSummary
+    from ops_warehouse.pipeline.loading import LoadSummary
 
 
 class SourceGapError(OpsWarehouseError):
@@ -59,7 +59,7 @@ def _source_counts(
 ) -> dict[str, int | None]:
     counts: dict[str, int | None] = {}
     if source == "sales":
-        from ops_warehouse.sources import sales
+        from ops_warehouse.pipeline.sources import sales
 
         with sales.engine(settings).connect() as conn:
             for entity in entities_of(source):
@@ -74,7 +74,7 @@ def _source_counts(
 
 
 def _raw_rows(settings: Settings, entity: Entity, window: Window) -> int:
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     table = f'{entity.raw_schema}."{entity.name}"'
     if entity.source == "sales":
@@ -87,8 +87,8 @@ def _raw_rows(settings: Settings, entity: Entity, window: Window) -> int:
 
 def _quarantined(settings: Settings, source: str) -> dict[str, int]:
     """Distinct quarantined keys per entity of one source (rows kept out of raw)."""
-    from ops_warehouse.loading import QUARANTINE_TABLE
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.pipeline.loading import QUARANTINE_TABLE
+    from ops_warehouse.warehouse.queries import query
 
     schema = f"raw_{source}"
     exists = query(

@@ -8,12 +8,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ops_warehouse.contracts import entities_of
-from ops_warehouse.contracts import entity as entity_named
 from ops_warehouse.errors import OpsWarehouseError
-from ops_warehouse.loading import QUARANTINE_TABLE
+from ops_warehouse.pipeline.contracts import entities_of
+from ops_warehouse.pipeline.contracts import entity as entity_named
+from ops_warehouse.pipeline.loading import QUARANTINE_TABLE
+from ops_warehouse.pipeline.sources.arrow_rows import rows_to_batch
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.arrow_rows import rows_to_batch
 
 
 @dataclass

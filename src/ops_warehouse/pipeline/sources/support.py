@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ops_warehouse.contracts import API_ENDPOINTS, Entity
+from ops_warehouse.pipeline.contracts import API_ENDPOINTS, Entity
+from ops_warehouse.pipeline.sources.arrow_rows import Batch, rows_to_batch
+from ops_warehouse.pipeline.sources.http_api import ApiClient
+from ops_warehouse.pipeline.sources.window import Window, advance_cursor, cursor_lower_bound
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.arrow_rows import Batch, rows_to_batch
-from ops_warehouse.sources.http_api import ApiClient
-from ops_warehouse.sources.window import Window, advance_cursor, cursor_lower_bound
 
 
 def client(settings: Settings) -> ApiClient:

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ops_warehouse.contracts import entity
 from ops_warehouse.errors import OpsWarehouseError
-from ops_warehouse.quality.results import CheckResult
+from ops_warehouse.pipeline.contracts import entity
+from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class _Warehouse:
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         if self.con is not None:
             return self.con.execute(sql, params or []).fetchall()
-        from ops_warehouse.warehouse import query
+        from ops_warehouse.warehouse.queries import query
 
         return query(self.settings, sql, params)
 
@@ -236,7 +236,7 @@ class _Warehouse:
 
         import pandas as pd
 
-        from ops_warehouse.warehouse import query_with_columns
+        from ops_warehouse.warehouse.queries import query_with_columns
 
         names, rows = query_with_columns(self.settings, sql)
         frame = pd.DataFrame.from_records(rows, columns=names)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ops_warehouse.contracts import Entity
+from ops_warehouse.pipeline.contracts import Entity
 
 # Numbers that may legitimately be negative: none in the current contract.
 SIGNED_FIELDS: frozenset[str] = frozenset()

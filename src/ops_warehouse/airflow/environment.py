@@ -68,7 +68,7 @@ def airflow(
 
 def init_airflow(settings: Settings, log_file: Path | None = None) -> None:
     """Create/upgrade the metadata DB and the single-slot writer pool (idempotent)."""
-    from ops_warehouse.orchestration import WRITER_POOL
+    from ops_warehouse.airflow.dag_factory import WRITER_POOL
 
     airflow(["db", "migrate"], settings, log_file)
     airflow(

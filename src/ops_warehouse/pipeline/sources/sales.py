@@ -15,11 +15,11 @@ from datetime import datetime
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ops_warehouse.contracts import Entity
 from ops_warehouse.errors import SourceSchemaError, SourceUnavailableError
+from ops_warehouse.pipeline.contracts import Entity
+from ops_warehouse.pipeline.sources.arrow_rows import Batch, arrow_to_batch, columns_to_batch
+from ops_warehouse.pipeline.sources.window import Window, advance_cursor, cursor_lower_bound
 from ops_warehouse.settings import Settings
-from ops_warehouse.sources.arrow_rows import Batch, arrow_to_batch, columns_to_batch
-from ops_warehouse.sources.window import Window, advance_cursor, cursor_lower_bound
 
 log = logging.getLogger(__name__)
 

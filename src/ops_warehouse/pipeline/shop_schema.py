@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ops_warehouse.contracts import entities_of
+from ops_warehouse.pipeline.contracts import entities_of
 
 _SA_TYPES = {
     "text": lambda: sa.String(),

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from ops_warehouse.contracts import QUARANTINE_TABLE
+from ops_warehouse.pipeline.contracts import QUARANTINE_TABLE
 from ops_warehouse.settings import Settings
 
 if TYPE_CHECKING:
-    from ops_warehouse.quality.results import CheckResult
+    from ops_warehouse.pipeline.quality.results import CheckResult
 
 log = logging.getLogger(__name__)
 

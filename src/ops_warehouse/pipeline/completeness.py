@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from ops_warehouse.files import sql_literal
-from ops_warehouse.quality.results import CheckResult
+from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def _closed_totals(
 
 
 def _working_query(settings: Settings) -> Query:
-    from ops_warehouse.warehouse import query
+    from ops_warehouse.warehouse.queries import query
 
     return lambda sql: query(settings, sql)
 

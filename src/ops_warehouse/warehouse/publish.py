@@ -33,14 +33,15 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops_warehouse import audit, bi_access
-from ops_warehouse.audit import RunInfo
-from ops_warehouse.databases import ensure_published_database
 from ops_warehouse.errors import PublishError
 from ops_warehouse.files import fsync, sql_literal
-from ops_warehouse.parquet_export import export_marts
+from ops_warehouse.pipeline import audit
+from ops_warehouse.pipeline.audit import RunInfo
+from ops_warehouse.pipeline.transform import MARTS
 from ops_warehouse.settings import Settings
-from ops_warehouse.transform import MARTS
+from ops_warehouse.warehouse import bi_access
+from ops_warehouse.warehouse.databases import ensure_published_database
+from ops_warehouse.warehouse.parquet_export import export_marts
 
 log = logging.getLogger(__name__)
 

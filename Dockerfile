@@ -1,5 +1,5 @@
 # The project image for every service of docker-compose.yml (Airflow components, Celery
-# workers, the Metabase provisioning): the locked dependency set (uv.lock,
+# workers, the Superset provisioning): the locked dependency set (uv.lock,
 # `uv sync --frozen`) is installed at build time; nothing is pip-installed when a container
 # starts. Two targets: `product` (the default, last stage) holds the product only; `demo`
 # adds the demo world (demo/, package ops_demo) for the demo-sources service.
@@ -50,6 +50,28 @@ COPY demo demo
 RUN uv sync --frozen --no-dev --group demo
 USER 50000
 ENV PYTHONPATH=/opt/ops-warehouse/src:/opt/ops-warehouse/demo
+
+# Superset, the compose stack's BI tool: the environment `make bi` installs
+# (bi/superset/requirements.txt, compiled with hashes; Superset pins SQLAlchemy < 2, so it
+# cannot share the product's), bi/superset_config.py, and of the product only the settings
+# and readers it imports (src/).
+FROM python:3.11-slim-bookworm AS superset
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy
+WORKDIR /opt/ops-warehouse
+COPY bi/superset/requirements.txt bi/superset/requirements.txt
+RUN uv venv --python /usr/local/bin/python3.11 /opt/superset \
+ && uv pip sync --python /opt/superset/bin/python bi/superset/requirements.txt
+COPY src src
+COPY bi bi
+RUN useradd --uid 50000 --gid 0 --no-create-home --home-dir /opt/ops-warehouse superset
+USER 50000
+ENV PATH=/opt/superset/bin:$PATH \
+    SUPERSET_CONFIG_PATH=/opt/ops-warehouse/bi/superset_config.py \
+    SUPERSET_HOME=/tmp/superset \
+    FLASK_APP=superset \
+    OPS_HOME=/tmp/ops
 
 # The default target: the product alone, without the demo world.
 FROM product

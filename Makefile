@@ -3,14 +3,14 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: install sysdeps demo demo-fresh up report test test-fast lint docs bench bench-ingest clean
+.PHONY: install sysdeps demo demo-fresh up bi bi-stop report test test-fast lint docs bench bench-ingest bench-bi clean
 
 # Debian packages the reports need: CJK fonts for charts and PDFs, Chromium and poppler for
 # the rendering tests. Installed only where missing (and only where apt-get can run as root).
 SYSTEM_PACKAGES := fonts-noto-cjk chromium poppler-utils
 
 # The Python that `make lint` runs ruff on; SQLFluff lints dbt_project/ (.sqlfluff, .sqlfluffignore).
-PYTHON_PATHS := src demo plugins dags tests bench dbt_project/lint
+PYTHON_PATHS := src demo plugins dags tests bench bi dbt_project/lint
 
 install: sysdeps ## install uv (if missing) and the locked dependencies into .venv
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -33,8 +33,14 @@ demo: install ## the whole pipeline on the demo world, through Airflow
 demo-fresh: install ## same, after deleting the demo world and the warehouse
 	@$(RUN) ops-demo --fresh
 
-up: install ## Airflow (standalone) with these DAGs, plus the demo APIs: http://localhost:8080
+up: install ## Airflow with these DAGs, plus the demo APIs, on 127.0.0.1 only (OPS_AIRFLOW_HOST): http://localhost:8080
 	@$(RUN) ops-demo up
+
+bi: install ## Superset on the published warehouse, with the Ops overview dashboard: http://localhost:8088 (OPS_SUPERSET_PORT)
+	@$(RUN) python -m bi.server start
+
+bi-stop: ## stop the Superset `make bi` started
+	@$(RUN) python -m bi.server stop
 
 report: install ## render the latest weekly report from the demo's published warehouse and print its path
 	@$(RUN) ops report weekly
@@ -58,6 +64,9 @@ bench: install ## the scale benchmark: whole pipeline + one incremental day, flo
 
 bench-ingest: install ## initial load at scale 1 and one incremental day (numbers for the README)
 	@$(RUN) python bench/bench_ingest.py $(if $(SCALE),--scale $(SCALE),)
+
+bench-bi: install ## Superset on a copy of a built warehouse (HOME_DIR, default var): dashboard load, publish → first fresh answer
+	@$(RUN) python -m bench.bench_bi $(if $(HOME_DIR),--home $(HOME_DIR),) $(if $(LABEL),--label $(LABEL),)
 
 clean: ## delete generated data (demo world, warehouse, Airflow metadata) under var/
 	rm -rf var/

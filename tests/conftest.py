@@ -26,6 +26,7 @@ LONGEST_FIRST = (
     "tests/e2e/test_demo_e2e.py",
     "tests/dbt/test_incremental_equivalence.py",
     "tests/bench/test_bench.py",
+    "tests/bi/test_superset.py",
 )
 
 

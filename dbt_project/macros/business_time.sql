@@ -15,14 +15,14 @@
         {%- set as_of = env_var("OPS_AS_OF_DATE", "") -%}
     {%- endif -%}
     {%- if as_of -%}
-        cast('{{ as_of }}' as date)
+        cast({{ checked_literal(as_of, "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "var as_of_date (OPS_AS_OF_DATE) must be a date such as 2026-11-22") }} as date)
     {%- else -%}
         cast({{ dbt.dateadd("day", -1, "current_date") }} as date)
     {%- endif -%}
 {%- endmacro %}
 
 {% macro to_business_timestamp(ts) -%}
-    ({{ ts }} at time zone '{{ var("business_tz") }}')
+    ({{ ts }} at time zone {{ business_tz_literal() }})
 {%- endmacro %}
 
 {% macro to_business_date(ts) -%}

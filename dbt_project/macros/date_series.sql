@@ -9,7 +9,8 @@
         cross join {{ date_series('bounds.first_day', 'bounds.last_day', 'day') }} as days (day_ts)
 
     generate_series(timestamp, timestamp, interval) is the same on DuckDB and PostgreSQL. The
-    acquisition months (macros/acquisition_months.sql) are recursive on purpose instead (see there).
+    acquisition months (models/intermediate/marketing/int_acquisition_months.sql) are recursive on
+    purpose instead (see there).
 #}
 {% macro date_series(start_date, end_date, datepart) -%}
     {%- if datepart not in ("day", "month") -%}

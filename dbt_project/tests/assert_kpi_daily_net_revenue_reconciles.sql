@@ -14,8 +14,6 @@
     two differ.
 #}
 
-{%- set reporting_currency = var("reporting_currency") %}
-
 with
 
 orders as (
@@ -133,7 +131,7 @@ orders_rated as (
             and recognized_orders.order_date = order_rates.rate_day
     inner join rates_in_force as reporting_rates
         on
-            reporting_rates.currency = '{{ reporting_currency }}'
+            reporting_rates.currency = {{ reporting_currency_literal() }}
             and recognized_orders.order_date = reporting_rates.rate_day
 
 ),

@@ -18,6 +18,14 @@ from collections.abc import MutableMapping
 DEMO_TOKENS = {
     "OPS_MARKETING_API_TOKEN": "demo-marketing-token",
     "OPS_SUPPORT_API_TOKEN": "demo-support-token",
+    "OPS_SHOP_API_TOKEN": "demo-shop-token",
+    # the ad platforms' emulators (ops_demo.vendors.google_ads, ops_demo.vendors.meta_ads)
+    "OPS_GOOGLE_ADS_CLIENT_ID": "demo-google-client.apps.example",
+    "OPS_GOOGLE_ADS_CLIENT_SECRET": "demo-google-client-secret",
+    "OPS_GOOGLE_ADS_REFRESH_TOKEN": "demo-google-refresh-token",
+    "OPS_GOOGLE_ADS_DEVELOPER_TOKEN": "demo-google-developer-token",
+    "OPS_META_ACCESS_TOKEN": "demo-meta-access-token",
+    "OPS_HUBSPOT_TOKEN": "demo-hubspot-token",
 }
 
 

@@ -3,7 +3,7 @@
 ops-demo [--fresh]            whole pipeline on the demo world, through Airflow
 ops-demo generate|advance     make or move the demo world
 ops-demo serve                the demo marketing + support APIs
-ops-demo up                   Airflow standalone + the demo APIs
+ops-demo up                   Airflow (UI on 127.0.0.1:8080) + the demo APIs, until Ctrl-C
 
 Every command runs with the demo APIs' tokens in its environment (``DEMO_TOKENS``, unless
 OPS_MARKETING_API_TOKEN / OPS_SUPPORT_API_TOKEN are set), so the demo server, the loads and
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("extra", nargs=argparse.REMAINDER, help="options passed to the server")
     p.set_defaults(func=cmd_serve)
-    sub.add_parser("up", help="Airflow standalone + demo APIs").set_defaults(func=cmd_up)
+    sub.add_parser("up", help="Airflow (this machine only) + demo APIs").set_defaults(func=cmd_up)
     return parser
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -18,11 +18,20 @@ from rich.console import Console
 from rich.table import Table
 
 from ops_demo import with_demo_tokens
+from ops_demo.server import LISTENING
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.pipeline.contracts import ENTITIES
+from ops_warehouse.processes import Children, port_holder
 from ops_warehouse.settings import Settings, get_settings
 
-DAG_ORDER = ("ingest_marketing", "ingest_sales", "ingest_support", "transform", "reports")
+DAG_ORDER = (
+    "ingest_marketing",
+    "ingest_sales",
+    "ingest_support",
+    "transform",
+    "daily_digest",
+    "weekly_report",
+)
 # the folder that holds ops_demo (demo/ in the repository)
 DEMO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,57 +94,69 @@ def ensure_world(s: Settings, console: Console):
 
 
 @contextmanager
-def demo_server(s: Settings, log_path) -> Iterator[str]:
-    """The demo APIs in a child process, for the duration of the block."""
+def demo_server(s: Settings, log_path: Path) -> Iterator[str]:
+    """The demo APIs in a child process, for the duration of the block.
+
+    A port some other process listens on stops this at once: the loads would read that
+    other server (another ``ops-demo``'s), and fail when it stops."""
+    holder = port_holder("127.0.0.1", s.demo_port)
+    if holder:
+        raise OpsWarehouseError(
+            f"port {s.demo_port} of the demo APIs is taken by {holder}; stop it, or set "
+            "OPS_DEMO_PORT to a free port"
+        )
     url = f"http://127.0.0.1:{s.demo_port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ops_demo.server",
-                "--dir",
-                str(s.demo_dir),
-                "--port",
-                str(s.demo_port),
-            ],
-            env=with_demo_tokens(dict(os.environ)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    log_path.touch()
+    start = log_path.stat().st_size
+    with Children() as children:
+        with log_path.open("a") as log:
+            proc = children.start(
+                "demo server",
+                [sys.executable, "-m", "ops_demo.server"]
+                + ["--dir", str(s.demo_dir), "--port", str(s.demo_port)],
+                env=with_demo_tokens(dict(os.environ)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_demo/config", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise OpsWarehouseError(
-                        f"the demo server did not start on port {s.demo_port} (see {log_path}); "
-                        "is the port taken? Set OPS_DEMO_PORT to another one."
-                    ) from None
-                time.sleep(0.2)
+        # the server says so once it listens; an answer on the port could be someone else's
+        while LISTENING not in _read_from(log_path, start):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise OpsWarehouseError(
+                    f"the demo server did not start on port {s.demo_port} (see {log_path}); "
+                    "set OPS_DEMO_PORT to a free port"
+                )
+            time.sleep(0.2)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open() as file:
+        file.seek(offset)
+        return file.read()
+
+
+def airflow_run_command(logical_date: str) -> list[str]:
+    """Every DAG of DAG_ORDER through Airflow's own `dag.test`, in one process."""
+    return [sys.executable, "-m", "ops_demo.airflow_run", logical_date, *DAG_ORDER]
 
 
 def _run_dags(s: Settings, logical_date: str, log_path, console: Console) -> None:
-    """Every DAG in order, through Airflow's own `dag.test`, in one child process."""
-    cmd = [sys.executable, "-m", "ops_demo.airflow_run", logical_date, *DAG_ORDER]
+    """Every DAG in order, in one child process; the first that fails stops the run, and the
+    error names it."""
+    cmd = airflow_run_command(logical_date)
     pending = list(DAG_ORDER)
+    failed: str | None = None
     with (
         log_path.open("a") as log,
         console.status(f"Airflow: {pending[0]} for {logical_date} …") as st,
+        Children() as children,
     ):
         log.write(f"\n$ {' '.join(cmd)}\n")
-        proc = subprocess.Popen(
+        log.flush()
+        proc = children.start(
+            "airflow_run",
             cmd,
             env=demo_airflow_env(s),
             stdout=subprocess.PIPE,
@@ -149,13 +170,17 @@ def _run_dags(s: Settings, logical_date: str, log_path, console: Console) -> Non
                 mark = "[green]✓[/]" if state == "success" else "[red]✗[/]"
                 console.print(f"{mark} {dag_id} ({float(seconds):.0f} s)")
                 pending.remove(dag_id)
-                if pending:
+                if state != "success":
+                    failed = f"{dag_id} ended {state}"
+                elif pending:
                     st.update(f"Airflow: {pending[0]} for {logical_date} …")
         proc.wait()
     if proc.returncode != 0:
-        failed = pending[0] if pending else "a DAG"
+        if failed is None:  # no result line: the DAG under way when the process died
+            failed = f"{pending.pop(0)} did not finish" if pending else "a DAG failed"
+        not_run = f" ({', '.join(pending)} did not run)" if pending else ""
         raise OpsWarehouseError(
-            f"{failed} failed for {logical_date}; the task log is in {log_path}"
+            f"DAG {failed} for {logical_date}{not_run}; the task log is in {log_path}"
         )
 
 
@@ -254,26 +279,61 @@ def _report_paths(s: Settings) -> str:
 
 
 def run_up(*, console: Console) -> None:
-    """Airflow standalone (scheduler, API server, dag-processor, triggerer) plus the demo APIs."""
-    from ops_warehouse.airflow.environment import airflow_bin, init_airflow
+    """Airflow's components (scheduler, dag-processor, triggerer, API server) plus the demo
+    APIs, on this machine only unless OPS_AIRFLOW_HOST says otherwise, until Ctrl-C or
+    SIGTERM stops them all."""
+    from ops_warehouse.airflow.environment import (
+        api_port,
+        api_url,
+        ensure_passwords_file,
+        init_airflow,
+        start_local_airflow,
+        wait_until_healthy,
+    )
 
     s = get_settings()
+    env = demo_airflow_env(s)
+    env.setdefault("AIRFLOW__API__WORKERS", "1")  # one user on one machine
+    url = api_url(env)
+    # the API server serves reports and docs (plugins/ops_warehouse_docs.py): link there
+    env.setdefault("OPS_DOCS_BASE_URL", f"{url}/ops")
+    holder = port_holder(env["AIRFLOW__API__HOST"], api_port(env))
+    if holder:
+        raise OpsWarehouseError(
+            f"port {api_port(env)} of Airflow's API server is taken by {holder}; stop it, or "
+            "set AIRFLOW__API__PORT to a free port"
+        )
     ensure_world(s, console)
-    with demo_server(s, s.home / "logs" / "demo-server.log") as url:
-        with console.status("preparing Airflow (metadata DB, writer pool) …"):
-            init_airflow(s, s.home / "logs" / "up.log")
-        env = demo_airflow_env(s)
-        # the API server serves reports and docs (plugins/ops_warehouse_docs.py): link there
-        env.setdefault("OPS_DOCS_BASE_URL", "http://localhost:8080/ops")
+    logs_dir = s.home / "logs"
+    with demo_server(s, logs_dir / "demo-server.log") as demo_url, Children() as airflow:
+        with console.status("preparing Airflow (metadata DB, writer pool, passwords) …"):
+            init_airflow(s, logs_dir / "up.log")
+            passwords = ensure_passwords_file(env)  # the users `make up`'s environment names
+        logs = start_local_airflow(airflow, env, logs_dir)
+        with console.status(f"starting Airflow on {env['AIRFLOW__API__HOST']} …"):
+            wait_until_healthy(airflow, env, logs)
+        login = (
+            f"user {', '.join(json.loads(passwords.read_text()))}, password in {passwords} "
+            "(readable by you only)"
+            if passwords
+            else "no login"
+        )
+        host = env["AIRFLOW__API__HOST"]
         console.print(
-            f"Demo APIs at {url}. Starting Airflow: UI at http://localhost:8080 "
-            f"(the admin password is printed by Airflow and kept in {env['AIRFLOW_HOME']}); "
-            "reports, Data Docs and dbt docs at http://localhost:8080/ops/. "
+            f"Demo APIs at {demo_url}. Airflow UI at {url} ({login}); reports, Data Docs "
+            f"and dbt docs at {url}/ops/. Listening on {host}"
+            + (" only" if url.startswith("http://localhost:") else "")
+            + f" (OPS_AIRFLOW_HOST). Logs: {logs_dir / 'airflow-*.log'}. "
             "Ctrl-C stops everything."
         )
-        proc = subprocess.Popen([airflow_bin(), "standalone"], env=env)
         try:
-            proc.wait()
+            while not (exited := airflow.poll()):
+                time.sleep(1)
         except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(timeout=60)
+            console.print("Stopping Airflow and the demo APIs …")
+            raise
+        name, status = exited
+        raise OpsWarehouseError(
+            f"Airflow's {name} stopped with exit status {status}; its log is {logs[name]}. "
+            "Everything else was stopped too."
+        )

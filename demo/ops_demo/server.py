@@ -39,11 +39,33 @@ Fault injection (``POST /_demo/config``, :meth:`DemoServer.configure` or CLI fla
     ``fail_after_rows``  per entity, serve at most N rows in total (the page reaching N is
                          cut short), then answer 500 to every request for it until reset:
                          a source crashing mid-load.
+    ``zendesk``          the Zendesk dialect's own knobs (its export rate limit, the 429
+                         body, its clock): see ``ops_demo.vendors.zendesk``
+    ``shopify``          the Shopify dialect's own knobs (its query-cost bucket, the status
+                         of THROTTLED, test orders): see ``ops_demo.vendors.shopify``
+    ``hubspot``          the HubSpot dialect's own knobs (its secondly search limit, the
+                         10,000-result cap, a missing scope): see ``ops_demo.vendors.hubspot``
+    ``google_ads``       the Google Ads dialect's own knobs (page size, quota errors, token
+                         lifetime): see ``ops_demo.vendors.google_ads``
+    ``meta_ads``         the Meta Ads dialect's own knobs (throttling by error code 80004 and
+                         its regain time): see ``ops_demo.vendors.meta_ads``
+
+The support data is also served in Zendesk Support's dialect, under ``/api/v2/``
+(``ops_demo.vendors.zendesk``: Zendesk's paths, paging, authentication and error bodies),
+and the shop in Shopify's GraphQL Admin API at ``POST /admin/api/{version}/graphql.json``
+(``ops_demo.vendors.shopify``), and the signups as HubSpot contacts at
+``POST /crm/v3/objects/contacts/search`` (``ops_demo.vendors.hubspot``), and the
+``google_ads`` and ``meta_ads`` channels' campaigns in Google Ads' GAQL reporting (``POST /token``,
+``POST /v{N}/customers/{id}/googleAds:search``: ``ops_demo.vendors.google_ads``) and Meta's
+Marketing API (``GET /{version}/act_{id}/insights``, ``…/campaigns``:
+``ops_demo.vendors.meta_ads``); the delay and fault knobs apply to them as well.
 
 ``POST /_demo/config`` merges the given top-level keys into the current configuration
 (``schema``, ``bad_rows`` and ``fail_after_rows`` are replaced whole); ``POST /_demo/reset``
 restores the configuration the server was started with and zeroes the statistics.
 The control API needs no token but answers loopback clients only; faults never apply to it.
+Writes that a web page of another site could send (an ``Origin`` not the server's own, or
+a form or text/plain body) get 403, so a page open in a browser cannot reconfigure it.
 
 Run it: ``python -m ops_demo.server --dir DIR --port 8765 [--fault-rate 0.2]``.
 """
@@ -54,6 +76,7 @@ import argparse
 import base64
 import binascii
 import copy
+import errno
 import ipaddress
 import json
 import logging
@@ -79,6 +102,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ops_demo import DEMO_TOKENS, with_demo_tokens
+from ops_demo.vendors import google_ads, hubspot, meta_ads, shopify, zendesk
 from ops_warehouse.pipeline.contracts import API_ENDPOINTS
 from ops_warehouse.pipeline.contracts import entity as contract_entity
 from ops_warehouse.settings import get_settings
@@ -88,6 +112,10 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10000
 FAULT_KINDS = ("429", "500", "502", "503", "timeout")
+# the body types a web page may POST to another site without a CORS preflight
+BROWSER_FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+# printed once the server listens (``ops_demo.run`` waits for it)
+LISTENING = "demo source server listening on"
 DEFAULT_CONFIG: dict[str, Any] = {
     "fault_rate": 0.0,
     "faults": ["429", "500", "502", "503"],
@@ -98,6 +126,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "schema": {},
     "bad_rows": {},
     "fail_after_rows": {},
+    # the Zendesk dialect's own knobs (ops_demo.vendors.zendesk), replaced whole
+    "zendesk": dict(zendesk.DEFAULT_CONFIG),
+    # the Shopify dialect's own knobs (ops_demo.vendors.shopify), replaced whole
+    "shopify": dict(shopify.DEFAULT_CONFIG),
+    # the HubSpot dialect's own knobs (ops_demo.vendors.hubspot), replaced whole
+    "hubspot": dict(hubspot.DEFAULT_CONFIG),
+    # the ad platforms' own knobs (ops_demo.vendors.google_ads, .meta_ads), replaced whole
+    "google_ads": dict(google_ads.DEFAULT_CONFIG),
+    "meta_ads": dict(meta_ads.DEFAULT_CONFIG),
 }
 _INT64_MIN = np.iinfo(np.int64).min
 _MICROS = {"s": 1_000_000, "ms": 1000, "us": 1, "ns": 1}
@@ -579,6 +616,28 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     for entity, limit in _entity_map("fail_after_rows", out.get("fail_after_rows", {})).items():
         if limit is not None and (type(limit) is not int or limit < 0):
             raise BadRequest(f"fail_after_rows.{entity} must be a row count or null")
+    if "zendesk" in out:
+        try:
+            out["zendesk"] = zendesk.validate_config(out["zendesk"])
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    if "shopify" in out:
+        try:
+            out["shopify"] = shopify.validate_config(out["shopify"])
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    if "hubspot" in out:
+        try:
+            out["hubspot"] = hubspot.validate_config(out["hubspot"])
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    for platform in (google_ads, meta_ads):
+        name = platform.__name__.rsplit(".", 1)[1]
+        if name in out:
+            try:
+                out[name] = platform.validate_config(out[name])
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
     return out
 
 
@@ -594,10 +653,21 @@ def _check_json(what: str, value: Any) -> None:
 
 class _App:
     def __init__(
-        self, world_dir: Path, marketing_token: str, support_token: str, config: dict[str, Any]
+        self,
+        world_dir: Path,
+        marketing_token: str,
+        support_token: str,
+        config: dict[str, Any],
+        shop_token: str = shopify.DEMO_TOKEN,
+        hubspot_token: str = hubspot.DEMO_TOKEN,
     ) -> None:
         self.world = _World(world_dir)
         self.tokens = {"marketing": marketing_token, "support": support_token}
+        self.zendesk = zendesk.ZendeskApi(world_dir, support_token)
+        self.shopify = shopify.ShopifyStore(world_dir, shop_token)
+        self.hubspot = hubspot.HubSpotAccount(world_dir, hubspot_token)
+        self.google_ads = google_ads.GoogleAdsApi(world_dir)
+        self.meta_ads = meta_ads.MetaAdsApi(world_dir)
         self.initial = {**copy.deepcopy(DEFAULT_CONFIG), **validate_config(config)}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -613,6 +683,11 @@ class _App:
             self.responses: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
             self.rows_served: Counter[str] = Counter()
+            self.zendesk.reset()
+            self.shopify.reset()
+            self.hubspot.reset()
+            self.google_ads.reset()
+            self.meta_ads.reset()
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
         changes = validate_config(changes)
@@ -716,6 +791,9 @@ def _is_loopback(host: str) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"  # keep-alive: a paging client reuses its connection
+    # an answer's headers and body go out in two writes: without TCP_NODELAY the second waits
+    # for the client's delayed ACK (~40 ms an answer on a kept-alive connection)
+    disable_nagle_algorithm = True
     timeout = 60  # idle keep-alive connections give their thread back after this
 
     # plumbing
@@ -723,12 +801,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, body: str | bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: str | bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         payload = body.encode() if isinstance(body, str) else body
         self.server.app.count(self.server.app.responses, str(status))
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
@@ -752,17 +836,66 @@ class _Handler(BaseHTTPRequestHandler):
             self._control("GET", path)
         elif path in _BY_PATH:
             self._data(_BY_PATH[path], params)
+        elif meta_ads.PATH.fullmatch(path):
+            self._vendor(self.server.app.meta_ads)
+        elif path.startswith(zendesk.PREFIX):
+            self._vendor(self.server.app.zendesk)
         else:
             self._error(404, f"no endpoint {path}")
 
     def do_POST(self) -> None:
+        self._write("POST")
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    def do_PATCH(self) -> None:
+        self._write("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._write("DELETE")
+
+    def _write(self, method: str) -> None:
         path, _ = self._route()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if path.startswith("/_demo/"):
-            self._control("POST", path, body)
+        # OAuth's token endpoint takes a form (RFC 6749) and only hands a token to whoever
+        # shows the client secret: nothing a web page of another site could abuse
+        refusal = None if path == google_ads.TOKEN_PATH else self._cross_site_refusal()
+        if refusal:
+            self._error(403, refusal)
+        elif path.startswith("/_demo/"):
+            self._control(method, path, body)
+        elif method == "POST" and shopify.PATH.fullmatch(path):
+            self._vendor(self.server.app.shopify, body)
+        elif method == "POST" and path == hubspot.PATH:
+            self._vendor(self.server.app.hubspot, body)
+        elif method == "POST" and (
+            path == google_ads.TOKEN_PATH or google_ads.PATH.fullmatch(path)
+        ):
+            self._vendor(self.server.app.google_ads, body)
         else:
             self._error(405, f"{path} answers GET only")
+
+    def _cross_site_refusal(self) -> str | None:
+        """Why a write looks sent by a web page of another site (CSRF), or None.
+
+        A browser sends a write to another origin without asking first (no CORS preflight,
+        which this server never grants) only with a form or text/plain body, and tells its
+        origin in ``Origin``; so a write is refused when it names another origin or has such
+        a body. The demo's own clients send JSON and no Origin."""
+        origin = self.headers.get("Origin")
+        port = self.server.server_address[1]
+        own = {f"http://{host}:{port}" for host in ("127.0.0.1", "localhost", "[::1]")}
+        if origin is not None and origin not in own:
+            return f"cross-origin write refused (Origin {origin})"
+        content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type in BROWSER_FORM_TYPES:
+            return (
+                f"write with Content-Type {content_type} refused (a browser may send it from "
+                "any site); send application/json"
+            )
+        return None
 
     # the control API
 
@@ -829,6 +962,37 @@ class _Handler(BaseHTTPRequestHandler):
             return
         app.count(app.rows_served, stream.entity, served)
         self._send(200, body)
+
+    def _vendor(
+        self,
+        api: zendesk.ZendeskApi
+        | shopify.ShopifyStore
+        | hubspot.HubSpotAccount
+        | google_ads.GoogleAdsApi
+        | meta_ads.MetaAdsApi,
+        body: bytes | None = None,
+    ) -> None:
+        """A vendor dialect's request: the module answers it, in its own shapes and error
+        bodies; the server's delay and fault injection apply as to the generic endpoints."""
+        app = self.server.app
+        resource = urlsplit(self.path).path.removesuffix(".json")
+        app.count(app.requests, f"{api.name} {resource}")
+        config = app.config
+        if config["slow_ms"] and app.stopping.wait(config["slow_ms"] / 1000):
+            self.close_connection = True  # the server is stopping
+            return
+        fault = app.pick_fault()
+        if fault is not None:
+            app.count(app.faults, fault)
+            if fault == "timeout":
+                app.stopping.wait(config["timeout_s"])
+                fault = "503"
+        if body is None:  # a GET
+            answer = api.answer(self.path, self.headers, config[api.name], fault)
+        else:
+            answer = api.answer(self.path, self.headers, config[api.name], fault, body)
+        app.count(app.rows_served, f"{api.name} {resource}", answer.rows)
+        self._send(answer.status, answer.body, answer.headers, answer.content_type)
 
     def _fault(self, fault: str, config: dict[str, Any]) -> None:
         if fault == "429":
@@ -920,7 +1084,13 @@ class DemoServer:
         marketing_token: str | None = None,
         support_token: str | None = None,
         config: dict[str, Any] | None = None,
+        shop_token: str | None = None,
+        hubspot_token: str | None = None,
     ) -> None:
+        if shop_token is None:  # the Shopify dialect's: the loaders' own, else the demo's
+            shop_token = get_settings().shop_api_token or shopify.DEMO_TOKEN
+        if hubspot_token is None:  # the HubSpot dialect's: the loaders' own, else the demo's
+            hubspot_token = get_settings().hubspot_token or hubspot.DEMO_TOKEN
         if marketing_token is None or support_token is None:
             # the tokens the loaders of this environment send, else the demo's own
             settings = get_settings()
@@ -934,7 +1104,14 @@ class DemoServer:
             )
         self.world_dir = Path(world_dir)
         self.host, self.port = host, port
-        self._app = _App(self.world_dir, marketing_token, support_token, config or {})
+        self._app = _App(
+            self.world_dir,
+            marketing_token,
+            support_token,
+            config or {},
+            shop_token,
+            hubspot_token,
+        )
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -1040,8 +1217,18 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server.start()
-    print(f"demo source server listening on {server.url} (world: {args.dir})", flush=True)
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"demo server: port {args.port} on {args.host} is taken; stop what listens there, "
+            "or choose a free port (--port, OPS_DEMO_PORT)",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"{LISTENING} {server.url} (world: {args.dir})", flush=True)
     try:
         while not stop.wait(0.5):
             pass

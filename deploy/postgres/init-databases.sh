@@ -7,7 +7,7 @@ set -euo pipefail
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
   -v airflow_password="$AIRFLOW_DB_PASSWORD" \
   -v ops_password="$WAREHOUSE_DB_PASSWORD" \
-  -v metabase_password="$METABASE_DB_PASSWORD" <<'SQL'
+  -v superset_password="$SUPERSET_DB_PASSWORD" <<'SQL'
 -- Airflow's metadata database (and Celery's result backend)
 create role airflow login password :'airflow_password';
 create database airflow owner airflow;
@@ -15,7 +15,7 @@ create database airflow owner airflow;
 -- the read-only bi_reader role (`ops bi-reader`), hence createdb and createrole.
 create role ops login createdb createrole password :'ops_password';
 create database ops_warehouse owner ops;
--- Metabase's own application database (its questions and dashboards)
-create role metabase login password :'metabase_password';
-create database metabase owner metabase;
+-- Superset's own metadata database (its users, charts and dashboards)
+create role superset login password :'superset_password';
+create database superset owner superset;
 SQL

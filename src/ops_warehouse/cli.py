@@ -17,14 +17,18 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 from rich.console import Console
 from rich.table import Table
 
 from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.redact import install_log_redaction, redact, redact_exception
 from ops_warehouse.settings import get_settings
 
 console = Console()
@@ -280,12 +284,38 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        args.func(args)
-    except OpsWarehouseError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return 1
+    install_log_redaction()
+    with _sigterm_unwinds():
+        try:
+            args.func(args)
+        except OpsWarehouseError as exc:
+            console.print(f"[red]error:[/] {redact(str(exc))}")
+            return 1
+        except Exception as exc:
+            redact_exception(exc)  # the traceback printed next shows no secret
+            raise
+        except KeyboardInterrupt:
+            console.print("[yellow]stopped[/] (Ctrl-C)")
+            return 128 + signal.SIGINT
     return 0
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so that every `with` block cleans up on the way out
+    (child processes stopped, the writer lock released) before the exit status 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_on_signal(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,27 @@ import textwrap
 
 from ops_warehouse.settings import PROJECT_ROOT
 
-EXPECTED = {"ingest_marketing", "ingest_sales", "ingest_support", "transform", "reports"}
+EXPECTED = {
+    "ingest_marketing",
+    "ingest_sales",
+    "ingest_support",
+    "transform",
+    "weekly_report",
+    "daily_digest",
+}
 # DAGs that only read the published warehouse: their tasks need no writer slot
-READ_ONLY = {"reports"}
+READ_ONLY = {"weekly_report", "daily_digest"}
 
 CHECK = textwrap.dedent(
     """
     import json, time
     from airflow.dag_processing.dagbag import DagBag
+    def asset_names(condition):
+        if condition is None:
+            return []
+        if hasattr(condition, "uri"):
+            return [condition.name]
+        return [n for o in getattr(condition, "objects", []) for n in asset_names(o)]
     started = time.monotonic()
     bag = DagBag(dag_folder=%r)
     out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
@@ -27,6 +40,9 @@ CHECK = textwrap.dedent(
             "doc": bool(dag.doc_md),
             "pools": [t.pool for t in dag.tasks],
             "schedule": type(dag.timetable).__name__,
+            "cron": getattr(dag.timetable, "expression", None),
+            "assets": sorted(asset_names(getattr(dag.timetable, "asset_condition", None))),
+            "tasks": sorted(t.task_id for t in dag.tasks),
         }
         dag.check_cycle() if hasattr(dag, "check_cycle") else None
     out["seconds"] = time.monotonic() - started
@@ -66,6 +82,16 @@ def test_dags_import_cleanly_with_tags_retries_and_pool(tmp_path):
         # every task of the other DAGs writes the working DuckDB: one writer at a time
         expected_pools = {"default_pool"} if dag_id in READ_ONLY else {"warehouse_writer"}
         assert set(info["pools"]) == expected_pools, dag_id
+
+
+def test_each_report_has_its_own_dag_and_trigger(tmp_path):
+    """The digest follows each publish, the weekly report the Monday clock, and neither DAG
+    runs on the other's trigger (one DAG on both triggers skipped a task on every run)."""
+    dags = _load_dags(tmp_path)["dags"]
+    digest, weekly = dags["daily_digest"], dags["weekly_report"]
+    assert digest["tasks"] == ["daily_digest"] and weekly["tasks"] == ["weekly_report"]
+    assert weekly["cron"] == "0 8 * * 1" and weekly["assets"] == []
+    assert digest["cron"] is None and digest["assets"] == ["published"]
 
 
 def test_dag_files_hold_no_business_logic():

@@ -15,6 +15,7 @@ from psycopg import errors
 from ops_warehouse.pipeline import audit
 from ops_warehouse.warehouse import bi_access, publish
 from ops_warehouse.warehouse.bi_access import BiAccessError, setup_bi_reader
+from ops_warehouse.warehouse.engines import pg_connect
 from tests.conftest import drop_pg_database
 from tests.helpers import MART_TABLES
 from tests.quality.wap import fixed_data_docs, run  # noqa: F401 (fixture)
@@ -92,7 +93,7 @@ def test_bi_reader_reads_every_mart_and_nothing_else(bi):
     published(settings, "bi__1")
     published(settings, "bi__2")  # a second swap: the grants must follow the new marts
 
-    with audit.pg_connect(settings.published_postgres_url) as con:
+    with pg_connect(settings.published_postgres_url) as con:
         schemas = {r[0] for r in con.execute("select nspname from pg_namespace").fetchall()}
         con.execute("create table marts.added_later as select 1 as n")  # default privileges
         con.commit()
@@ -122,7 +123,7 @@ def test_bi_reader_reads_every_mart_and_nothing_else(bi):
         assert reader.execute("select count(*) from marts.fct_orders").fetchone()[0] > 0
 
     # the working database (raw, staging, intermediate, audit with raw payloads)
-    with audit.pg_connect(settings.postgres_url) as con:
+    with pg_connect(settings.postgres_url) as con:
         tables = con.execute(
             "select schemaname, tablename from pg_tables where schemaname not in "
             "('pg_catalog', 'information_schema') union all select schemaname, viewname "

@@ -38,6 +38,7 @@ pytestmark = pytest.mark.e2e
 SCALE = 0.05
 HISTORY_DAYS = 150
 INGEST = ("ingest_marketing", "ingest_sales", "ingest_support")
+REPORT_DAGS = ("daily_digest", "weekly_report")
 KILLED_TASK = "dbt_build"
 REDIS = "redis://127.0.0.1:6379"
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -371,7 +372,7 @@ def test_pipeline_on_celery_survives_a_killed_worker(undisturbed, stack):
         180,
         stack.processes,
     )
-    has_reports = any(d.dag_id == "reports" for d in dags.get_dags(limit=100).dags)
+    reports = [d.dag_id for d in dags.get_dags(limit=100).dags if d.dag_id in REPORT_DAGS]
 
     start = datetime(stack.day.year, stack.day.month, stack.day.day, tzinfo=UTC)
     for dag_id in INGEST:
@@ -384,7 +385,7 @@ def test_pipeline_on_celery_survives_a_killed_worker(undisturbed, stack):
                 data_interval_end=start + timedelta(days=1),
             ),
         )
-    for dag_id in (*INGEST, "transform", *(["reports"] if has_reports else [])):
+    for dag_id in (*INGEST, "transform", *reports):
         dags.patch_dag(dag_id, DAGPatchBody(is_paused=False))
 
     # every load succeeds, each through a Celery worker
@@ -446,14 +447,14 @@ def test_pipeline_on_celery_survives_a_killed_worker(undisturbed, stack):
         f"{time.monotonic() - killed_at:.0f} s after the kill"
     )
 
-    if has_reports:
-        # the run the publish triggered (a time-scheduled run of its own may also appear)
-        reports = wait_for(
-            "the asset-triggered reports run to finish",
+    if "daily_digest" in reports:
+        # the run the publish triggered
+        digest = wait_for(
+            "the asset-triggered digest run to finish",
             lambda: next(
                 (
                     r
-                    for r in dag_runs(api, "reports")
+                    for r in dag_runs(api, "daily_digest")
                     if getattr(r.run_type, "value", r.run_type) == "asset_triggered"
                     and r.state in ("success", "failed")
                 ),
@@ -463,7 +464,7 @@ def test_pipeline_on_celery_survives_a_killed_worker(undisturbed, stack):
             stack.processes,
             interval=3,
         )
-        assert reports.state == "success", f"reports run {reports.dag_run_id} failed"
+        assert digest.state == "success", f"daily_digest run {digest.dag_run_id} failed"
 
     # the published marts equal DuckDB marts built from the same world without Airflow
     published = replace(stack.settings, postgres_url=stack.settings.published_postgres_url)

@@ -24,9 +24,14 @@ AIRFLOW_SERVICES = (
     "airflow-triggerer",
     "airflow-worker",
 )
-RUN_ONCE = ("airflow-init", "metabase-init")
-# the Dockerfile's targets: the product alone, and the product plus the demo world (ops_demo)
-IMAGES = {"product": "ops-warehouse:latest", "demo": "ops-warehouse-demo:latest"}
+RUN_ONCE = ("airflow-init", "superset-init")
+# the Dockerfile's targets: the product alone, the product plus the demo world (ops_demo), and
+# Superset from its own lock (bi/superset/requirements.txt)
+IMAGES = {
+    "product": "ops-warehouse:latest",
+    "demo": "ops-warehouse-demo:latest",
+    "superset": "ops-warehouse-superset:latest",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +77,7 @@ def test_every_service_of_the_stack_is_there(services):
         "postgres",
         "redis",
         "mailpit",
-        "metabase",
+        "superset",
         "demo-sources",
         *AIRFLOW_SERVICES,
         *RUN_ONCE,
@@ -103,12 +108,15 @@ def test_every_host_the_dags_reach_is_a_service(services):
     port = int(host_port(api["ports"][0])[1])
     url = urlsplit(env(services["airflow-worker"])["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert (url.hostname, url.port, url.path) == ("airflow-apiserver", port, "/execution/")
-    metabase = env(services["metabase-init"])
-    assert metabase["BI_READER_USER"] == "bi_reader"
-    assert metabase["WAREHOUSE_HOST"] in services
-    assert metabase["WAREHOUSE_DB"] == host_db(
-        env(services["airflow-worker"])["OPS_PUBLISHED_POSTGRES_URL"]
+    # Superset is provisioned with the pipeline's own settings: the same published database
+    superset = env(services["superset-init"])
+    assert host_of(superset["SUPERSET_URL"]) == "superset"
+    assert superset["OPS_WAREHOUSE"] == "postgres"
+    assert (
+        superset["OPS_PUBLISHED_POSTGRES_URL"]
+        == (env(services["airflow-worker"])["OPS_PUBLISHED_POSTGRES_URL"])
     )
+    assert host_of(env(services["superset"])["SUPERSET_DATABASE_URI"]) in services
 
 
 def host_port(mapping: str) -> tuple[str, str]:
@@ -225,7 +233,9 @@ def dockerfile_stages() -> dict[str, list[str]]:
 
 def test_the_product_image_holds_no_demo(services):
     stages = dockerfile_stages()
-    assert list(stages) == ["product", "demo", ""], "product, demo, then the default"
+    assert list(stages) == ["product", "demo", "superset", ""], (
+        "product, demo, superset, then the default"
+    )
     assert stages[""] == ["FROM product"], "the default target is the product alone"
     assert stages["demo"][0] == "FROM product AS demo"
 
@@ -239,8 +249,11 @@ def test_the_product_image_holds_no_demo(services):
     # only the demo sources run the demo image; everything Airflow runs is the product
     for name, service in services.items():
         if "build" in service:
-            want = "demo" if name == "demo-sources" else "product"
+            want = {"demo-sources": "demo", "superset": "superset"}.get(name, "product")
             assert service["build"] == {"context": ".", "target": want}, name
+    # Superset's image is its lock and the BI folder, nothing of the pipeline but src/
+    assert {"bi/superset/requirements.txt", "src", "bi"} <= copied("superset")
+    assert any("uv pip sync" in line for line in stages["superset"])
     command = " ".join(services["demo-sources"]["command"])
     assert "ops-demo generate" in command and "python -m ops_demo.server" in command
     for name, service in services.items():
@@ -266,7 +279,7 @@ def test_environment_names_are_known_settings_and_airflow_options(services):
         for option in spec.get("options", {})
     }
     settings_source = (PROJECT_ROOT / "src/ops_warehouse/settings.py").read_text()
-    read_by_settings = set(re.findall(r'_env\(\s*"(OPS_\w+)"', settings_source))
+    read_by_settings = set(re.findall(r'_(?:env|parsed|choice)\(\s*"(OPS_\w+)"', settings_source))
     readme = (PROJECT_ROOT / "README.md").read_text()
     in_readme = set(re.findall(r"`(OPS_\w+)`", readme))
     for name, service in services.items():

@@ -18,6 +18,7 @@ import pytest
 from ops_warehouse.airflow.tasks import QualityGateBlocked, enforce_quality_gate
 from ops_warehouse.pipeline import audit
 from ops_warehouse.warehouse import publish
+from ops_warehouse.warehouse.engines import pg_connect
 from tests.dbt.conftest import drop_pg_database
 from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
     BLOCKING,
@@ -297,7 +298,7 @@ def test_readers_see_consistent_snapshots_while_publish_runs(settings, tmp_path)
 
 def _pg_state(url: str) -> dict:
     """Every published table with its OID and a hash of its rows."""
-    with audit.pg_connect(url) as con:
+    with pg_connect(url) as con:
         tables = con.execute(
             "select n.nspname, c.relname, c.oid::bigint from pg_class c "
             "join pg_namespace n on n.oid = c.relnamespace "
@@ -336,7 +337,7 @@ def test_postgres_publish_swaps_schemas_and_a_blocked_run_changes_nothing(pg_set
     publish.publish(settings, first)
     state = _pg_state(settings.published_postgres_url)
     assert {k.split(".")[0] for k in state} == {"marts", "audit"}
-    with audit.pg_connect(settings.postgres_url) as con:
+    with pg_connect(settings.postgres_url) as con:
         marts = {
             r[0]
             for r in con.execute(
@@ -363,7 +364,7 @@ def test_postgres_publish_swaps_schemas_and_a_blocked_run_changes_nothing(pg_set
     publish.publish(settings, third)  # drops the schema the reader held, and its own
     state = _pg_state(settings.published_postgres_url)
     assert {k.split(".")[0] for k in state} == {"marts", "audit"}
-    with audit.pg_connect(settings.published_postgres_url) as con:
+    with pg_connect(settings.published_postgres_url) as con:
         assert con.execute(
             "select status from audit.pipeline_runs where run_id = 'pg__3'"
         ).fetchone() == ("published",)
@@ -375,7 +376,7 @@ def test_postgres_publish_swaps_schemas_and_a_blocked_run_changes_nothing(pg_set
             settings, blocked, "marts", [BLOCKING], airflow_context(blocked, "validate_marts")
         )
     assert _pg_state(settings.published_postgres_url) == state
-    with audit.pg_connect(settings.postgres_url) as con:
+    with pg_connect(settings.postgres_url) as con:
         assert con.execute(
             "select status from audit.pipeline_runs where run_id = 'pg__4'"
         ).fetchone() == ("blocked",)

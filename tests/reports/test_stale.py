@@ -12,8 +12,8 @@ import duckdb
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
+from ops_warehouse.airflow import report_tasks
 from ops_warehouse.pipeline import audit
-from ops_warehouse.reports import airflow_tasks
 from ops_warehouse.reports.formatting import Formatter
 from ops_warehouse.reports.i18n import Messages
 from tests.smtp import smtp_fixture  # noqa: F401 (the smtp fixture)
@@ -46,7 +46,7 @@ def test_monday_report_goes_out_stale_from_the_last_published_data(blocked_week,
         (as_of,) = con.execute(
             "select max(as_of_date) from audit.pipeline_runs where status = 'published'"
         ).fetchone()
-    summary = airflow_tasks.make_report("weekly", _context(MONDAY_AFTER, "scheduled"))
+    summary = report_tasks.make_report("weekly", _context(MONDAY_AFTER, "scheduled"))
     assert summary["period"] == "2026-W48" and summary["delivery"] == "sent"
     expected = f"Data is stale since {Formatter(Messages('en'), 'USD').day(as_of)}"
     assert summary["stale"].startswith(expected)
@@ -56,24 +56,18 @@ def test_monday_report_goes_out_stale_from_the_last_published_data(blocked_week,
     assert expected in text
 
 
-def test_a_publish_makes_the_digest_of_its_day_and_skips_the_weekly(blocked_week):
+def test_a_publish_makes_the_digest_of_the_day_it_published(blocked_week):
     event = SimpleNamespace(extra={"as_of_date": "2026-11-20"})
     context = _context(None, "asset_triggered", {"published": [event]})
-    with pytest.raises(AirflowSkipException):
-        airflow_tasks.make_report("weekly", context)
-    summary = airflow_tasks.make_report("daily", context)
+    context["dag_run"].run_after = datetime(2026, 11, 25, 3, tzinfo=UTC)
+    summary = report_tasks.make_report("daily", context)
     assert summary["period"] == "2026-11-20" and summary["stale"] is None
 
 
-def test_the_monday_schedule_skips_the_digest(blocked_week):
-    with pytest.raises(AirflowSkipException):
-        airflow_tasks.make_report("daily", _context(MONDAY_AFTER, "scheduled"))
-
-
-def test_a_manual_run_makes_both_as_of_its_logical_date(blocked_week):
+def test_a_manual_run_reports_as_of_its_logical_date(blocked_week):
     context = _context(datetime(2026, 11, 23, tzinfo=UTC), "manual")
-    assert airflow_tasks.make_report("weekly", context)["period"] == "2026-W47"
-    assert airflow_tasks.make_report("daily", context)["period"] == "2026-11-22"
+    assert report_tasks.make_report("weekly", context)["period"] == "2026-W47"
+    assert report_tasks.make_report("daily", context)["period"] == "2026-11-22"
 
 
 def test_a_monday_before_the_first_publish_skips_instead_of_failing(
@@ -87,5 +81,5 @@ def test_a_monday_before_the_first_publish_skips_instead_of_failing(
     )
     monkeypatch.setattr("ops_warehouse.settings.get_settings", lambda: settings)
     with pytest.raises(AirflowSkipException, match="nothing to report yet"):
-        airflow_tasks.make_report("weekly", _context(MONDAY_AFTER, "scheduled"))
+        report_tasks.make_report("weekly", _context(MONDAY_AFTER, "scheduled"))
     assert not (tmp_path / "reports" / "weekly").exists()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 
-import duckdb
 import pytest
 
 from ops_warehouse.pipeline import contracts
 from ops_warehouse.pipeline.loading import QuarantineThresholdExceeded, load_source
 from ops_warehouse.pipeline.quarantine import replay
-from tests.conftest import UNTIL
+from ops_warehouse.warehouse.engines import engine
+from ops_warehouse.warehouse.queries import query
+from tests.conftest import UNTIL, drop_pg_database, scratch_pg_database
 from tests.helpers import day_window, raw_snapshot, source_snapshot
 
 BAD_API_ROWS = {
@@ -126,20 +128,22 @@ EXPECTED_REASONS = {
 }
 
 
-def quarantine_rows(settings) -> list[tuple]:
+def rule_of(reason: str) -> str:
+    """A quarantine reason's rule, without the value and place it names after it."""
+    return reason.split("; ", 1)[0].split(" (", 1)[0]
+
+
+def quarantine_rows(settings, pending: bool = False) -> list[tuple]:
+    """Every quarantined row; ``pending``: only those no replay has moved into raw."""
     out = []
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with engine(settings).read_only() as db:
         for source in ("marketing", "sales", "support"):
-            has = con.execute(
-                "select count(*) from information_schema.tables where table_schema = ? "
-                "and table_name = '_quarantine'",
-                [f"raw_{source}"],
-            ).fetchone()[0]
-            if has:
-                out += con.execute(
+            if db.has_table(f"raw_{source}", "_quarantine"):
+                out += db.fetch(
                     f"select source, entity, record_key, reason, payload "
                     f"from raw_{source}._quarantine"
-                ).fetchall()
+                    + (" where replayed_at is null" if pending else "")
+                )
     return out
 
 
@@ -160,6 +164,18 @@ def _add_bad_shop_rows(world_dir):
             )
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def either_engine(request, settings):
+    """The test's settings on DuckDB, then on a scratch PostgreSQL database."""
+    if request.param == "duckdb":
+        yield settings
+        return
+    name = f"ops_test_quarantine_{os.getpid()}"
+    url = scratch_pg_database(name)
+    yield dataclasses.replace(settings, warehouse="postgres", postgres_url=url)
+    drop_pg_database(name)
+
+
 @pytest.fixture
 def bad_settings(settings, server, world_dir):
     server.configure(bad_rows=BAD_API_ROWS)
@@ -175,7 +191,7 @@ def test_each_rule_sends_its_bad_row_to_quarantine(bad_settings, world_dir):
             # nothing silently lost: every row read is loaded or quarantined
             assert stats.rows_read == stats.rows_loaded + stats.rows_quarantined, name
     rows = quarantine_rows(bad_settings)
-    reasons = {(r[1], r[3]) for r in rows}
+    reasons = {(r[1], rule_of(r[3])) for r in rows}
     assert EXPECTED_REASONS <= reasons, EXPECTED_REASONS - reasons
     assert ("orders", "field 'total' is negative") in reasons
     assert (
@@ -207,7 +223,7 @@ def test_duplicate_key_with_different_content_is_quarantined(settings, server):
         day_window(UNTIL),
         settings=dataclasses.replace(settings, quarantine_threshold=1.0),
     )
-    reasons = [r[3] for r in quarantine_rows(settings) if r[1] == "tickets"]
+    reasons = [rule_of(r[3]) for r in quarantine_rows(settings) if r[1] == "tickets"]
     assert reasons == ["primary key duplicated within one load with different content"] * 2
 
 
@@ -220,12 +236,14 @@ def test_share_above_threshold_blocks_and_writes_nothing(settings, server):
     assert "OPS_QUARANTINE_THRESHOLD" in str(err.value) and "support." in str(err.value)
     assert raw_snapshot(settings) == before
     # the ingest task turns it into a failure Airflow does not retry (same data, same result)
-    from ops_warehouse.airflow.tasks import _not_retryable
+    from ops_warehouse.errors import is_permanent
 
-    assert _not_retryable(err.value)
+    assert is_permanent(err.value)
 
 
-def test_replay_moves_fixed_rows_into_raw(bad_settings, monkeypatch):
+def test_replay_moves_fixed_rows_into_raw(either_engine, server, world_dir, monkeypatch):
+    server.configure(bad_rows=BAD_API_ROWS)
+    bad_settings = dataclasses.replace(either_engine, quarantine_threshold=1.0)
     load_source("support", day_window(UNTIL), settings=bad_settings)
     assert any(r[1] == "tickets" and "priority" in r[3] for r in quarantine_rows(bad_settings))
     # the fix: the contract learns the new priority
@@ -236,18 +254,30 @@ def test_replay_moves_fixed_rows_into_raw(bad_settings, monkeypatch):
     monkeypatch.setitem(contracts.BY_NAME, "tickets", fixed)
     summary = replay(bad_settings, source="support")
     assert summary.replayed["tickets"] == 1 and summary.still_quarantined["tickets"] == 1
-    with duckdb.connect(str(bad_settings.warehouse_path), read_only=True) as con:
-        assert con.execute(
-            "select priority from raw_support.tickets where ticket_id = 990001"
-        ).fetchall() == [("critical",)]
-    remaining = {(r[1], r[3]) for r in quarantine_rows(bad_settings)}
+    assert query(
+        bad_settings, "select priority from raw_support.tickets where ticket_id = 990001"
+    ) == [("critical",)]
+    remaining = {(r[1], rule_of(r[3])) for r in quarantine_rows(bad_settings, pending=True)}
     assert ("tickets", "field 'created_at' is in the future") in remaining
     assert not any("priority" in r for _, r in remaining)
+    # the replayed row stays in quarantine, marked: the record of what was set aside when
+    replayed = query(
+        bad_settings,
+        "select entity, record_key, reason from raw_support._quarantine "
+        "where replayed_at is not null",
+    )
+    assert [(e, k, rule_of(r)) for e, k, r in replayed] == [
+        ("tickets", "[990001]", "field 'priority' is outside ['low', 'normal', 'high', 'urgent']")
+    ]
+    # a second replay finds nothing more to move
+    again = replay(bad_settings, source="support")
+    assert again.replayed["tickets"] == 0 and again.still_quarantined["tickets"] == 1
 
 
-def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(settings, world_dir):
+def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(either_engine, world_dir):
     from ops_warehouse.pipeline.quarantine import sweep
 
+    settings = either_engine
     with sqlite3.connect(world_dir / "shop.sqlite") as con:
         cols = [d[0] for d in con.execute("select * from orders limit 1").description]
         row = dict(zip(cols, con.execute("select * from orders limit 1").fetchone(), strict=True))
@@ -280,13 +310,10 @@ def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(settings, wor
         "ONOFX001",
         "currency has no fx rate at or before the order date",
     ) in quarantined
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        ids = {
-            r[0]
-            for r in con.execute(
-                "select order_id from raw_sales.orders where order_id like 'O%'"
-            ).fetchall()
-        }
+    ids = {
+        r[0]
+        for r in query(settings, "select order_id from raw_sales.orders where order_id like 'O%'")
+    }
     # the young orphan waits out its grace period in raw
     assert "OORPHAN2" in ids and "OORPHAN1" not in ids and "ONOFX001" not in ids
 

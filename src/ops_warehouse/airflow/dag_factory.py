@@ -1,6 +1,6 @@
 """What the DAG files share: assets, the writer pool, default arguments and the ingest DAG.
 
-Only ``airflow.sdk``, the settings and the failure callback of ``pipeline_tasks`` are
+Only ``airflow.sdk``, the settings and the task callbacks of ``tasks`` are
 imported here: DAG files are parsed often and must stay cheap. Task bodies import the heavy
 modules.
 """
@@ -12,7 +12,8 @@ from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
-from ops_warehouse.airflow.tasks import on_task_failure
+from ops_warehouse.airflow.report_tasks import on_report_failure
+from ops_warehouse.airflow.tasks import on_task_failure, on_task_start
 from ops_warehouse.settings import get_settings
 
 # Exactly one task writes the working DuckDB at a time: every writer runs in this pool,
@@ -33,9 +34,15 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
+    # Every task masks the settings' secrets in its log.
+    "on_execute_callback": on_task_start,
     # A task that fails for good is recorded in audit.pipeline_runs and alerted.
     "on_failure_callback": on_task_failure,
 }
+
+# Report tasks only read the published warehouse: a failure is alerted, not written to the
+# working warehouse's audit trail (that is the pipeline's, written under the writer pool).
+REPORT_ARGS: dict[str, Any] = {**DEFAULT_ARGS, "on_failure_callback": on_report_failure}
 
 
 def daily() -> CronDataIntervalTimetable:

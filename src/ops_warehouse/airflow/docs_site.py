@@ -49,7 +49,7 @@ def sites(settings: Settings) -> dict[str, Site]:
                 "reports",
                 "Reports archive",
                 settings.reports_dir,
-                "No reports yet: run make demo (the reports DAG archives every weekly report "
+                "No reports yet: run make demo (the report DAGs archive every weekly report "
                 "and daily digest here).",
             ),
             Site(

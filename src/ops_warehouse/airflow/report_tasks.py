@@ -1,11 +1,11 @@
-"""The reports DAG's task bodies: which report a run makes, then ``build.run_report``.
+"""The report DAGs' task bodies: which period a run reports on, then ``build.run_report``.
 
-- A run triggered by the ``published`` asset (the night's publish) makes the daily digest
-  about the as-of date that publish reported.
-- The Monday 08:00 run (business time zone) makes the weekly report about the ISO week that
+- ``daily_digest`` runs on the ``published`` asset (the night's publish) and reports on the
+  as-of date that publish recorded in its event.
+- ``weekly_report`` runs Mondays 08:00 (business time zone) and reports on the ISO week that
   ended before it, from whatever was published last: when the night's run was blocked, the
   report goes out anyway and says since when the data is stale.
-- A manual run (``airflow dags test``, the demo) makes both, as of its logical date.
+- A manual run (``airflow dags test``, the demo) reports as of its logical date.
 
 Only light imports here: the DAG file imports this module when it is parsed.
 """
@@ -44,33 +44,16 @@ def _reference_day(context: Mapping[str, Any]) -> date:
     return when.astimezone(ZoneInfo(get_settings().business_tz)).date()
 
 
-def _run_type(context: Mapping[str, Any]) -> str:
-    return str(getattr(context.get("dag_run"), "run_type", "manual")).rsplit(".", 1)[-1].lower()
-
-
 def make_report(kind: str, context: Mapping[str, Any]) -> dict:
-    """Build, archive and send one report for the run, or skip when this run is not for it."""
+    """Build, archive and send one report for the run (skipped when nothing is published)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from ops_warehouse.reports import periods
     from ops_warehouse.reports.build import reference_period, run_report
     from ops_warehouse.settings import get_settings
 
-    as_of = _events_as_of(context)
-    run_type = _run_type(context)
-    if kind == "weekly":
-        if as_of is not None or run_type == "asset_triggered":
-            raise AirflowSkipException(
-                "a publish triggered this run: the weekly report goes out on its Monday schedule"
-            )
-        period = reference_period("weekly", _reference_day(context))
-    else:
-        if as_of is None and run_type == "scheduled":
-            raise AirflowSkipException(
-                "the Monday schedule triggered this run: the daily "
-                "digest follows the night's publish"
-            )
-        period = periods.day(as_of) if as_of else reference_period("daily", _reference_day(context))
+    as_of = _events_as_of(context) if kind == "daily" else None
+    period = periods.day(as_of) if as_of else reference_period(kind, _reference_day(context))
     from ops_warehouse.reports.periods import NothingPublished
 
     try:

@@ -1,20 +1,22 @@
 """Task bodies called from the DAGs: they turn Airflow's context into plain calls.
 
-Only cheap imports at module level: ``orchestration`` imports this module (for the failure
+Only cheap imports at module level: ``dag_factory`` imports this module (for the failure
 callback) when DAG files are parsed; the task bodies import the heavy modules they need.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.errors import OpsWarehouseError, is_permanent
+from ops_warehouse.redact import redact_exception
 
 if TYPE_CHECKING:
     from ops_warehouse.pipeline.audit import RunInfo
@@ -24,26 +26,57 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class QualityGateBlocked(AirflowFailException, OpsWarehouseError):
+class PermanentFailure(AirflowFailException, OpsWarehouseError):
+    """A task stopped on something a retry cannot change (``errors.is_permanent``): Airflow
+    fails it at once, without its retries, and the alert names the cause."""
+
+    permanent = True
+
+
+class QualityGateBlocked(PermanentFailure):
     """Blocking checks failed: the task fails at once (a retry would see the same data) and
     the run does not publish. Results are recorded and the alert sent before it is raised."""
 
 
-class LoadBlocked(AirflowFailException, OpsWarehouseError):
+class LoadBlocked(PermanentFailure):
     """A load stopped on something a retry cannot change (a rejected token, a missing or
-    renamed required field, an unreadable value, a quarantine above its threshold): the task
-    fails at once, raw stays as it was, nothing downstream runs and the alert names the cause."""
+    renamed required field, a malformed file or page, a quarantine above its threshold, raw
+    short of the source): the task fails at once, raw stays as it was, nothing downstream
+    runs and the alert names the cause."""
 
 
-def _not_retryable(exc: Exception) -> bool:
-    from ops_warehouse.errors import SourceConfigError, SourceDataError, SourceSchemaError
-    from ops_warehouse.pipeline.loading import QuarantineThresholdExceeded
-
-    return isinstance(
-        exc, (SourceConfigError, SourceSchemaError, SourceDataError, QuarantineThresholdExceeded)
-    )
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
+def fails_fast(
+    failure: type[PermanentFailure] = PermanentFailure,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a task body: an error that is permanent (errors.is_permanent) is raised again
+    as ``failure``, which Airflow does not retry; a transient one keeps the task's retries.
+    The one place where the classification meets Airflow, and where an error's secrets are
+    masked (``redact``) before Airflow logs its traceback."""
+
+    def decorate(body: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(body)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return body(*args, **kwargs)
+            except AirflowFailException as exc:
+                redact_exception(exc)  # Airflow logs its traceback next: no secret in it
+                raise
+            except Exception as exc:
+                redact_exception(exc)
+                if is_permanent(exc):
+                    raise failure(f"{type(exc).__name__}: {exc}") from exc
+                raise
+
+        return run
+
+    return decorate
+
+
+@fails_fast(LoadBlocked)
 def run_load(
     source: str, interval_start: datetime | None, interval_end: datetime | None, run_id: str | None
 ) -> dict:
@@ -71,18 +104,12 @@ def run_load(
     audit.record_run_start(settings, run, as_of=window.last_day)
     try:
         summary = load_source(source, window, run_id=run.run_id, settings=settings)
-        swept = (
-            sweep(settings, as_of_end=window.end, run_id=run.run_id)
-            if (settings.warehouse == "duckdb")
-            else {}
-        )
+        swept = sweep(settings, as_of_end=window.end, run_id=run.run_id)
         started = time.monotonic()
         reconciled = {r.entity: r for r in reconcile(settings, source, window, summary)}
         reconcile_s = round(time.monotonic() - started, 2)
     except Exception as exc:
-        audit.record_run_finish(settings, run, "failed", message=str(exc)[:2000])
-        if _not_retryable(exc):
-            raise LoadBlocked(f"{type(exc).__name__}: {exc}") from exc
+        audit.record_run_finish(settings, run, "failed", message=str(exc))
         raise
     for name, stats in summary.entities.items():
         log.info(
@@ -111,8 +138,8 @@ def run_load(
     try:
         check_reconciliation(list(reconciled.values()))
     except SourceGapError as exc:
-        audit.record_run_finish(settings, run, "failed", message=str(exc)[:2000], entities=entities)
-        raise LoadBlocked(f"{type(exc).__name__}: {exc}") from exc
+        audit.record_run_finish(settings, run, "failed", message=str(exc), entities=entities)
+        raise
     audit.record_run_finish(settings, run, "succeeded", entities=entities)
     return {
         "source": source,
@@ -164,6 +191,24 @@ def run_info(context: Mapping[str, Any]) -> RunInfo:
     )
 
 
+def on_task_start(context: Mapping[str, Any]) -> None:
+    """``on_execute_callback`` of every task: keep the settings' secrets out of its log.
+
+    The project's log records are redacted as they are created (``redact``); Airflow's own
+    lines, its traceback of a failed task among them, go through Airflow's masker, which is
+    told every secret the settings hold (in this process and in the supervisor that writes
+    the log)."""
+    from airflow.sdk.log import mask_secret
+
+    from ops_warehouse.redact import install_log_redaction, remembered
+    from ops_warehouse.settings import get_settings
+
+    get_settings()  # building the settings hands their secrets to redact
+    install_log_redaction()
+    for secret in remembered():
+        mask_secret(secret)
+
+
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of every task: record the run as failed and alert.
 
@@ -189,7 +234,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
             settings,
             run_info(context),
             "failed",
-            message=f"{alert.task_id}: {alert.error or 'failed'}"[:2000],
+            message=f"{alert.task_id}: {alert.error or 'failed'}",
             only_if_running=True,
         )
     except Exception:
@@ -275,6 +320,7 @@ def data_docs(settings: Settings) -> str | None:
     return path
 
 
+@fails_fast()
 def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     """Run the Great Expectations suites of some layers and enforce the gate on all their
     results together. Validating raw starts the run's audit record. The marts' validation
@@ -309,6 +355,7 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     return {"as_of_date": as_of.isoformat(), "layers": list(layers), **summary, **timing}
 
 
+@fails_fast()
 def run_dbt_build(context: Mapping[str, Any]) -> dict:
     """`dbt build` of every model and data test as of the run's as-of date.
 
@@ -322,6 +369,7 @@ def run_dbt_build(context: Mapping[str, Any]) -> dict:
     return {"as_of_date": as_of.isoformat()}
 
 
+@fails_fast()
 def run_publish(context: Mapping[str, Any]) -> dict:
     """Publish marts and audit for readers; the run is then recorded as published."""
     from ops_warehouse.settings import get_settings

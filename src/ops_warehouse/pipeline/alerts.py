@@ -10,7 +10,7 @@ Two channels, each optional:
 An alert names the DAG, task, run, logical date, the failing checks or the error, and the
 task's log. Sending never raises: a broken mail server must not hide the failure being
 reported, so every problem is logged instead. What a task's failure means for the run is the
-task bodies' business (``pipeline_tasks.on_task_failure``); this module only builds and sends.
+task bodies' business (``airflow.tasks.on_task_failure``); this module only builds and sends.
 """
 
 from __future__ import annotations
@@ -20,16 +20,14 @@ import json
 import logging
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any
 
+from ops_warehouse.redact import redact
 from ops_warehouse.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-DEFAULT_FROM = "ops-warehouse@localhost"
 
 
 @dataclass(frozen=True)
@@ -68,6 +66,17 @@ class Alert:
 
     def text(self) -> str:
         return "\n".join(self.lines())
+
+    def redacted(self) -> Alert:
+        """The alert with the secrets in its free text masked: an error often quotes a URL
+        or a connection string."""
+        return replace(
+            self,
+            log_url=redact(self.log_url) if self.log_url else self.log_url,
+            failing_checks=tuple(redact(check) for check in self.failing_checks),
+            error=redact(self.error) if self.error else self.error,
+            data_docs=redact(self.data_docs) if self.data_docs else self.data_docs,
+        )
 
     def html(self) -> str:
         head, *rest = self.lines()
@@ -113,53 +122,17 @@ def alert_from_context(
 def send_alert(alert: Alert, settings: Settings | None = None) -> dict[str, bool]:
     """Send one alert on every configured channel; return which channels delivered it."""
     settings = settings or get_settings()
+    alert = alert.redacted()
     log.warning("ALERT %s", alert.text())
     return {"email": _send_email(alert, settings), "webhook": _post_webhook(alert, settings)}
-
-
-class SmtpNotConfigured(Exception):
-    """The Airflow SMTP connection ``settings.smtp_conn_id`` does not exist."""
-
-
-def send_email_message(settings: Settings, message: EmailMessage) -> list[str]:
-    """Send one built message through the Airflow SMTP connection (the SMTP provider's hook)
-    to the addresses in its To header; return them.
-
-    The sender is the connection's ``from_email`` unless the message names one. Raises
-    ``SmtpNotConfigured`` when the connection does not exist, and whatever the server or
-    the network raised otherwise: callers decide whether to retry, log or give up."""
-    from email.utils import getaddresses
-
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-    recipients = [address for _, address in getaddresses(message.get_all("To", []))]
-    if not recipients:
-        raise ValueError("the message has no To address")
-    try:
-        hook = SmtpHook(smtp_conn_id=settings.smtp_conn_id)
-        hook.get_conn()  # looks the connection up and connects
-    except Exception as exc:
-        if "not found" in str(exc) or "isn't defined" in str(exc):
-            raise SmtpNotConfigured(
-                f"Airflow connection {settings.smtp_conn_id!r} is not configured "
-                f"(set OPS_SMTP_CONN_ID or AIRFLOW_CONN_{settings.smtp_conn_id.upper()})"
-            ) from exc
-        raise
-    with hook:  # closes the connection
-        if message["From"] is None:
-            message["From"] = hook.from_email or DEFAULT_FROM
-        if message["Date"] is None:
-            message["Date"] = formatdate(localtime=True)
-        # the hook builds its own html-only messages; ours have parts of their own, so they
-        # go through the connection's client as they are
-        hook._smtp_client.send_message(message, to_addrs=recipients)
-    return recipients
 
 
 def _send_email(alert: Alert, settings: Settings) -> bool:
     if not settings.alert_emails:
         log.info("no email alert sent: OPS_ALERT_EMAILS names no recipient")
         return False
+    from ops_warehouse.airflow.smtp import SmtpNotConfigured, send_email_message
+
     message = EmailMessage()
     message["Subject"] = alert.subject
     message["To"] = ", ".join(settings.alert_emails)

@@ -8,7 +8,8 @@
   run, one row each (a child table rather than JSON, so the report and SQL users can sum
   and join without JSON functions that differ between DuckDB and PostgreSQL).
 - ``audit.dq_results``: one row per table-level check of a run.
-- ``audit.quarantine``: a view over every ``raw_<source>._quarantine`` the loaders wrote.
+- ``audit.quarantine``: a view over every ``raw_<source>._quarantine`` the loaders wrote,
+  with the as-of date of the run that quarantined each row.
 
 Airflow run ids repeat across DAGs (``manual__<date>``, ``scheduled__<date>``), so a run is
 identified by ``(dag_id, run_id)``; both are columns of every table.
@@ -24,10 +25,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ops_warehouse.pipeline.contracts import QUARANTINE_TABLE
+from ops_warehouse.pipeline.contracts import QUARANTINE_TABLE, SOURCES
+from ops_warehouse.redact import redact
 from ops_warehouse.settings import Settings
+from ops_warehouse.warehouse.engines import Connection, engine
 
 if TYPE_CHECKING:
     from ops_warehouse.pipeline.quality.results import CheckResult
@@ -38,6 +41,8 @@ SCHEMA = "audit"
 STATUSES = ("running", "published", "succeeded", "blocked", "failed")
 
 AUDIT_TABLES = ("pipeline_runs", "pipeline_run_entities", "dq_results")
+# the longest run message kept (an error with a long traceback-like text is cut)
+MESSAGE_CHARS = 2000
 
 
 def ddl(schema: str = SCHEMA) -> tuple[str, ...]:
@@ -93,6 +98,8 @@ def ddl(schema: str = SCHEMA) -> tuple[str, ...]:
     )
 
 
+# The columns of every raw_<source>._quarantine table; the loaders and the sweep write all
+# but ``replayed_at``, which ``ops replay`` sets on the rows it moved into raw.
 QUARANTINE_COLUMNS = (
     "run_id",
     "source",
@@ -101,7 +108,15 @@ QUARANTINE_COLUMNS = (
     "reason",
     "payload",
     "quarantined_at",
+    "replayed_at",
 )
+# The view's columns: the tables' and the as-of date of the run that quarantined the row.
+QUARANTINE_VIEW_COLUMNS = (*QUARANTINE_COLUMNS, "as_of_date")
+_QUARANTINE_TYPES = {
+    "payload": "varchar",
+    "quarantined_at": "timestamp with time zone",
+    "replayed_at": "timestamp with time zone",
+}
 
 
 @dataclass(frozen=True)
@@ -129,109 +144,67 @@ class EntityCounts:
     raw_rows: int | None = None
 
 
-class Db:
-    """One connection and transaction on the working warehouse; ``?`` placeholders."""
-
-    def __init__(self, con: Any, engine: str) -> None:
-        self.con = con
-        self.engine = engine
-
-    def execute(self, sql: str, params: Sequence[Any] = ()):
-        if self.engine == "postgres":
-            sql = sql.replace("?", "%s")
-        return self.con.execute(sql, list(params))
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        rows = [list(r) for r in rows]
-        if not rows:
-            return
-        if self.engine == "postgres":
-            with self.con.cursor() as cur:
-                cur.executemany(sql.replace("?", "%s"), rows)
-        else:
-            self.con.executemany(sql, rows)
-
-    def tables(self, schema: str) -> list[str]:
-        """Base tables and views of one schema, by name."""
-        return [
-            r[0]
-            for r in self.execute(
-                "select table_name from information_schema.tables where table_schema = ? "
-                "order by table_name",
-                [schema],
-            ).fetchall()
-        ]
-
-
-def pg_connect(url: str, **kwargs):
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    return psycopg.connect(
-        host=u.host,
-        port=u.port or 5432,
-        user=u.username,
-        password=u.password,
-        dbname=u.database,
-        **kwargs,
-    )
-
-
 @contextmanager
-def connect(settings: Settings) -> Iterator[Db]:
+def connect(settings: Settings) -> Iterator[Connection]:
     """A read-write transaction on the working warehouse: committed on success, else rolled
     back. Only a task holding the writer pool slot may call it."""
-    if settings.warehouse == "postgres":
-        with pg_connect(settings.postgres_url) as con:  # commits on exit, rolls back on error
-            yield Db(con, "postgres")
-        return
-    import duckdb
-
-    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(settings.warehouse_path))
-    try:
-        con.begin()
-        yield Db(con, "duckdb")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    finally:
-        con.close()
+    with engine(settings).transaction() as db:
+        yield db
 
 
-def ensure_schema(db: Db) -> None:
+def ensure_schema(db: Connection) -> None:
     """Create the audit tables if missing and (re)create the quarantine view over every
     quarantine table that exists now (a source's first quarantined row creates its table)."""
     for statement in ddl():
         db.execute(statement)
-    sources = [
-        r[0]
-        for r in db.execute(
-            "select table_schema from information_schema.tables "
-            "where substr(table_schema, 1, 4) = 'raw_' and table_name = ? order by table_schema",
-            [QUARANTINE_TABLE],
-        ).fetchall()
+    # dropped first: PostgreSQL replaces a view only when its columns stay as they were
+    db.execute(f"drop view if exists {SCHEMA}.quarantine")
+    db.execute(f"create view {SCHEMA}.quarantine as\n{quarantine_view_sql(db)}")
+
+
+def quarantine_view_sql(db: Connection) -> str:
+    """``audit.quarantine``: the rows of every ``raw_<source>._quarantine``, each with the
+    as-of date of the ingest run that quarantined it.
+
+    Only the sources' own schemas are read: dlt's merge also leaves a copy of the last load's
+    rows in ``raw_<source>_staging._quarantine``, which would count every row twice. The
+    as-of date comes from ``pipeline_runs`` (the ingest runs sharing the row's run id; the
+    scheduled runs of one day share theirs), so a day's quarantine is reported with that day
+    however late its run ran; a row no recorded run wrote (``ops load``, a test) is dated by
+    when it was quarantined."""
+    present: dict[str, set[str]] = {}
+    for schema, column in db.fetch(
+        "select table_schema, column_name from information_schema.columns where table_name = ?",
+        [QUARANTINE_TABLE],
+    ):
+        present.setdefault(schema, set()).add(column)
+
+    def typed(column: str, value: str) -> str:
+        return f"cast({value} as {_QUARANTINE_TYPES.get(column, 'varchar')}) as {column}"
+
+    selects = [
+        "select "
+        # a table no replay has touched yet has no replayed_at
+        + ", ".join(typed(c, c if c in present[schema] else "null") for c in QUARANTINE_COLUMNS)
+        + f' from {schema}."{QUARANTINE_TABLE}"'
+        for schema in (f"raw_{source}" for source in SOURCES)
+        if schema in present
     ]
-    casts = {
-        "payload": "varchar",
-        "quarantined_at": "timestamp with time zone",
-    }
-
-    def select(frm: str | None) -> str:
-        cols = ", ".join(
-            f"cast({c} as {casts.get(c, 'varchar')}) as {c}" for c in QUARANTINE_COLUMNS
-        )
-        if frm is None:  # no source has quarantined anything yet: an empty view, same columns
-            cols = ", ".join(
-                f"cast(null as {casts.get(c, 'varchar')}) as {c}" for c in QUARANTINE_COLUMNS
-            )
-            return f"select {cols} where 1 = 0"
-        return f'select {cols} from {frm}."{QUARANTINE_TABLE}"'
-
-    body = "\nunion all\n".join(select(s) for s in sources) if sources else select(None)
-    db.execute(f"create or replace view {SCHEMA}.quarantine as\n{body}")
+    if not selects:  # no source has quarantined anything yet: an empty view, same columns
+        selects = [
+            "select " + ", ".join(typed(c, "null") for c in QUARANTINE_COLUMNS) + " where 1 = 0"
+        ]
+    union = "\nunion all\n".join(selects)
+    return f"""
+        select q.*, coalesce(r.as_of_date, cast(q.quarantined_at as date)) as as_of_date
+        from (
+        {union}
+        ) q
+        left join (
+            select run_id, max(as_of_date) as as_of_date from {SCHEMA}.pipeline_runs
+            where substr(dag_id, 1, 7) = 'ingest_' group by run_id
+        ) r on r.run_id = q.run_id
+        """
 
 
 def _now() -> datetime:
@@ -270,7 +243,7 @@ def record_run_start(settings: Settings, run: RunInfo, as_of: date | None = None
 
 
 def finish_run(
-    db: Db,
+    db: Connection,
     run: RunInfo,
     status: str,
     *,
@@ -309,7 +282,9 @@ def finish_run(
             finished_at,
             finished_at,
             status,
-            message,
+            # error text often quotes a URL or a connection string: its secrets stay out
+            # (redacted before it is shortened, so that no secret is cut in half)
+            redact(message)[:MESSAGE_CHARS] if message else message,
         ],
     )
     entities = list(entities)
@@ -389,7 +364,8 @@ def record_dq_results(settings: Settings, run: RunInfo, results: Sequence[CheckR
                     r.severity,
                     r.success,
                     r.unexpected_count,
-                    r.observed_value,
+                    # a check that could not run observes its error ("error: …")
+                    redact(r.observed_value) if r.observed_value else r.observed_value,
                     checked_at,
                 )
                 for r in results

@@ -26,9 +26,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ops_warehouse.files import sql_literal
 from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.settings import Settings
+from ops_warehouse.warehouse.engines import PublishedMissing, engine
 
 log = logging.getLogger(__name__)
 
@@ -191,34 +191,13 @@ def _working_query(settings: Settings) -> Query:
 
 def published_profile(settings: Settings) -> MartsProfile | None:
     """The published marts' profile; None when nothing has been published yet."""
-    if settings.warehouse == "postgres":
-        import psycopg
-
-        try:
-            con = psycopg.connect(settings.published_postgres_url)
-        except psycopg.OperationalError as exc:
-            if "does not exist" in str(exc):
+    try:
+        with engine(settings).published() as db:
+            if not db.has_table("marts", DAILY_MART):
                 return None
-            raise
-        with con:
-            exists = con.execute(
-                "select 1 from information_schema.tables"
-                " where table_schema = 'marts' and table_name = %s",
-                [DAILY_MART],
-            ).fetchone()
-            if not exists:
-                return None
-            return profile(lambda sql: con.execute(sql).fetchall())
-    if not settings.published_path.exists():
+            return profile(db.fetch)
+    except PublishedMissing:
         return None
-    import duckdb
-
-    # ATTACH from an in-memory database opens the file as it is now, never a copy another
-    # connection of this process still holds (publish replaces the file).
-    with duckdb.connect() as con:
-        con.execute(f"attach '{sql_literal(settings.published_path)}' as published (read_only)")
-        con.execute("use published")
-        return profile(lambda sql: con.execute(sql).fetchall())
 
 
 def run_gate(settings: Settings, as_of: date) -> list[CheckResult]:

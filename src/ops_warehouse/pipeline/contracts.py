@@ -4,8 +4,9 @@ Each entity names its source, the fields it serves (with type and whether the fi
 required), its primary key and how it is read incrementally. Loaders, the demo world,
 the demo server, dbt sources and quality checks all read from here.
 
-Field types: ``text``, ``int``, ``decimal`` (money, 2 decimals), ``float``, ``date``,
-``timestamp`` (UTC), ``bool``.
+Field types: ``text``, ``int``, ``decimal`` (money, 2 decimals), ``float`` (finite),
+``date``, ``timestamp`` (UTC), ``bool``. A field may also name a ``format`` its text must
+have (``month``: ``YYYY-MM``), checked with the row-level rules.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Field:
     type: str
     required: bool = True
     nullable: bool = False
+    format: str | None = None  # a text format of sources/rules.py FORMATS, e.g. "month"
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,10 @@ class Entity:
         return f"raw_{self.source}"
 
 
-def F(name: str, type_: str, required: bool = True, nullable: bool = False) -> Field:
-    return Field(name, type_, required, nullable)
+def F(
+    name: str, type_: str, required: bool = True, nullable: bool = False, format: str | None = None
+) -> Field:
+    return Field(name, type_, required, nullable, format)
 
 
 CHANNELS = ("google_ads", "meta_ads", "tiktok_ads", "linkedin_ads")
@@ -68,7 +72,7 @@ ENTITIES: tuple[Entity, ...] = (
             F("clicks", "int"),
             F("spend", "decimal"),
             F("currency", "text"),
-            F("platform_conversions", "int"),
+            F("platform_conversions", "decimal"),
         ),
         ("date", "campaign_id"),
         "window",
@@ -121,7 +125,7 @@ ENTITIES: tuple[Entity, ...] = (
         "marketing",
         "budget",
         (
-            F("month", "text"),
+            F("month", "text", format="month"),
             F("channel", "text"),
             F("planned_spend", "decimal"),
             F("currency", "text"),
@@ -133,7 +137,7 @@ ENTITIES: tuple[Entity, ...] = (
     Entity(
         "marketing",
         "kpi_targets",
-        (F("month", "text"), F("kpi", "text"), F("target", "float")),
+        (F("month", "text", format="month"), F("kpi", "text"), F("target", "float")),
         ("month", "kpi"),
         "files",
     ),
@@ -309,10 +313,30 @@ ENTITIES: tuple[Entity, ...] = (
     ),
 )
 
+# Fields holding personal data: never shown in a quarantine reason, hashed when published.
+PERSONAL_FIELDS = frozenset({"email", "requester_email", "full_name", "agent_name"})
+# Text a person (or a browser) wrote freely, which may name anyone: a ticket's subject, a
+# refund's reason, a landing page's address with its query. Never shown in a quarantine
+# reason, never published (no mart carries it either).
+FREE_TEXT_FIELDS = frozenset({"subject", "reason", "landing_page"})
+
+# What one landing sheet (mode "files") may be: its name (the sortable date decides which
+# file wins, docs/sources.md) and limits that keep a load's memory bounded. A file beyond
+# them stops the load naming the file; a sheet is dozens to thousands of rows.
+SHEET_NAME_PATTERN = r"{entity}_(\d{{4}}-\d{{2}}-\d{{2}})[A-Za-z0-9_.-]*\.csv"
+SHEET_MAX_BYTES = 16 * 2**20
+SHEET_MAX_ROWS = 200_000
+SHEET_MAX_LINE_BYTES = 64 * 2**10
+# The largest API page accepted (a page of OPS_PAGE_SIZE rows is far smaller).
+PAGE_MAX_BYTES = 64 * 2**20
+
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES}
 SOURCES = ("marketing", "sales", "support")
 # The loaders' quarantine table in each raw_<source> schema: rows the contract rejected.
 QUARANTINE_TABLE = "_quarantine"
+# A loader column a vendor adapter sets to true on a row its source deleted (a Zendesk ticket
+# with status "deleted"): the merge then removes that key from raw (dlt's hard_delete hint).
+DELETED_COLUMN = "_deleted"
 
 
 def entity(name: str) -> Entity:

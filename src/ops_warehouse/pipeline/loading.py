@@ -5,6 +5,11 @@ Readers yield Arrow tables typed by the contract; dlt merges them into
 cursor in its resource state, which dlt commits together with the data. A run killed
 half-way leaves a pending load package that the next run finishes first, so a crashed
 load resumes exactly where the last committed one ended.
+
+Landing sheets (mode ``files``) are snapshots instead: every load reads every current file
+and replaces the entity's raw table with their rows, in one transaction, so raw holds exactly
+what the folder holds (a corrected file's rows replace the old ones, a removed file's rows
+leave raw; earlier versions stay in the raw archive).
 """
 
 from __future__ import annotations
@@ -21,11 +26,17 @@ import pyarrow as pa
 
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.pipeline import raw_archive
-from ops_warehouse.pipeline.contracts import QUARANTINE_TABLE, Entity, entities_of
-from ops_warehouse.pipeline.sources import marketing, sales, support
+from ops_warehouse.pipeline.contracts import (
+    DELETED_COLUMN,
+    QUARANTINE_TABLE,
+    Entity,
+    entities_of,
+)
+from ops_warehouse.pipeline.sources import landing, marketing, sales, support
 from ops_warehouse.pipeline.sources.arrow_rows import Batch
 from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings, get_settings
+from ops_warehouse.warehouse.engines import engine
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +48,10 @@ LOAD_BATCH_ROWS = 50_000
 
 
 class QuarantineThresholdExceeded(OpsWarehouseError):
-    """Too large a share of one entity's rows broke row-level rules: the load blocks."""
+    """Too large a share of one entity's rows broke row-level rules: the load blocks (the
+    same rows would break them again)."""
+
+    permanent = True
 
 
 class LoadStateError(OpsWarehouseError):
@@ -66,20 +80,37 @@ class LoadSummary:
 
 
 def _readers(source: str, settings: Settings, stack: ExitStack) -> dict[str, Reader]:
+    """Each entity's reader, from the source's adapter: the generic contract's, or the vendor
+    system the settings name (``OPS_SUPPORT_DIALECT``, ``OPS_SALES_DIALECT``,
+    ``OPS_SIGNUPS_DIALECT``, ``OPS_AD_PLATFORMS``)."""
+    if source == "support" and settings.support_dialect == "zendesk":
+        from ops_warehouse.pipeline.sources import zendesk
+
+        return zendesk.readers(settings, stack)
+    if source == "sales" and settings.sales_dialect == "shopify":
+        from ops_warehouse.pipeline.sources import shopify
+
+        return shopify.readers(settings, stack)
     if source == "marketing":
         api = marketing.client(settings)
-        return {
+        readers: dict[str, Reader] = {
             "ad_performance": lambda e, s, w: marketing.read_ad_performance(api, e, s, w, settings),
             "campaigns": lambda e, s, w: marketing.read_campaigns(api, e, s, w, settings),
             "signups": lambda e, s, w: marketing.read_signups(api, e, s, w, settings),
-            "budget": lambda e, s, w: marketing.read_sheets(settings.landing_dir, e, w),
-            "kpi_targets": lambda e, s, w: marketing.read_sheets(settings.landing_dir, e, w),
+            "budget": lambda e, s, w: landing.read_sheets(settings.landing_dir, e, w),
+            "kpi_targets": lambda e, s, w: landing.read_sheets(settings.landing_dir, e, w),
         }
+        if settings.signups_dialect == "hubspot":
+            from ops_warehouse.pipeline.sources import hubspot
+
+            readers.update(hubspot.readers(settings, stack))
+        if settings.ad_platforms != ("generic",):
+            from ops_warehouse.pipeline.sources import ad_platforms
+
+            readers.update(ad_platforms.readers(settings, stack, readers))
+        return readers
     if source == "sales":
-        conn = stack.enter_context(sales.engine(settings).connect())
-        return {
-            e.name: (lambda e, s, w: sales.read_table(conn, e, s, w)) for e in entities_of("sales")
-        }
+        return sales.readers(settings, stack)
     if source == "support":
         api = support.client(settings)
         return {
@@ -92,7 +123,7 @@ def _readers(source: str, settings: Settings, stack: ExitStack) -> dict[str, Rea
 
 
 def _primary_key(entity: Entity) -> list[str]:
-    # Sheets keep every file's rows; staging picks the newest file per month.
+    # Sheets keep every current file's rows; staging picks the newest file per month.
     return (
         ["_file_name", *entity.primary_key] if entity.mode == "files" else list(entity.primary_key)
     )
@@ -100,12 +131,19 @@ def _primary_key(entity: Entity) -> list[str]:
 
 def resource_hints(entity: Entity) -> dict:
     """How dlt writes an entity's raw table: merged by key, the newest cursor value winning
-    among a load's duplicates. Loads and the rebuild from the raw archive share them."""
-    columns = {entity.cursor: {"dedup_sort": "desc"}} if entity.mode == "cursor" else None
+    among a load's duplicates; a landing sheet's table replaced by the current files' rows.
+    A row whose ``DELETED_COLUMN`` is true removes its key (only a vendor adapter sets it;
+    without such rows the column is never created). Loads and the rebuild from the raw
+    archive share them."""
+    columns = (
+        {entity.cursor: {"dedup_sort": "desc"}, DELETED_COLUMN: {"hard_delete": True}}
+        if entity.mode == "cursor"
+        else None
+    )
     return dict(
         name=entity.name,
         primary_key=_primary_key(entity),
-        write_disposition="merge",
+        write_disposition="replace" if entity.mode == "files" else "merge",
         columns=columns,
     )
 
@@ -146,7 +184,7 @@ def _resource(
             QUARANTINE_TABLE,
             _primary_key(entity),
         )
-        reasons: dict[str, int] = {}
+        reasons: dict[str, list] = {}  # rule → [rows, first full reason]
         pending: list[pa.Table] = []
         pending_rows = 0
         try:
@@ -164,7 +202,7 @@ def _resource(
                         pending, pending_rows = [], 0
                 if batch.quarantined.num_rows:
                     for reason in batch.quarantined["reason"].to_pylist():
-                        reasons[reason] = reasons.get(reason, 0) + 1
+                        reasons.setdefault(rule_of(reason), [0, reason])[0] += 1
                     table = _with_metadata(batch.quarantined, loaded_at, run_id, quarantine=True)
                     archive.add(raw_archive.QUARANTINE, table)
                     yield dlt.mark.with_hints(table, to_quarantine, create_table_variant=True)
@@ -173,8 +211,9 @@ def _resource(
                 archive.add(raw_archive.ROWS, table)
                 yield table
             if stats.rows_read and stats.rows_quarantined / stats.rows_read > threshold:
-                top = ", ".join(
-                    f"{n}× {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:3]
+                top = " | ".join(
+                    f"{n}× {rule}, first: {first}"
+                    for rule, (n, first) in sorted(reasons.items(), key=lambda x: -x[1][0])[:3]
                 )
                 raise QuarantineThresholdExceeded(
                     f"{entity.source}.{entity.name}: {stats.rows_quarantined} of "
@@ -189,6 +228,11 @@ def _resource(
             raise
 
     return rows()
+
+
+def rule_of(reason: str) -> str:
+    """The rule a quarantine reason names, without its value and place (to count by)."""
+    return reason.split("; ", 1)[0].split(" (", 1)[0]
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -218,18 +262,16 @@ def _pipeline(source: str, settings: Settings):
     # Variable. Left on, dlt imports Airflow's ORM models and looks that Variable up every
     # time a pipeline is created: ~5 s of CPU per load (bench/bench.py, BENCHMARKS.md).
     os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+    # A replaced table (a landing sheet's) is loaded into dlt's staging schema and swapped in
+    # inside one transaction: readers never see it empty or half-written.
+    os.environ.setdefault("DESTINATION__REPLACE_STRATEGY", "insert-from-staging")
     # Decimal/timestamp hints from Arrow are kept; dlt's notice about it is noise here.
     logging.getLogger("dlt").setLevel(logging.ERROR)
-    if settings.warehouse == "postgres":
-        from sqlalchemy.engine import make_url
-
-        url = make_url(settings.postgres_url).set(drivername="postgresql")
-        if not url.password:
-            # dlt insists on a password; with trust/peer auth the server ignores it
-            url = url.set(password="unused")
-        destination = dlt.destinations.postgres(url.render_as_string(hide_password=False))
-    else:
-        destination = dlt.destinations.duckdb(str(settings.warehouse_path))
+    destination = engine(settings).dlt_destination()
+    # Pending load packages hold the rows, e-mails and names included: only the owner may
+    # read the folder (docs/security.md).
+    settings.dlt_dir.mkdir(parents=True, exist_ok=True)
+    settings.dlt_dir.chmod(0o700)
     return dlt.pipeline(
         pipeline_name=f"ops_{source}_{settings.warehouse}",
         destination=destination,
@@ -245,7 +287,7 @@ def warehouse_state_hash(settings: Settings, source: str, pipeline_name: str) ->
     (a new, empty or lost warehouse)."""
     from ops_warehouse.warehouse.queries import query
 
-    if settings.warehouse == "duckdb" and not settings.warehouse_path.exists():
+    if not engine(settings).working_exists():
         return None
     schema = f"raw_{source}"
     tables = {
@@ -324,6 +366,8 @@ def load_source(
         log.warning("%s: finishing a load package left by an interrupted run", source)
         pipeline.normalize()
         pipeline.load()
+        delete_loaded_packages(pipeline)
+    widen_to_contract(pipeline, settings, source)
     threshold = getattr(settings, "quarantine_threshold", 0.01)
     with ExitStack() as stack:
         readers = _readers(source, settings, stack)
@@ -337,12 +381,65 @@ def load_source(
         _unwrapped(pipeline.extract, resources)
     _unwrapped(pipeline.normalize)
     _unwrapped(pipeline.load, raise_on_failed_jobs=True)
+    delete_loaded_packages(pipeline)
     raw_archive.publish(settings, source)
     for name, count in raw_counts(settings, source).items():
         if name in summary.entities:
             summary.entities[name].raw_rows = count
     summary.seconds = time.monotonic() - started
     return summary
+
+
+# A contract field whose type was widened: dlt keeps the type a column was first loaded with
+# and would round new values into it (platform_conversions was a whole number).
+WIDENED = {"decimal": ("bigint",)}
+
+
+def widen_to_contract(pipeline, settings: Settings, source: str) -> list[str]:
+    """Widen raw columns (and dlt's staging copy and stored schema) whose type the contract
+    has since widened, so that a warehouse loaded before the change keeps every digit from
+    now on. Returns the columns widened, as ``table.column``."""
+    if not pipeline.default_schema_name:
+        return []  # nothing loaded yet: the first load creates the contract's types
+    schema = pipeline.default_schema  # one instance: each access may reload it from disk
+    tables = schema.tables
+    stale = [
+        (entity, field)
+        for entity in entities_of(source)
+        for field in entity.fields
+        if tables.get(entity.name, {}).get("columns", {}).get(field.name, {}).get("data_type")
+        in WIDENED.get(field.type, ())
+    ]
+    if not stale:
+        return []
+    with engine(settings).transaction() as db:
+        for entity, field in stale:
+            for dataset in (f"raw_{source}", f"raw_{source}_staging"):
+                if db.has_table(dataset, entity.name):
+                    db.execute(
+                        f'alter table "{dataset}"."{entity.name}" '
+                        f'alter column "{field.name}" type decimal(18, 2)'
+                    )
+    for entity, field in stale:
+        tables[entity.name]["columns"][field.name].update(
+            data_type="decimal", precision=18, scale=2
+        )
+    schema._bump_version()  # dlt's schemas change only through updates that bump it
+    pipeline.schemas.save_schema(schema)
+    widened = [f"{entity.name}.{field.name}" for entity, field in stale]
+    log.warning("%s: widened %s to the contract's decimal type", source, ", ".join(widened))
+    return widened
+
+
+def delete_loaded_packages(pipeline) -> list[str]:
+    """Delete the load packages the warehouse has committed (dlt would keep their files, the
+    rows with their e-mails and names, for ever). Packages not loaded yet stay: the next run
+    finishes them. Returns the load ids deleted."""
+    storage = pipeline._get_load_storage()  # dlt's own package store of this pipeline
+    loaded = list(pipeline.list_completed_load_packages())
+    for load_id in loaded:
+        storage.delete_loaded_package(load_id)
+    return loaded
 
 
 def _unwrapped(step, *args, **kwargs):

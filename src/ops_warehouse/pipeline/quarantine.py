@@ -1,19 +1,23 @@
 """Replay quarantined rows after a fix (a corrected contract, or a source that re-serves
-them corrected): rows that now pass every rule move to their raw table, in one transaction;
-the others stay in quarantine with their current reason."""
+them corrected): rows that now pass every rule move to their raw table, in one transaction,
+and are marked replayed (``replayed_at``) in quarantine, which keeps them as the record of
+what was set aside when; the others stay pending, with the reason today's rules give."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.pipeline.contracts import entities_of
 from ops_warehouse.pipeline.contracts import entity as entity_named
-from ops_warehouse.pipeline.loading import QUARANTINE_TABLE
+from ops_warehouse.pipeline.loading import QUARANTINE_TABLE, rule_of
 from ops_warehouse.pipeline.sources.arrow_rows import rows_to_batch
 from ops_warehouse.settings import Settings
+from ops_warehouse.warehouse.engines import Connection, engine
+
+REPLAYED_AT = "replayed_at"
 
 
 @dataclass
@@ -29,78 +33,97 @@ def replay(
     entity: str | None = None,
     run_id: str = "replay",
 ) -> ReplaySummary:
-    import duckdb
-    import pyarrow as pa
-
-    if settings.warehouse != "duckdb":
-        raise OpsWarehouseError("replay runs on the DuckDB warehouse only for now")
     sources = [source] if source else ["marketing", "sales", "support"]
     summary = ReplaySummary()
     now = datetime.now(UTC)
     # during a replay the "future" rule allows nothing after tomorrow (now + 1 day)
     window_end = now
-    con = duckdb.connect(str(settings.warehouse_path))
-    try:
-        con.execute("begin transaction")
+    with engine(settings).transaction() as db:
         for src in sources:
             schema = f"raw_{src}"
-            exists = con.execute(
-                "select count(*) from information_schema.tables where table_schema = ? and "
-                "table_name = ?",
-                [schema, QUARANTINE_TABLE],
-            ).fetchone()[0]
-            if not exists:
+            if not db.has_table(schema, QUARANTINE_TABLE):
                 continue
+            table = f"{schema}.{QUARANTINE_TABLE}"
+            db.execute(
+                f"alter table {table} add column if not exists {REPLAYED_AT} "
+                "timestamp with time zone"
+            )
             for ent in entities_of(src):
                 if entity and ent.name != entity:
                     continue
-                rows = con.execute(
-                    f"select record_key, reason, payload from {schema}.{QUARANTINE_TABLE} "
-                    "where entity = ?",
+                if ent.mode == "files":
+                    continue  # a sheet is a snapshot: its rows come back with the fixed file
+                rows = db.fetch(
+                    f"select record_key, reason, payload from {table} "
+                    f"where entity = ? and {REPLAYED_AT} is null",
                     [ent.name],
-                ).fetchall()
+                )
                 if not rows:
                     continue
                 payloads = [json.loads(r[2]) for r in rows]
                 batch = rows_to_batch(entity_named(ent.name), payloads, window_end)
-                good = batch.table
-                if good.num_rows:
-                    n = good.num_rows
-                    good = good.append_column(
-                        "_loaded_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))
-                    ).append_column("_load_id", pa.array([run_id] * n, pa.string()))
-                    con.register("replayed", good)
-                    key = " and ".join(f'r."{k}" = t."{k}"' for k in ent.primary_key)
-                    con.execute(
-                        f"delete from {schema}.{ent.name} t where exists "
-                        f"(select 1 from replayed r where {key})"
+                good = batch.table.to_pylist()
+                if good:
+                    key = " and ".join(f'"{k}" = ?' for k in ent.primary_key)
+                    db.executemany(
+                        f"delete from {schema}.{ent.name} where {key}",
+                        [[row[k] for k in ent.primary_key] for row in good],
                     )
-                    con.execute(f"insert into {schema}.{ent.name} by name select * from replayed")
-                    con.unregister("replayed")
-                # quarantine keeps exactly the rows that still fail, with today's reason
-                con.execute(f"delete from {schema}.{QUARANTINE_TABLE} where entity = ?", [ent.name])
-                if batch.quarantined.num_rows:
-                    q = batch.quarantined
-                    n = q.num_rows
-                    q = q.append_column(
-                        "run_id", pa.array([run_id] * n, pa.string())
-                    ).append_column(
-                        "quarantined_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))
+                    columns = [*good[0], "_loaded_at", "_load_id"]
+                    names = ", ".join(f'"{c}"' for c in columns)
+                    marks = ", ".join("?" for _ in columns)
+                    db.executemany(
+                        f"insert into {schema}.{ent.name} ({names}) values ({marks})",
+                        [[*row.values(), now, run_id] for row in good],
                     )
-                    con.register("still_bad", q)
-                    con.execute(
-                        f"insert into {schema}.{QUARANTINE_TABLE} by name select * from still_bad"
-                    )
-                    con.unregister("still_bad")
-                summary.replayed[ent.name] = good.num_rows
+                now_bad = {
+                    _canonical(json.loads(r["payload"])): r["reason"]
+                    for r in batch.quarantined.to_pylist()
+                }
+                passed = {_key_of(row, ent.primary_key) for row in good}
+                _mark(db, table, ent.name, rows, payloads, now_bad, passed, ent.primary_key, now)
+                summary.replayed[ent.name] = len(good)
                 summary.still_quarantined[ent.name] = batch.quarantined.num_rows
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.close()
     return summary
+
+
+def _mark(
+    db: Connection,
+    table: str,
+    entity: str,
+    rows: list[tuple],
+    payloads: list[dict],
+    now_bad: dict[str, str],
+    passed: set[tuple[str, ...]],
+    primary_key: tuple[str, ...],
+    now: datetime,
+) -> None:
+    """Mark the quarantined rows that reached raw as replayed; give those still failing the
+    reason today's rules give, unless it is the rule they already name (whose reason also
+    names where the row came from). A row whose cursor lies after now stays as it was."""
+    where = (
+        f"entity = ? and record_key = ? and reason = ? and payload = ? and {REPLAYED_AT} is null"
+    )
+    replayed, reasons = [], []
+    for (record_key, reason, payload), record in zip(rows, payloads, strict=True):
+        identity = [entity, record_key, reason, payload]
+        new_reason = now_bad.get(_canonical(record))
+        if new_reason is not None:
+            if rule_of(new_reason) != rule_of(reason):
+                reasons.append([new_reason, *identity])
+        elif _key_of(record, primary_key) in passed:
+            replayed.append([now, *identity])
+    db.executemany(f"update {table} set {REPLAYED_AT} = ? where {where}", replayed)
+    db.executemany(f"update {table} set reason = ? where {where}", reasons)
+
+
+def _canonical(record: Any) -> str:
+    return json.dumps(record, sort_keys=True, default=str)
+
+
+def _key_of(record: dict, primary_key: tuple[str, ...]) -> tuple[str, ...]:
+    """A row's primary key as text: the typed row and its served payload compare equal."""
+    return tuple(str(record.get(k)) for k in primary_key)
 
 
 # "No rate at or before the day" is "the currency's first rate comes after the day, or it has
@@ -164,25 +187,22 @@ def sweep(
 ) -> dict[str, int]:
     """Move rows whose foreign key points nowhere (after the grace period) or whose amount
     has no fx rate to quarantine, in one transaction. Returns rows moved per rule."""
-    import duckdb
-
     cutoff = as_of_end - timedelta(days=grace_days)
     moved: dict[str, int] = {}
-    con = duckdb.connect(str(settings.warehouse_path))
-    try:
+    warehouse = engine(settings)
+    with warehouse.transaction() as db:
         tables = {
             r[0]
-            for r in con.execute(
+            for r in db.fetch(
                 "select table_schema || '.' || table_name from information_schema.tables"
-            ).fetchall()
+            )
         }
-        con.execute("begin transaction")
         for source, name, age_col, reason, condition in SWEEP_RULES:
             target = f"raw_{source}.{QUARANTINE_TABLE}"
             if f"raw_{source}.{name}" not in tables:
                 continue
             if target not in tables:
-                con.execute(
+                db.execute(
                     f"create table {target} (source varchar, entity varchar, record_key varchar, "
                     "reason varchar, payload varchar, run_id varchar, "
                     "quarantined_at timestamp with time zone)"
@@ -193,28 +213,22 @@ def sweep(
                 continue
             ent = entity_named(name)
             # a list needs one element type: composite keys go as text
-            key_list = ", ".join(
-                f"r.{k}" if len(ent.primary_key) == 1 else f"cast(r.{k} as varchar)"
-                for k in ent.primary_key
+            key = warehouse.json_array(
+                [
+                    f"r.{k}" if len(ent.primary_key) == 1 else f"cast(r.{k} as varchar)"
+                    for k in ent.primary_key
+                ]
             )
-            cols = ", ".join(f'"{f.name}" := r."{f.name}"' for f in ent.fields)
+            payload = warehouse.json_object({f.name: f'r."{f.name}"' for f in ent.fields})
             where = f"r.{age_col} < ? and {condition}"
-            moved_rows = con.execute(
+            since = cutoff if age_col != "date" else cutoff.date()
+            moved_rows = db.modify(
                 f"insert into {target} (source, entity, record_key, reason, payload, run_id, "
-                f"quarantined_at) select ?, ?, to_json([{key_list}]), ?, "
-                f"to_json(struct_pack({cols})), ?, now() from raw_{source}.{name} r where {where}",
-                [source, name, reason, run_id, cutoff if age_col != "date" else cutoff.date()],
-            ).fetchone()[0]
+                f"quarantined_at) select ?, ?, {key}, ?, {payload}, ?, now() "
+                f"from raw_{source}.{name} r where {where}",
+                [source, name, reason, run_id, since],
+            )
             if moved_rows:
-                con.execute(
-                    f"delete from raw_{source}.{name} r where {where}",
-                    [cutoff if age_col != "date" else cutoff.date()],
-                )
+                db.execute(f"delete from raw_{source}.{name} r where {where}", [since])
             moved[f"{name}: {reason}"] = moved_rows
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.close()
     return moved

@@ -15,8 +15,11 @@ loaded into raw: the contract's fields (and any drift field), ``_loaded_at`` and
 
 Each load is archived once: a load keeps only the rows that raw does not already hold
 exactly (same key, same values). What a rerun re-reads (the rows at the cursor's inclusive
-bound, ad performance's look-back days, the sheets, campaigns and agents read whole) adds
-nothing, and an entity whose load changed neither rows nor cursor writes nothing at all.
+bound, ad performance's look-back days, campaigns and agents read whole) adds nothing, and an
+entity whose load changed neither rows nor cursor writes nothing at all. A landing sheet's
+load (raw replaced by the current files' rows) is archived whole instead, as a snapshot
+(``"snapshot": true`` in its manifest), whenever it differs from what raw holds, and not at
+all otherwise; the earlier snapshots keep what was withdrawn or corrected.
 Files are staged while the load extracts and published by the same run once dlt has
 committed the load (its id is in ``raw_<source>._dlt_loads``). A load that never commits
 stays in ``_staging``, which nothing reads, until the next committed load of its source
@@ -39,12 +42,13 @@ import pyarrow.compute as pc
 from ops_warehouse.pipeline.contracts import Entity
 from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings
+from ops_warehouse.warehouse.engines import engine
 
 if TYPE_CHECKING:
     import duckdb
     from fsspec import AbstractFileSystem
 
-    from ops_warehouse.warehouse.queries import Reader
+    from ops_warehouse.warehouse.engines import Connection
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +143,10 @@ def state_snapshot(state: dict[str, Any]) -> str:
 class EntityStage:
     """One entity's share of a running load, streamed to Parquet files in staging.
 
-    Only rows raw does not already hold exactly are written. A schema change within the
-    load (a drift field appearing) starts a new file. Does nothing when the archive is off.
+    Only rows raw does not already hold exactly are written, except for a landing sheet's
+    snapshot: all of it, or nothing when raw holds exactly that already. A schema change
+    within the load (a drift field appearing) starts a new file. Does nothing when the
+    archive is off.
     """
 
     def __init__(
@@ -168,14 +174,22 @@ class EntityStage:
         }
         self.open: dict[str, _ParquetPart] = {}
         self.files: list[dict[str, Any]] = []
+        self.snapshot = entity.mode == "files"
+        self.snapshot_rows = 0
+        self.snapshot_changed = False
 
     def add(self, kind: str, table: pa.Table) -> None:
         """Stage the rows of ``table`` (``ROWS`` or ``QUARANTINE``) that change raw."""
         if self.archive is None or not table.num_rows:
             return
-        table = self.raw[kind].new_or_changed(table)
-        if not table.num_rows:
-            return
+        if self.snapshot and kind == ROWS:
+            self.snapshot_rows += table.num_rows
+            if not self.snapshot_changed:
+                self.snapshot_changed = self.raw[kind].new_or_changed(table).num_rows > 0
+        else:
+            table = self.raw[kind].new_or_changed(table)
+            if not table.num_rows:
+                return
         part = self.open.get(kind)
         if part is not None and not part.schema.equals(table.schema):
             self.files.append(self.open.pop(kind).close())
@@ -193,7 +207,14 @@ class EntityStage:
             return
         self.files += [part.close() for part in self.open.values()]
         self.open = {}
-        if not self.files and state_snapshot(state) == state_before:
+        if self.snapshot:
+            # rows raw holds and this snapshot lacks (a removed file) change raw too
+            self.snapshot_changed |= self.snapshot_rows != self.raw[ROWS].count()
+            if not self.snapshot_changed:
+                for file in [f for f in self.files if f["kind"] == ROWS]:
+                    self.archive.fs.rm(f"{self.folder}/{file['staged']}")
+                    self.files.remove(file)
+        if not self.files and state_snapshot(state) == state_before and not self.snapshot_changed:
             return
         manifest = {
             "source": self.entity.source,
@@ -205,6 +226,8 @@ class EntityStage:
             "archived_at": datetime.now(UTC).isoformat(),
             "files": self.files,
             "state": json.loads(state_snapshot(state)),
+            # its rows are the entity's whole content (a sheet whose rows changed)
+            "snapshot": self.snapshot and self.snapshot_changed,
         }
         self.archive.fs.makedirs(self.folder, exist_ok=True)
         self.archive.write_atomically(f"{self.folder}/{MANIFEST}", _dumps(manifest))
@@ -309,14 +332,12 @@ class RawRows:
 
     def new_or_changed(self, rows: pa.Table) -> pa.Table:
         """The rows of ``rows`` that raw does not hold exactly (same key, same values)."""
-        from ops_warehouse.warehouse.queries import read_only
-
         if (self.probed and self.columns is None) or not rows.num_rows:
             return rows
-        if self.settings.warehouse == "duckdb" and not self.settings.warehouse_path.exists():
+        if not engine(self.settings).working_exists():
             self.probed = True
             return rows
-        with read_only(self.settings) as reader:
+        with engine(self.settings).read_only() as reader:
             if not self.probed:
                 self._probe(reader)
             if self.columns is None:
@@ -336,7 +357,19 @@ class RawRows:
             keep[index] = False
         return rows.filter(pa.array(keep))
 
-    def _probe(self, reader: Reader) -> None:
+    def count(self) -> int:
+        """Rows the table holds; 0 when it does not exist."""
+        if not engine(self.settings).working_exists():
+            return 0
+        with engine(self.settings).read_only() as reader:
+            exists = reader.fetch(
+                "select count(*) from information_schema.tables "
+                "where table_schema = ? and table_name = ?",
+                [self.schema, self.table],
+            )[0][0]
+            return reader.fetch(f"select count(*) from {self.ref}")[0][0] if exists else 0
+
+    def _probe(self, reader: Connection) -> None:
         self.probed = True
         columns = [
             r[0]
@@ -363,7 +396,7 @@ class RawRows:
         at_or_below = pc.less_equal(column, pa.scalar(self.newest, column.type))
         return pc.indices_nonzero(pc.fill_null(at_or_below, True)).cast(pa.int64())
 
-    def _same(self, reader: Reader, lookup: pa.Table, compared: list[str]) -> list[int]:
+    def _same(self, reader: Connection, lookup: pa.Table, compared: list[str]) -> list[int]:
         """Row numbers (``__row``) of the looked-up rows raw holds exactly."""
         import duckdb
 
@@ -396,7 +429,7 @@ class RawRows:
         return [r[0] for r in reader.fetch(sql, params)]
 
     def _postgres_rows(
-        self, reader: Reader, lookup: pa.Table, columns: list[str]
+        self, reader: Connection, lookup: pa.Table, columns: list[str]
     ) -> pa.Table | None:
         """Raw's rows with the keys of ``lookup``, fetched from PostgreSQL as Arrow."""
         arrays = ", ".join(f"?::{_pg_type(lookup.schema.field(k).type)}[]" for k in self.key)
@@ -458,12 +491,10 @@ def _committed_loads(
     settings: Settings, source: str, load_ids: list[str]
 ) -> tuple[set[str], str | None]:
     """Which of ``load_ids`` dlt has committed to ``raw_<source>``, and its newest load."""
-    from ops_warehouse.warehouse.queries import read_only
-
-    if settings.warehouse == "duckdb" and not settings.warehouse_path.exists():
+    if not engine(settings).working_exists():
         return set(), None
     schema = f"raw_{source}"
-    with read_only(settings) as reader:
+    with engine(settings).read_only() as reader:
         if not reader.fetch(
             "select count(*) from information_schema.tables where table_schema = ? "
             "and table_name = '_dlt_loads'",

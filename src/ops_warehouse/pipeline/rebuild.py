@@ -21,6 +21,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.files import sql_literal
 from ops_warehouse.pipeline.contracts import SOURCES, Entity, entities_of
 from ops_warehouse.pipeline.loading import (
     LOAD_BATCH_ROWS,
@@ -28,12 +29,14 @@ from ops_warehouse.pipeline.loading import (
     _pipeline,
     _primary_key,
     _unwrapped,
+    delete_loaded_packages,
     quarantine_hints,
     raw_counts,
     resource_hints,
 )
 from ops_warehouse.pipeline.raw_archive import QUARANTINE, ROWS, Archive, ArchivedLoad
 from ops_warehouse.settings import Settings
+from ops_warehouse.warehouse.engines import engine
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def rebuild(
     for source, loads in archived.items():
         _drop_raw(settings, source)
         results.append(_rebuild_source(settings, archive, source, loads, progress))
-    if settings.warehouse == "duckdb":
+    if archived:
         from ops_warehouse.pipeline.quarantine import sweep
 
         window_end = max(
@@ -118,7 +121,7 @@ def _raw_rows(settings: Settings, source: str) -> dict[str, int]:
     """Rows of each raw table of ``source``, quarantine included."""
     from ops_warehouse.warehouse.queries import query
 
-    if settings.warehouse == "duckdb" and not settings.warehouse_path.exists():
+    if not engine(settings).working_exists():
         return {}
     counts = raw_counts(settings, source)
     schema = f"raw_{source}"
@@ -135,9 +138,7 @@ def _raw_rows(settings: Settings, source: str) -> dict[str, int]:
 
 def _drop_raw(settings: Settings, source: str) -> None:
     """Start ``raw_<source>`` and the source's dlt pipeline from nothing."""
-    from ops_warehouse.pipeline.audit import connect
-
-    with connect(settings) as db:
+    with engine(settings).transaction() as db:
         for schema in (f"raw_{source}", f"raw_{source}_staging"):
             db.execute(f'drop schema if exists "{schema}" cascade')
     _pipeline(source, settings).drop()
@@ -175,6 +176,7 @@ def _rebuild_source(
     progress(f"{source}: loading into raw_{source} …")
     _unwrapped(pipeline.normalize)
     _unwrapped(pipeline.load, raise_on_failed_jobs=True)
+    delete_loaded_packages(pipeline)
     for name, count in raw_counts(settings, source).items():
         if name in summary.entities:
             summary.entities[name].raw_rows = count
@@ -199,7 +201,8 @@ def _archived_resource(
         state.clear()
         state.update(loads[-1].manifest["state"])
         order = [f'"{entity.cursor}" desc'] if entity.cursor else []
-        for table in latest_versions(settings, archive, loads, ROWS, _primary_key(entity), order):
+        current = _current_loads(entity, loads)
+        for table in latest_versions(settings, archive, current, ROWS, _primary_key(entity), order):
             stats.rows_restored += table.num_rows
             yield table
         key = ["entity", "record_key", "reason", "payload"]
@@ -208,6 +211,13 @@ def _archived_resource(
             yield dlt.mark.with_hints(table, to_quarantine, create_table_variant=True)
 
     return rows()
+
+
+def _current_loads(entity: Entity, loads: list[ArchivedLoad]) -> list[ArchivedLoad]:
+    """The loads whose rows make up raw now: of a landing sheet, its latest snapshot (and
+    anything archived after it); of every other entity, all of them."""
+    snapshots = [i for i, load in enumerate(loads) if load.manifest.get("snapshot")]
+    return loads[snapshots[-1] :] if snapshots and entity.mode == "files" else loads
 
 
 def latest_versions(
@@ -233,8 +243,10 @@ def latest_versions(
     spill.mkdir(parents=True, exist_ok=True)
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
+        # the memory limit is a checked setting (a size: no quote in it); the folder may be
+        # any path, so it is quoted
         con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
-        con.execute(f"set temp_directory = '{spill}'")
+        con.execute(f"set temp_directory = '{sql_literal(spill)}'")
         paths = archive.duckdb_paths(con, [f[0] for f in files])
         con.register(
             "_archive_files",

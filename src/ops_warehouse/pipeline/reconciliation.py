@@ -3,9 +3,10 @@
 After each load (and the quarantine sweep), every entity whose source can tell how many rows
 it holds is counted on both sides:
 
-- the shop database (sales): rows whose cursor is before the window's end, counted by SQL;
-  every one of them is in raw (in this or an earlier version) once the loads up to that end
-  have run, unless it is in quarantine;
+- the shop database (sales, SQL dialect): rows whose cursor is before the window's end,
+  counted by SQL in the tables the mapping file's ``shop_sql`` names; every one of them is in
+  raw (in this or an earlier version) once the loads up to that end have run, unless it is in
+  quarantine; a shop read through its API (the Shopify dialect) gives no count;
 - full reads (campaigns, agents) and landing sheets: the rows read this run are the source's
   whole content, so raw must hold at least as many;
 - incremental API entities: the generic API gives no count, so ``source_rows`` stays empty.
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 class SourceGapError(OpsWarehouseError):
     """Raw holds fewer rows than the source says it has: the load cannot be trusted."""
+
+    permanent = True
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,17 @@ def _source_counts(
 ) -> dict[str, int | None]:
     counts: dict[str, int | None] = {}
     if source == "sales":
+        if settings.sales_dialect != "sql":
+            return counts  # a shop's API (Shopify) cannot tell how many rows it holds
         from ops_warehouse.pipeline.sources import sales
 
+        tables = sales.source_tables(settings)
         with sales.engine(settings).connect() as conn:
             for entity in entities_of(source):
                 if entity.name in summary.entities:
-                    counts[entity.name] = sales.count_rows(conn, entity, window)
+                    counts[entity.name] = sales.count_rows(
+                        conn, entity, window, tables[entity.name]
+                    )
         return counts
     for entity in entities_of(source):
         stats = summary.entities.get(entity.name)
@@ -77,6 +85,12 @@ def _raw_rows(settings: Settings, entity: Entity, window: Window) -> int:
     from ops_warehouse.warehouse.queries import query
 
     table = f'{entity.raw_schema}."{entity.name}"'
+    if not query(
+        settings,
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [entity.raw_schema, entity.name],
+    )[0][0]:
+        return 0  # nothing served yet: dlt creates the table with its first row
     if entity.source == "sales":
         upper = window.end.date() if entity.cursor == "rate_date" else window.end
         return query(

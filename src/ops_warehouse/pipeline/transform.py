@@ -6,7 +6,7 @@ import json
 import os
 from datetime import date
 
-from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.errors import OpsWarehouseError, looks_transient
 from ops_warehouse.settings import PROJECT_ROOT, Settings, get_settings
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -16,7 +16,12 @@ MARTS = "marts"
 
 
 class DbtFailed(OpsWarehouseError):
-    """dbt reported failing models or tests."""
+    """dbt reported failing models or tests: permanent (the same data and SQL fail the same
+    way again), unless its message names a transient cause (a lock, a dropped connection)."""
+
+    @property
+    def permanent(self) -> bool:
+        return not looks_transient(str(self))
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
@@ -41,7 +46,10 @@ def dbt_env(settings: Settings) -> dict[str, str]:
 
 def dbt_vars(settings: Settings) -> dict[str, str]:
     """Vars that are fixed for a deployment. The as-of date changes every run, so it goes in
-    the environment instead (see the as_of_date macro): a changed var forces a full re-parse."""
+    the environment instead (see the as_of_date macro): a changed var forces a full re-parse.
+
+    The models write these values into SQL text: Settings accept only an IANA zone and an
+    ISO 4217 code, and macros/setting_literals.sql checks their shape again."""
     return {"reporting_currency": settings.reporting_currency, "business_tz": settings.business_tz}
 
 
@@ -90,4 +98,6 @@ def dbt_invoke(
                 name = node.get("unique_id", "?").split(".")[-1]
                 failures.append(f"{name}: {node['status']} {node.get('message') or ''}".strip())
     detail = "; ".join(failures[:10]) or result.stdout[-2000:] + result.stderr[-2000:]
+    if result.returncode < 0:  # the OOM killer or an operator, not the data
+        detail = f"dbt was killed by signal {-result.returncode}; {detail}"
     raise DbtFailed(f"dbt {' '.join(args)} failed: {detail} (log: {log_dir / 'dbt.log'})")

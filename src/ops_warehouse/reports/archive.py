@@ -6,7 +6,9 @@
     reports/daily/2026-11-24/…
 
 Rendering the same period again replaces its folder as a whole (written beside it, then
-swapped in), so a folder never mixes two renderings.
+swapped in), so a folder never mixes two renderings. Its ``delivery.json`` is carried over
+until the new rendering's delivery replaces it: it records every time the period's report
+was sent, and with which numbers, so that it is not sent twice (``delivery``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def store(settings: Settings, rendered: Rendered) -> Archived:
     (staged / "scorecard.csv").write_text(rendered.csv, encoding="utf-8")
     for chart in rendered.charts:
         (staged / "charts" / f"{chart.name}.png").write_bytes(chart.png)
+    if (target / DELIVERY_FILE).is_file():
+        shutil.copyfile(target / DELIVERY_FILE, staged / DELIVERY_FILE)
     retired = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
     if target.exists():
         target.rename(retired)
@@ -73,6 +77,21 @@ def store(settings: Settings, rendered: Rendered) -> Archived:
     shutil.rmtree(retired, ignore_errors=True)
     write_index(settings, rendered.content.language)
     return Archived(target)
+
+
+def sends(folder: Path) -> list[dict]:
+    """Every time the report archived in ``folder`` was sent, oldest first: ``at`` (ISO time),
+    ``fingerprint`` (of its numbers), ``subject``, ``correction``."""
+    path = folder / DELIVERY_FILE
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if "sends" in record:
+        return record["sends"]
+    # a record written before sends were kept: its numbers are unknown
+    if record.get("status") == "sent":
+        return [{"at": record.get("recorded_at"), "fingerprint": None, "correction": False}]
+    return []
 
 
 def entries(settings: Settings) -> dict[str, list[dict]]:

@@ -36,6 +36,7 @@ class ReportRun:
             "csv": str(self.archived.csv),
             "index": str(self.archived.folder.parent.parent / "index.html"),
             "delivery": self.delivery.status,
+            "correction": c.correction is not None,
             "delivery_summary": self.delivery.summary,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
@@ -51,7 +52,8 @@ def run_report(
     send: bool = True,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ReportRun:
-    """Build, archive and (with ``send``) deliver one report.
+    """Build, archive and (with ``send``) deliver one report; a report whose numbers went out
+    before for the same period is archived but not sent again (``delivery``).
 
     The period is ``period``, else the one named by ``period_key`` (``2026-W47`` /
     ``2026-11-24``), else the latest complete one in the published data."""
@@ -67,6 +69,8 @@ def run_report(
         raise periods.ReportError(f"a {kind} report cannot cover a {period.kind} period")
     progress(f"querying the published marts for {period.key}")
     body = content.build(settings, period, language)
+    if send:  # the period's report went out before with other numbers: say it corrects it
+        delivery.mark_correction(body, archive.sends(archive.folder(settings, period)))
     seconds["query"] = time.monotonic() - started
     progress("drawing charts, rendering HTML and PDF")
     rendered = render(body)

@@ -83,6 +83,8 @@ class Content:
     generated_at: datetime
     m: Messages = field(repr=False)
     fmt: Formatter = field(repr=False)
+    # set when the report goes out again with changed numbers (delivery.mark_correction)
+    correction: str | None = None
 
 
 def build(

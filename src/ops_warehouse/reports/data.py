@@ -16,6 +16,8 @@ from typing import Any
 
 from ops_warehouse.reports.periods import NothingPublished, Period, ReportError
 from ops_warehouse.settings import Settings
+from ops_warehouse.warehouse.databases import published_location
+from ops_warehouse.warehouse.engines import Connection, PublishedMissing, engine
 
 # Trailing periods an anomaly is measured against, and the charts' span (docs/reports.md).
 TRAILING_WEEKS = 8
@@ -23,20 +25,8 @@ RETENTION_COHORTS = 12
 SUPPORT_KPIS = ("sla_attainment", "csat", "median_first_reply_minutes")
 
 
-class Published:
-    """One read-only connection to the published warehouse; ``?`` placeholders."""
-
-    def __init__(self, con: Any, engine: str) -> None:
-        self.con = con
-        self.engine = engine
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        if self.engine == "postgres":
-            cur = self.con.execute(sql.replace("?", "%s"), list(params))
-        else:
-            cur = self.con.execute(sql, list(params))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in cur.fetchall()]
+def _rows(db: Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row.items()} for row in db.records(sql, params)]
 
 
 def _plain(value: Any) -> Any:
@@ -45,36 +35,16 @@ def _plain(value: Any) -> Any:
 
 
 @contextmanager
-def published(settings: Settings) -> Iterator[Published]:
+def published(settings: Settings) -> Iterator[Connection]:
     """The published warehouse, read-only; a clear error when there is none yet."""
-    if settings.warehouse == "postgres":
-        from ops_warehouse.pipeline.audit import pg_connect
-
-        try:
-            con = pg_connect(settings.published_postgres_url)
-        except Exception as exc:  # psycopg.OperationalError: no database, server down
-            error = NothingPublished if "does not exist" in str(exc) else ReportError
-            raise error(
-                f"cannot open the published warehouse (OPS_PUBLISHED_POSTGRES_URL): {exc}; "
-                "has the transform DAG published yet?"
-            ) from exc
-        with con:
-            con.read_only = True
-            yield Published(con, "postgres")
-        return
-    import duckdb
-
-    path = settings.published_path
-    if not path.is_file():
-        raise NothingPublished(
-            f"no published warehouse at {path}: run the pipeline first (`make demo`), "
-            "or set OPS_PUBLISHED_PATH"
-        )
-    con = duckdb.connect(str(path), read_only=True)
     try:
-        yield Published(con, "duckdb")
-    finally:
-        con.close()
+        with engine(settings).published() as db:
+            yield db
+    except PublishedMissing as exc:
+        raise NothingPublished(
+            f"{exc}: run the pipeline first (`make demo`); the published warehouse is "
+            f"{published_location(settings)}"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -85,25 +55,27 @@ class Freshness:
     published_at: datetime | None  # when that publish finished
 
 
-def freshness(db: Published) -> Freshness:
+def freshness(db: Connection) -> Freshness:
     """The as-of date of the last published run (``audit.pipeline_runs``), or the last day of
     ``kpi_daily`` when the audit trail has none (a warehouse published by hand)."""
-    run = db.rows(
+    run = _rows(
+        db,
         "select as_of_date, finished_at from audit.pipeline_runs "
         "where status = 'published' and as_of_date is not null "
-        "order by finished_at desc limit 1"
+        "order by finished_at desc limit 1",
     )
     if run:
         return Freshness(run[0]["as_of_date"], run[0]["finished_at"])
-    last = db.rows("select max(date_day) as as_of from marts.kpi_daily")[0]["as_of"]
+    last = _rows(db, "select max(date_day) as as_of from marts.kpi_daily")[0]["as_of"]
     if last is None:
         raise ReportError("the published marts are empty: kpi_daily has no rows")
     return Freshness(last, None)
 
 
-def scorecard(db: Published, grain: str, period_start: date) -> list[dict[str, Any]]:
+def scorecard(db: Connection, grain: str, period_start: date) -> list[dict[str, Any]]:
     """Every KPI of one period of kpi_scorecard."""
-    return db.rows(
+    return _rows(
+        db,
         "select kpi, value, previous_value, change_pct, target, target_attainment, "
         "higher_is_better, status from marts.kpi_scorecard "
         "where period_grain = ? and period_start = ? order by kpi",
@@ -112,11 +84,12 @@ def scorecard(db: Published, grain: str, period_start: date) -> list[dict[str, A
 
 
 def kpi_history(
-    db: Published, grain: str, first: date, last: date
+    db: Connection, grain: str, first: date, last: date
 ) -> dict[str, dict[date, float | None]]:
     """KPI values of the periods starting between two dates: ``{kpi: {period_start: value}}``."""
     out: dict[str, dict[date, float | None]] = {}
-    for row in db.rows(
+    for row in _rows(
+        db,
         "select kpi, period_start, value from marts.kpi_scorecard "
         "where period_grain = ? and period_start between ? and ? order by period_start",
         [grain, first, last],
@@ -125,20 +98,22 @@ def kpi_history(
     return out
 
 
-def daily_revenue_and_spend(db: Published, period: Period) -> list[dict[str, Any]]:
+def daily_revenue_and_spend(db: Connection, period: Period) -> list[dict[str, Any]]:
     """kpi_daily's net revenue and spend over the 8 weeks ending with the period."""
     first = period.end - timedelta(days=7 * TRAILING_WEEKS - 1)
-    return db.rows(
+    return _rows(
+        db,
         "select date_day, net_revenue, spend from marts.kpi_daily "
         "where date_day between ? and ? order by date_day",
         [first, period.end],
     )
 
 
-def channel_months(db: Published, months: Sequence[date]) -> list[dict[str, Any]]:
+def channel_months(db: Connection, months: Sequence[date]) -> list[dict[str, Any]]:
     """channel_roi_monthly for some months, paid channels first by spend."""
     marks = ", ".join("?" for _ in months)
-    return db.rows(
+    return _rows(
+        db,
         "select month_start, channel, spend, planned_spend, budget_variance, "
         "budget_utilization, planned_spend_to_date, projected_spend, new_customers, cac, "
         "new_customer_net_revenue_90d, roas_90d, roi_90d, is_window_complete "
@@ -148,9 +123,10 @@ def channel_months(db: Published, months: Sequence[date]) -> list[dict[str, Any]
     )
 
 
-def retention(db: Published, last_month: date) -> list[dict[str, Any]]:
+def retention(db: Connection, last_month: date) -> list[dict[str, Any]]:
     """retention_cohorts of the last 12 cohorts up to a month."""
-    return db.rows(
+    return _rows(
+        db,
         "select cohort_month, months_since_first_order, cohort_size, retention_rate "
         "from marts.retention_cohorts where cohort_month in ("
         "  select distinct cohort_month from marts.retention_cohorts where cohort_month <= ? "
@@ -168,17 +144,20 @@ PERIOD_RESULTS = (
 )
 
 
-def data_quality(db: Published, period: Period) -> dict[str, Any]:
-    """Checks of the transform runs covering the period's days, and rows quarantined in it.
+def data_quality(db: Connection, period: Period) -> dict[str, Any]:
+    """Checks of the transform runs covering the period's days, and the rows the ingest runs
+    of those days quarantined (replayed ones included: they were set aside that day).
 
     Runs are matched on their as-of date; a run that was blocked is in the published audit
     trail once a later run published."""
-    runs = db.rows(
+    runs = _rows(
+        db,
         "select dag_id, run_id, as_of_date, status, message from audit.pipeline_runs "
         "where dag_id = 'transform' and as_of_date between ? and ? order by started_at",
         [period.start, period.end],
     )
-    checks = db.rows(
+    checks = _rows(
+        db,
         "select "
         "  count(*) as checks_run, "
         "  coalesce(sum(case when not r.success and r.severity = 'block' then 1 else 0 end), 0)"
@@ -187,12 +166,16 @@ def data_quality(db: Published, period: Period) -> dict[str, Any]:
         "    as checks_warned " + PERIOD_RESULTS,
         [period.start, period.end],
     )[0]
-    quarantined = db.rows(
+    # by the as-of date of the run that set the rows aside, not by when it ran: a night's
+    # quarantine belongs to the day it loaded, even when the run finished after midnight
+    quarantined = _rows(
+        db,
         "select source, count(*) as rows_quarantined from audit.quarantine "
-        "where cast(quarantined_at as date) between ? and ? group by source order by source",
+        "where as_of_date between ? and ? group by source order by source",
         [period.start, period.end],
     )
-    failing = db.rows(
+    failing = _rows(
+        db,
         'select distinct r.suite, r."check", r.severity ' + PERIOD_RESULTS + " and not r.success "
         'order by r.severity, r.suite, r."check"',
         [period.start, period.end],

@@ -11,12 +11,23 @@ The role is cluster-wide; ``ops bi-reader`` creates or refreshes it (and its pas
 local server). Each publish replaces ``marts`` by a new schema, so publish grants on the new
 schema inside the swap transaction (``grant_on_schema``): readers never see a ``marts``
 they may not read. Default privileges on the new schema cover tables created there later.
+
+The password is sent as a SCRAM-SHA-256 verifier computed here (``scram_sha_256_verifier``),
+never in clear: PostgreSQL stores a verifier given to CREATE/ALTER ROLE as it is, so the
+password itself is not in the statement the server may log (``log_statement``, or any failed
+statement), nor in ``pg_stat_activity``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
+import os
 import re
+import stringprep
+import unicodedata
 from dataclasses import dataclass
 
 from ops_warehouse.errors import OpsWarehouseError
@@ -28,6 +39,10 @@ log = logging.getLogger(__name__)
 
 BI_READER_ROLE = "bi_reader"
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# as PostgreSQL's own verifiers: its default scram_iterations and salt length
+SCRAM_ITERATIONS = 4096
+SCRAM_SALT_BYTES = 16
 
 
 class BiAccessError(OpsWarehouseError):
@@ -66,7 +81,7 @@ def ensure_role(con, role: str, password: str) -> bool:
     attributes = sql.SQL(
         "login nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls"
     )
-    secret = sql.Literal(password) if password else sql.SQL("null")
+    secret = sql.Literal(scram_sha_256_verifier(password)) if password else sql.SQL("null")
     statement = sql.SQL(
         "create role {} with {} password {}" if created else "alter role {} with {} password {}"
     )
@@ -78,6 +93,57 @@ def ensure_role(con, role: str, password: str) -> bool:
             "CREATEROLE privilege (or ask a database administrator to run `ops bi-reader`)"
         ) from exc
     return created
+
+
+def scram_sha_256_verifier(
+    password: str, *, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS
+) -> str:
+    """The password as PostgreSQL stores it for SCRAM-SHA-256 authentication (RFC 5802 and
+    7677): ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``, base64, with a
+    random salt unless one is given."""
+    salt = os.urandom(SCRAM_SALT_BYTES) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", _saslprep(password).encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    salt_b64, stored_b64, server_b64 = (
+        base64.b64encode(part).decode() for part in (salt, stored_key, server_key)
+    )
+    return f"SCRAM-SHA-256${iterations}:{salt_b64}${stored_b64}:{server_b64}"
+
+
+_SASLPREP_PROHIBITED = (
+    stringprep.in_table_a1,  # unassigned code points
+    stringprep.in_table_c12,
+    stringprep.in_table_c21_c22,
+    stringprep.in_table_c3,
+    stringprep.in_table_c4,
+    stringprep.in_table_c5,
+    stringprep.in_table_c6,
+    stringprep.in_table_c7,
+    stringprep.in_table_c8,
+    stringprep.in_table_c9,
+)
+
+
+def _saslprep(password: str) -> str:
+    """The password as PostgreSQL (and libpq, logging in) hashes it: SASLprep (RFC 4013) the
+    way PostgreSQL's pg_saslprep applies it. ASCII stays as it is; otherwise spaces are
+    mapped, ignorable characters dropped and the result NFKC-normalized, unless a prohibited
+    character or mixed-direction text refuses it, and then the password is used as given."""
+    if password.isascii():
+        return password
+    mapped = "".join(
+        " " if stringprep.in_table_c12(c) else c for c in password if not stringprep.in_table_b1(c)
+    )
+    # PostgreSQL checks the mapped characters (before normalization), as here
+    if not mapped or any(check(c) for c in mapped for check in _SASLPREP_PROHIBITED):
+        return password
+    if any(stringprep.in_table_d1(c) for c in mapped) and (
+        any(stringprep.in_table_d2(c) for c in mapped)
+        or not (stringprep.in_table_d1(mapped[0]) and stringprep.in_table_d1(mapped[-1]))
+    ):
+        return password
+    return unicodedata.normalize("NFKC", mapped)
 
 
 def grant_on_schema(con, schema: str, role: str = BI_READER_ROLE) -> bool:
@@ -120,7 +186,7 @@ def setup_bi_reader(settings: Settings, role: str = BI_READER_ROLE) -> BiReaderS
     """`ops bi-reader`: create or refresh the role and its grants on the published database."""
     from sqlalchemy.engine import make_url
 
-    from ops_warehouse.pipeline.audit import pg_connect
+    from ops_warehouse.warehouse.engines import pg_connect
 
     if settings.warehouse != "postgres":
         raise BiAccessError(

@@ -76,7 +76,7 @@ def ensure_database(url: str, setting: str, *, error: type[Exception] = Database
     from psycopg import errors, sql
     from sqlalchemy.engine import make_url
 
-    from ops_warehouse.pipeline.audit import pg_connect
+    from ops_warehouse.warehouse.engines import pg_connect
 
     try:
         pg_connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
@@ -122,7 +122,7 @@ def _maintenance_connection(url: str):
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from ops_warehouse.pipeline.audit import pg_connect
+    from ops_warehouse.warehouse.engines import pg_connect
 
     for database in MAINTENANCE_DATABASES:
         try:

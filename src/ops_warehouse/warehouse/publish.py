@@ -2,13 +2,16 @@
 
 Called only after every blocking check of the run passed (write → audit → publish). Only
 the schemas readers need are published: ``marts`` and ``audit`` (with the quarantine view
-materialized and personal data in its payloads hashed); raw, staging and intermediate stay
-in the working warehouse.
+materialized, its payloads cut down to the contract's fields with personal data hashed and
+free text left out); raw, staging and intermediate stay in the working warehouse.
 
 - DuckDB: a new file is written next to ``settings.published_path`` (ATTACH, CREATE TABLE
   … AS SELECT, CHECKPOINT, DETACH, fsync), then ``os.replace``-d onto it. A reader that has
   the old file open keeps reading its snapshot (the old inode lives on until it closes);
-  new connections open the new file; nobody waits for anybody.
+  new connections open the new file; nobody waits for anybody. The temporary files of a
+  publish that was killed half-way are deleted by the next one. The file is written in the
+  storage format of ``OPS_PUBLISHED_STORAGE_VERSION`` (v1.0.0: DuckDB 1.1 and later read
+  it), and readers in long-lived processes open it through ``readers``.
 - PostgreSQL: the published warehouse is its own database (``OPS_PUBLISHED_POSTGRES_URL``),
   the counterpart of the published file. Tables are streamed into ``marts_next`` /
   ``audit_next`` (binary COPY), then one transaction renames ``marts`` → ``marts_old_<id>``,
@@ -29,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,38 +41,56 @@ from ops_warehouse.errors import PublishError
 from ops_warehouse.files import fsync, sql_literal
 from ops_warehouse.pipeline import audit
 from ops_warehouse.pipeline.audit import RunInfo
+from ops_warehouse.pipeline.contracts import BY_NAME, FREE_TEXT_FIELDS, PERSONAL_FIELDS
 from ops_warehouse.pipeline.transform import MARTS
 from ops_warehouse.settings import Settings
 from ops_warehouse.warehouse import bi_access
 from ops_warehouse.warehouse.databases import ensure_published_database
+from ops_warehouse.warehouse.engines import Connection, pg_connect
 from ops_warehouse.warehouse.parquet_export import export_marts
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_SCHEMAS = (MARTS, audit.SCHEMA)
-# Fields of the source contract holding personal data: quarantine payloads keep them as
-# served in the working warehouse (for replay) but publish them only as
-# sha256(lower(trim(value))), like the marts' email_sha256.
-PII_FIELDS = frozenset({"email", "requester_email", "full_name", "agent_name"})
-# How long the PostgreSQL publish waits for readers' locks before leaving the old schemas
+# How the PostgreSQL publish waits for readers' locks before leaving the old schemas
 # for the next publish to drop.
 DROP_LOCK_TIMEOUT = "2s"
+# The DuckDB publish's temporary file beside the published one (and DuckDB's WAL of it):
+# ``.<published name>.<uuid4 hex>.next``. A publish killed half-way leaves one behind; the
+# next publish deletes what matches, and nothing else.
+STAGED_NAME = r"\.{name}\.[0-9a-f]{{32}}\.next(\.wal)?"
 
 
-def mask_payload(payload: str | None) -> str | None:
-    """A quarantined row's JSON payload with its personal fields hashed."""
+def published_payload(entity: str | None, payload: str | None) -> str | None:
+    """A quarantined row's JSON payload as readers of the published warehouse get it.
+
+    The working warehouse keeps payloads as served (replay needs them). Published are only
+    the fields the contract gives the row's entity: personal fields as
+    sha256(lower(trim(value))), like the marts' ``email_sha256``; free text (a ticket's
+    subject, …) and fields the contract does not know (schema drift: anything may be in them)
+    are left out and named under ``_withheld``."""
     if payload is None:
         return None
     try:
         record = json.loads(payload)
     except ValueError:
-        return json.dumps({"_withheld": "payload is not JSON; see the working warehouse"})
+        record = None
     if not isinstance(record, dict):
-        return payload
-    for key in PII_FIELDS & record.keys():
-        if isinstance(record[key], str):
-            record[key] = hashlib.sha256(record[key].strip().lower().encode()).hexdigest()
-    return json.dumps(record, sort_keys=True)
+        return json.dumps({"_withheld": "the payload is not a JSON object"})
+    known = set(BY_NAME[entity].field_names) if entity in BY_NAME else set()
+    published: dict = {}
+    withheld = []
+    for key, value in record.items():
+        if key not in known or key in FREE_TEXT_FIELDS:
+            withheld.append(key)
+        elif key in PERSONAL_FIELDS and value is not None:
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            published[key] = hashlib.sha256(text.strip().lower().encode()).hexdigest()
+        else:
+            published[key] = value
+    if withheld:
+        published["_withheld"] = sorted(withheld)
+    return json.dumps(published, sort_keys=True)
 
 
 def publish(settings: Settings, run: RunInfo) -> str:
@@ -113,13 +135,19 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
 
     target = settings.published_path
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     # Same folder, so os.replace is a rename within one file system.
     staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.next")
     try:
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)
         try:
-            db = audit.Db(con, "duckdb")
-            con.execute(f"attach '{sql_literal(staged)}' as next (read_only false)")
+            db = Connection(con, "duckdb")
+            # written in the storage format of OPS_PUBLISHED_STORAGE_VERSION, so that BI tools
+            # bundling an older DuckDB (1.x) can open it too
+            con.execute(
+                f"attach '{sql_literal(staged)}' as next (read_only false, "
+                f"storage_version '{settings.published_storage_version}')"
+            )
             con.execute(f"create schema next.{MARTS}")
             for table in db.tables(MARTS):
                 con.execute(
@@ -132,10 +160,13 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
                     f"insert into next.{audit.SCHEMA}.{table} select * from {audit.SCHEMA}.{table}"
                 )
             quarantine = con.sql(f"select * from {audit.SCHEMA}.quarantine").to_arrow_table()
+            payloads = zip(
+                quarantine["entity"].to_pylist(), quarantine["payload"].to_pylist(), strict=True
+            )
             masked = quarantine.set_column(
                 quarantine.schema.get_field_index("payload"),
                 "payload",
-                pa.array([mask_payload(p) for p in quarantine["payload"].to_pylist()], pa.string()),
+                pa.array([published_payload(e, p) for e, p in payloads], pa.string()),
             )
             con.register("quarantine_masked", masked)
             con.execute(
@@ -158,6 +189,25 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
     return target
 
 
+def remove_leftovers(target: Path) -> list[Path]:
+    """Delete the temporary files that publishes killed half-way left beside ``target``
+    (only names of the publish's own pattern). Publishes never run side by side (the
+    writer pool, the writer lock), so none of them is in use."""
+    pattern = re.compile(STAGED_NAME.format(name=re.escape(target.name)))
+    removed = []
+    for path in target.parent.iterdir():
+        if pattern.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.warning(
+            "deleted %d file(s) an interrupted publish left: %s",
+            len(removed),
+            ", ".join(p.name for p in removed),
+        )
+    return removed
+
+
 # --- PostgreSQL ----------------------------------------------------------------------
 
 
@@ -167,11 +217,11 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
     ensure_published_database(settings)
     nxt = {schema: f"{schema}_next" for schema in PUBLISHED_SCHEMAS}
     with (
-        audit.pg_connect(settings.postgres_url) as src,
-        audit.pg_connect(settings.published_postgres_url) as dst,
+        pg_connect(settings.postgres_url) as src,
+        pg_connect(settings.published_postgres_url) as dst,
     ):
-        work = audit.Db(src, "postgres")
-        pub = audit.Db(dst, "postgres")
+        work = Connection(src, "postgres")
+        pub = Connection(dst, "postgres")
         for schema in nxt.values():
             pub.execute(f"drop schema if exists {schema} cascade")
         pub.execute(f"create schema {nxt[MARTS]}")
@@ -200,17 +250,17 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
             + ", ".join(f'"{n}" {t}' for n, t in _pg_columns(src, audit.SCHEMA, "quarantine"))
             + ")"
         )
+        columns = audit.QUARANTINE_VIEW_COLUMNS
         rows = work.execute(
-            f"select {', '.join(audit.QUARANTINE_COLUMNS)} from {audit.SCHEMA}.quarantine"
+            f"select {', '.join(columns)} from {audit.SCHEMA}.quarantine"
         ).fetchall()
-        payload_at = audit.QUARANTINE_COLUMNS.index("payload")
+        entity_at, payload_at = columns.index("entity"), columns.index("payload")
         with dst.cursor().copy(
-            f"copy {nxt[audit.SCHEMA]}.quarantine ({', '.join(audit.QUARANTINE_COLUMNS)}) "
-            "from stdin"
+            f"copy {nxt[audit.SCHEMA]}.quarantine ({', '.join(columns)}) from stdin"
         ) as copy:
             for row in rows:
                 row = list(row)
-                row[payload_at] = mask_payload(row[payload_at])
+                row[payload_at] = published_payload(row[entity_at], row[payload_at])
                 copy.write_row(row)
         audit.finish_run(pub, run, "published", finished_at=finished_at, schema=nxt[audit.SCHEMA])
         dst.commit()

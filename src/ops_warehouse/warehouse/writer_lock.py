@@ -159,7 +159,7 @@ def _file_holder(path: Path) -> str:
 def _pg_lock(settings: Settings) -> Iterator[None]:
     import psycopg
 
-    from ops_warehouse.pipeline.audit import pg_connect
+    from ops_warehouse.warehouse.engines import pg_connect
 
     holder = Holder.this_process()
     with pg_connect(

@@ -110,7 +110,7 @@ reporting_rates as (
         date_day,
         rate_to_usd as reporting_rate_to_usd
     from rates_in_force
-    where currency = '{{ var("reporting_currency") }}'
+    where currency = {{ reporting_currency_literal() }}
 
 ),
 

@@ -8,11 +8,12 @@
     new customer, if earlier) to the month it ends (the as-of month while it runs), or later
     while customers it acquired still sign up or place their first order.
 
-    - spend, impressions, clicks: fct_ad_performance_daily of the campaign.
+    - spend, impressions, clicks: fct_ad_performance_daily of the campaign
+      (int_ad_performance_monthly); months: int_acquisition_months.
     - signups, new_customers and new_customer_*_90d: customers whose
-      dim_customers.acquisition_campaign_id is the campaign (a known utm_campaign); customers
-      attributed to a channel through utm_source only have no campaign and appear only in
-      channel_roi_monthly.
+      dim_customers.acquisition_campaign_id is the campaign (a known utm_campaign;
+      int_signups_monthly, int_new_customers_monthly); customers attributed to a channel through
+      utm_source only have no campaign and appear only in channel_roi_monthly.
     - planned_spend, budget_variance, budget_utilization, planned_spend_to_date: NULL. The budget
       sheet plans spend per channel and month, not per campaign, and splitting it would invent
       a plan (docs/decisions.md).
@@ -22,11 +23,11 @@
       no spend.
 #}
 
-with recursive
+with
 
-ad_days as (
+ad_activity as (
 
-    select * from {{ ref('fct_ad_performance_daily') }}
+    select * from {{ ref('int_ad_performance_monthly') }}
 
 ),
 
@@ -36,25 +37,31 @@ campaigns as (
 
 ),
 
-budgets as (
+signup_activity as (
 
-    select * from {{ ref('stg_marketing__budgets') }}
-
-),
-
-customers as (
-
-    select * from {{ ref('dim_customers') }}
+    select * from {{ ref('int_signups_monthly') }}
 
 ),
 
-orders as (
+new_customer_activity as (
 
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('int_new_customers_monthly') }}
 
 ),
 
-{{ acquisition_month_ctes() }}
+month_days as (
+
+    select * from {{ ref('int_acquisition_months') }}
+
+),
+
+as_of_months as (
+
+    select
+        cast({{ dbt.date_trunc("month", "cast(" ~ as_of_date() ~ " as timestamp)") }} as date)
+            as as_of_month
+
+),
 
 ad_months as (
 
@@ -133,7 +140,7 @@ campaign_activity_months as (
         campaign_id,
         month_start,
         channel
-    from first_orders
+    from new_customer_activity
     where campaign_id is not null
 
 ),

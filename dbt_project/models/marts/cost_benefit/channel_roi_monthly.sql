@@ -2,10 +2,11 @@
     One row per (business month, acquisition channel) (docs/marts.md "channel_roi_monthly"): every
     paid channel (those of the ad facts, campaigns, budgets and customers) plus `organic` and
     `unattributed`, in every month from the first month with any data (an ad day, a budget
-    month, a signup or a first order) to the as-of month; a channel-month without activity has
-    zeros and NULL ratios.
+    month, a signup or a first order) to the as-of month (int_acquisition_months); a
+    channel-month without activity has zeros and NULL ratios.
 
-    - spend, impressions, clicks: fct_ad_performance_daily (already in the reporting currency).
+    - spend, impressions, clicks: fct_ad_performance_daily (already in the reporting currency),
+      by month in int_ad_performance_monthly.
     - planned_spend: the budget sheet (stg_marketing__budgets) converted at the as-of rate of the
       month's first day (int_fx_rates_daily, docs/decisions.md), rounded to the cent; NULL when
       the channel has no budget row for the month or the month's first day has no rate.
@@ -13,9 +14,11 @@
       days in month and spend / elapsed days x days in month (rounded half up to the cent, in
       integer cents so that DuckDB and PostgreSQL agree to the cent); for past months
       planned_spend and spend.
-    - signups: customers (dim_customers) who signed up in the month, by their acquisition channel.
+    - signups: customers (dim_customers) who signed up in the month, by their acquisition channel
+      (int_signups_monthly).
     - new_customers: customers whose first recognized order (fct_orders.is_first_order) is in the
-      month, by acquisition_channel (a customer missing from dim_customers: `unattributed`);
+      month, by acquisition_channel (a customer missing from dim_customers: `unattributed`;
+      int_new_customers_monthly);
       new_customer_*_90d: their recognized orders with order_date < first order date + 90 days,
       as far as they have happened by the as-of date; is_window_complete tells when they all
       have (month end + 90 days <= as-of date).
@@ -24,11 +27,11 @@
       roi_90d and budget_utilization are always NULL).
 #}
 
-with recursive
+with
 
-ad_days as (
+ad_activity as (
 
-    select * from {{ ref('fct_ad_performance_daily') }}
+    select * from {{ ref('int_ad_performance_monthly') }}
 
 ),
 
@@ -50,19 +53,31 @@ fx_rates_daily as (
 
 ),
 
-customers as (
+signup_activity as (
 
-    select * from {{ ref('dim_customers') }}
-
-),
-
-orders as (
-
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('int_signups_monthly') }}
 
 ),
 
-{{ acquisition_month_ctes() }}
+new_customer_activity as (
+
+    select * from {{ ref('int_new_customers_monthly') }}
+
+),
+
+month_days as (
+
+    select * from {{ ref('int_acquisition_months') }}
+
+),
+
+as_of_months as (
+
+    select
+        cast({{ dbt.date_trunc("month", "cast(" ~ as_of_date() ~ " as timestamp)") }} as date)
+            as as_of_month
+
+),
 
 ad_months as (
 

@@ -28,7 +28,7 @@ renamed as (
         cast(clicks as {{ contract_type('int') }}) as clicks,
         cast(spend as {{ contract_type('decimal') }}) as spend,
         cast(currency as {{ contract_type('text') }}) as currency,
-        cast(platform_conversions as {{ contract_type('int') }}) as platform_conversions,
+        cast(platform_conversions as {{ contract_type('decimal') }}) as platform_conversions,
         cast(_loaded_at as {{ contract_type('timestamp') }}) as _loaded_at,
         cast(_load_id as {{ contract_type('text') }}) as _load_id
     from source

@@ -42,6 +42,7 @@ from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.pipeline.contracts import entity
 from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.settings import PROJECT_ROOT, Settings
+from ops_warehouse.warehouse.engines import Connection, engine
 
 log = logging.getLogger(__name__)
 
@@ -213,37 +214,20 @@ def volume_band(history: list[int], tolerance: float) -> tuple[int, int | None]:
 
 
 class _Warehouse:
-    """What the runner needs from the warehouse, DuckDB or PostgreSQL."""
+    """What the runner needs from the warehouse: one connection for the whole run."""
 
-    def __init__(self, settings: Settings, con=None) -> None:
+    def __init__(self, settings: Settings, con: Connection) -> None:
         self.settings = settings
         self.con = con
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
-        if self.con is not None:
-            return self.con.execute(sql, params or []).fetchall()
-        from ops_warehouse.warehouse.queries import query
-
-        return query(self.settings, sql, params)
+        return self.con.fetch(sql, params or [])
 
     def frame(self, sql: str):
         """A query's result as a pandas DataFrame, money (decimals) as doubles: Python Decimal
         objects are ~10x slower to convert and compare, and the exact sums are computed in
         the query, before anything becomes a float."""
-        if self.con is not None:
-            return _duckdb_frame(self.con, sql)
-        from decimal import Decimal
-
-        import pandas as pd
-
-        from ops_warehouse.warehouse.queries import query_with_columns
-
-        names, rows = query_with_columns(self.settings, sql)
-        frame = pd.DataFrame.from_records(rows, columns=names)
-        for name in names:
-            if frame[name].map(lambda v: isinstance(v, Decimal)).any():
-                frame[name] = frame[name].astype(float)
-        return frame
+        return self.con.frame(sql)
 
     def columns(self, table: str) -> list[str]:
         schema, name = table.split(".", 1)
@@ -275,39 +259,8 @@ class _Warehouse:
 
 @contextmanager
 def _open_warehouse(settings: Settings) -> Iterator[_Warehouse]:
-    if settings.warehouse == "postgres":
-        yield _Warehouse(settings)
-        return
-    import duckdb
-
-    try:
-        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    except duckdb.ConnectionException:
-        # this process already holds the file open for writing (a task that records audit
-        # rows around the validation): DuckDB allows one configuration per file and process
-        con = duckdb.connect(str(settings.warehouse_path))
-    try:
+    with engine(settings).validation_reader() as con:
         yield _Warehouse(settings, con)
-    finally:
-        con.close()
-
-
-def _duckdb_frame(con, sql: str):
-    """A DuckDB query as a pandas DataFrame: decimals as doubles (Python Decimal objects are
-    ~10× slower to convert and compare), dates as dates."""
-    relation = con.sql(sql)
-    columns = []
-    for name, type_ in zip(relation.columns, relation.dtypes, strict=True):
-        quoted = '"' + name.replace('"', '""') + '"'
-        if str(type_).upper().startswith("DECIMAL"):
-            columns.append(f"cast({quoted} as double) as {quoted}")
-        else:
-            columns.append(quoted)
-    return (
-        con.sql(f"select {', '.join(columns)} from (\n{sql}\n) as batch")
-        .to_arrow_table()
-        .to_pandas()
-    )
 
 
 # --- running --------------------------------------------------------------------------------
@@ -364,24 +317,7 @@ def _datasource(context, settings: Settings, warehouse: _Warehouse):
     _buffer_query_results()
     frames = context.data_sources.add_pandas("query_results")
     frames.add_dataframe_asset("query_result").add_batch_definition_whole_dataframe("whole")
-    if settings.warehouse == "postgres":
-        from sqlalchemy.engine import make_url
-
-        url = make_url(settings.postgres_url).set(drivername="postgresql+psycopg2")
-        return context.data_sources.add_postgres(
-            "warehouse", connection_string=url.render_as_string(hide_password=False)
-        )
-    # GX's connections are cursors of the runner's own: DuckDB refuses a second connection to
-    # the file with another configuration in one process, and duckdb_engine's differs (its
-    # user agent). The URL only picks the dialect.
-    import duckdb_engine
-
-    con = warehouse.con
-    return context.data_sources.add_sql(
-        "warehouse",
-        connection_string=f"duckdb:///{settings.warehouse_path}",
-        kwargs={"creator": lambda: duckdb_engine.ConnectionWrapper(con.cursor())},
-    )
+    return engine(settings).gx_datasource(context, "warehouse", warehouse.con)
 
 
 def _buffer_query_results() -> None:

@@ -1,19 +1,16 @@
-"""Marketing: the ad platforms' reporting API, the signup tracker, and the ops team's sheets."""
+"""Marketing: the ad platforms' reporting API and the signup tracker (the ops team's sheets
+are read by ``landing``)."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-from ops_warehouse.errors import SourceSchemaError
-from ops_warehouse.pipeline.contracts import API_ENDPOINTS, Entity
+from ops_warehouse.errors import SourceDataError
+from ops_warehouse.pipeline.contracts import Entity
 from ops_warehouse.pipeline.sources.arrow_rows import Batch, rows_to_batch
-from ops_warehouse.pipeline.sources.http_api import ApiClient
+from ops_warehouse.pipeline.sources.http_api import ApiClient, Page
 from ops_warehouse.pipeline.sources.window import Window, advance_cursor, cursor_lower_bound
 from ops_warehouse.settings import Settings
 
@@ -32,15 +29,26 @@ def client(settings: Settings) -> ApiClient:
     )
 
 
-def _pages(api: ApiClient, entity: Entity, params: dict[str, Any]) -> Iterator[list[dict]]:
-    path, key = API_ENDPOINTS[entity.name]
+def _pages(api: ApiClient, entity: Entity, params: dict[str, Any]) -> Iterator[Page]:
+    """Every page, following ``next_page_token`` (a string; null or absent on the last page).
+    A token that is neither, or one served before (paging that would never end), stops the
+    load naming the page."""
+    seen: set[str] = set()
     token = None
     while True:
-        page = api.get(path, {**params, **({"page_token": token} if token else {})})
-        yield page[key]
-        token = page.get("next_page_token")
+        page = api.page(entity, {**params, **({"page_token": token} if token else {})})
+        token = page.body.get("next_page_token")
+        if token is not None and (not isinstance(token, str) or token in seen):
+            problem = "is not a string" if not isinstance(token, str) else "was served before"
+            raise SourceDataError(
+                f"{entity.source}.{entity.name}: the next_page_token of the page at {page.url} "
+                f"{problem} ({str(token)[:60]!r}): paging cannot go on. The load stopped; "
+                "nothing of this run was written."
+            )
+        yield page
         if not token:
             return
+        seen.add(token)
 
 
 def ad_window(state: dict[str, Any], window: Window, lookback_days: int) -> tuple[date, date]:
@@ -62,8 +70,8 @@ def read_ad_performance(
         "end_date": end.isoformat(),
         "page_size": settings.page_size,
     }
-    for rows in _pages(api, entity, params):
-        yield rows_to_batch(entity, rows, window.end)
+    for page in _pages(api, entity, params):
+        yield rows_to_batch(entity, page.rows, window.end, api.origin(entity))
     last = state.get("last_date")
     if last is None or end.isoformat() > last:
         state["last_date"] = end.isoformat()
@@ -72,8 +80,8 @@ def read_ad_performance(
 def read_campaigns(
     api: ApiClient, entity: Entity, state: dict, window: Window, settings: Settings
 ) -> Iterator[Batch]:
-    for rows in _pages(api, entity, {"page_size": settings.page_size}):
-        yield rows_to_batch(entity, rows, window.end)
+    for page in _pages(api, entity, {"page_size": settings.page_size}):
+        yield rows_to_batch(entity, page.rows, window.end, api.origin(entity))
 
 
 def read_signups(
@@ -83,35 +91,7 @@ def read_signups(
     params: dict[str, Any] = {"page_size": settings.page_size}
     if lower is not None:
         params["updated_since"] = lower.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    for rows in _pages(api, entity, params):
-        batch = rows_to_batch(entity, rows, window.end)
+    for page in _pages(api, entity, params):
+        batch = rows_to_batch(entity, page.rows, window.end, api.origin(entity))
         advance_cursor(state, batch.table, "updated_at")
-        yield batch
-
-
-def read_sheets(landing_dir: Path, entity: Entity, window: Window) -> Iterator[Batch]:
-    """Every `<entity>_*.csv` in the landing folder, each row tagged with its file name.
-
-    Which file wins for a month is decided in staging (the newest file covering it).
-    """
-    for path in sorted(landing_dir.glob(f"{entity.name}_*.csv")):
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [f for f in entity.required_fields if f not in header]
-            if missing:
-                raise SourceSchemaError(
-                    f"marketing.{entity.name}: file {path.name} has no column {missing[0]!r} "
-                    f"(columns: {', '.join(header)}). Fix the sheet in {landing_dir}."
-                )
-            rows = [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
-        batch = rows_to_batch(entity, rows, window.end)
-        names = pa.array([path.name] * batch.table.num_rows, pa.string())
-        batch.table = batch.table.append_column("_file_name", names)
-        reasons = [f"{r} (file {path.name})" for r in batch.quarantined["reason"].to_pylist()]
-        batch.quarantined = batch.quarantined.set_column(
-            batch.quarantined.schema.get_field_index("reason"),
-            "reason",
-            pa.array(reasons, pa.string()),
-        )
         yield batch

@@ -38,7 +38,12 @@ def settings(tmp_path) -> Settings:
         alert_emails=("data-eng@ops.test", "oncall@ops.test"),
         alert_webhook_url="",
         smtp_conn_id="smtp_default",
+        docs_base_url="https://airflow.example.com/ops",
     )
+
+
+# Alerts link the Data Docs where Airflow serves them, never a file on the pipeline's machine.
+DATA_DOCS_URL = "https://airflow.example.com/ops/data-docs/index.html"
 
 
 pytestmark = pytest.mark.usefixtures("fixed_data_docs")
@@ -65,7 +70,7 @@ def test_blocking_checks_email_names_dag_task_run_date_checks_and_log(settings, 
         "kpi_daily.marts expect_net_revenue_to_reconcile (net_revenue) FAILED",  # the check
         "orders.raw expect_table_row_count_to_be_between",  # and the warning
         context["ti"].log_url,  # where the log is
-        str(settings.home / "data_docs" / "index.html"),  # the Data Docs
+        DATA_DOCS_URL,  # the Data Docs
     ):
         assert expected in text, f"{expected!r} missing from the alert:\n{text}"
     assert "expect_column_values_to_be_unique" not in text, "passed checks are not alerted"
@@ -80,7 +85,7 @@ def test_warnings_are_alerted_and_the_run_goes_on(settings, smtp):
     assert summary == {
         "checks": 2,
         "warnings": 1,
-        "data_docs": str(settings.home / "data_docs" / "index.html"),
+        "data_docs": DATA_DOCS_URL,
     }
     assert len(smtp.messages) == 1
     assert "checks warned" in smtp.messages[0]["Subject"]
@@ -108,7 +113,7 @@ def test_a_clean_marts_validation_rebuilds_the_data_docs(settings, smtp):
         always_docs=True,
     )
     assert smtp.messages == []
-    assert summary["data_docs"] == str(settings.home / "data_docs" / "index.html")
+    assert summary["data_docs"] == DATA_DOCS_URL
 
 
 def test_webhook_gets_the_alert_as_json(settings, smtp):

@@ -78,7 +78,6 @@ def main() -> None:
             landing_dir=world_dir / "landing",
             demo_dir=world_dir,
             dlt_dir=root / "home" / "dlt",
-            page_size=5000,
         )
         with console.status("initial load of all sources …"):
             results["initial"] = load_all(settings, UNTIL)

@@ -62,7 +62,6 @@ def main() -> None:
             support_api_url=server.url,
             landing_dir=world_dir / "landing",
             demo_dir=world_dir,
-            page_size=5000,
         )
         targets = args.targets.split(",")
         per_target = {}

@@ -40,6 +40,22 @@ def _env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekdays(value: str) -> frozenset[int]:
+    """``sun`` / ``sat,sun`` / ``all`` / ``none`` as weekday numbers (0 = Monday)."""
+    text = value.strip().lower()
+    if text == "all":
+        return frozenset(range(7))
+    if text == "none":
+        return frozenset()
+    days = [part.strip()[:3] for part in text.split(",") if part.strip()]
+    if not days or any(day not in WEEKDAYS for day in days):
+        raise ValueError(value)
+    return frozenset(WEEKDAYS.index(day) for day in days)
+
+
 def _parsed(name: str, default: str, parse: Callable[[str], T], what: str) -> T:
     value = _env(name, default)
     try:
@@ -100,12 +116,17 @@ class Settings:
     business_tz: str
     reporting_currency: str
     ad_lookback_days: int
+    # rows a page asked of an API: the generic dialect's (its documented maximum by default);
+    # a vendor adapter asks for at most its own API's maximum
     page_size: int
     http_timeout_s: float
     http_max_attempts: int
     http_backoff_max_s: float
     dlt_dir: Path
     dbt_target: str
+    # weekdays (0 = Monday) whose run is a full build: dbt --full-refresh, every check on whole
+    # tables (OPS_FULL_REBUILD_DAYS; pipeline/run_mode.py)
+    full_rebuild_weekdays: frozenset[int]
     freshness_hours: float
     volume_tolerance: float
     published_postgres_url: str
@@ -233,7 +254,7 @@ class Settings:
             business_tz=_env("OPS_BUSINESS_TZ", "UTC").strip(),
             reporting_currency=_currency_code(_env("OPS_REPORTING_CURRENCY", "USD")),
             ad_lookback_days=_parsed("OPS_AD_LOOKBACK_DAYS", "3", int, "a whole number of days"),
-            page_size=_parsed("OPS_PAGE_SIZE", "1000", int, "a whole number"),
+            page_size=_parsed("OPS_PAGE_SIZE", "10000", int, "a whole number"),
             http_timeout_s=_parsed("OPS_HTTP_TIMEOUT_S", "30", float, "a number of seconds"),
             http_max_attempts=_parsed("OPS_HTTP_MAX_ATTEMPTS", "8", int, "a whole number"),
             http_backoff_max_s=_parsed(
@@ -242,6 +263,12 @@ class Settings:
             dlt_dir=Path(_env("OPS_DLT_DIR", str(home / "dlt"))),
             dbt_target=_env("OPS_DBT_TARGET", warehouse),
             duckdb_memory_limit=_env("OPS_DUCKDB_MEMORY_LIMIT", "60%"),
+            full_rebuild_weekdays=_parsed(
+                "OPS_FULL_REBUILD_DAYS",
+                "sun",
+                _weekdays,
+                "weekday names, comma separated (e.g. 'sun' or 'sat,sun'), 'all' or 'none'",
+            ),
             freshness_hours=_parsed("OPS_FRESHNESS_HOURS", "48", float, "a number of hours"),
             volume_tolerance=_parsed(
                 "OPS_VOLUME_TOLERANCE", "0.2", float, "a number (a share, e.g. 0.2)"

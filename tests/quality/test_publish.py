@@ -84,6 +84,7 @@ def test_publish_copies_marts_and_audit_and_nothing_else(settings):
         "pipeline_run_entities",
         "dq_results",
         "quarantine",
+        "published_marts",
     }
     with duckdb.connect(str(settings.published_path), read_only=True) as con:
         status = con.execute(

@@ -39,8 +39,8 @@ AIRFLOW_SCRIPT = textwrap.dedent(
 
     calls, mode = [], {"blocking": True}
 
-    def run_suites(settings, layer, as_of, run_id):
-        calls.append([layer, as_of.isoformat(), run_id])
+    def run_suites(settings, layer, as_of, run_id, *, full=True):
+        calls.append([layer, as_of.isoformat(), run_id, full])
         return [CheckResult(
             suite=f"orders.{layer}", check="expect_column_values_to_not_be_null",
             column="order_id", severity="block", success=not mode["blocking"],
@@ -127,6 +127,7 @@ def test_blocking_check_fails_its_airflow_task_and_a_clean_run_publishes(duckdb_
         assert blocked["tasks"][task][0] == "upstream_failed", task
     assert [c[0] for c in blocked["calls"]] == ["raw"]
     assert blocked["calls"][0][1] == "2026-11-22", "as of the day before the logical date"
+    assert blocked["calls"][0][3] is True, "as of a Sunday: a full build (OPS_FULL_REBUILD_DAYS)"
     assert len(messages) == 1, "one alert: the task's, not a second from the failure callback"
     text = message_text(messages[0])
     for expected in (
@@ -143,6 +144,7 @@ def test_blocking_check_fails_its_airflow_task_and_a_clean_run_publishes(duckdb_
     clean = out["clean"]
     assert clean["state"] == "success", clean
     assert [c[0] for c in clean["calls"]] == ["raw", "staging", "marts"]
+    assert [c[3] for c in clean["calls"]] == [False] * 3, "as of a Monday: an incremental day"
     assert {t: s for t, (s, _) in clean["tasks"].items()} == {
         "validate_raw": "success",
         "dbt_build": "success",

@@ -44,7 +44,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # LocalExecutor, with dlt, GX and dbt imported once before it forks its workers
+        # (airflow/executor.py): each task starts with them loaded
+        "AIRFLOW__CORE__EXECUTOR": "ops_warehouse.airflow.executor.WarehouseLocalExecutor",
         # LocalExecutor pre-forks this many workers: match the cores, not the default 32.
         "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",

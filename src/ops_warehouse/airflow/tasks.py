@@ -248,6 +248,15 @@ def transform_as_of(context: Mapping[str, Any]) -> date:
     )
 
 
+def transform_mode(settings: Settings, context: Mapping[str, Any], as_of: date):
+    """Full build or incremental day (pipeline/run_mode.py): the run's conf
+    (``{"full_rebuild": true|false}``) or else the weekday of its as-of date."""
+    from ops_warehouse.pipeline.run_mode import requested_in, run_mode
+
+    conf = getattr(context.get("dag_run"), "conf", None)
+    return run_mode(settings, as_of, requested=requested_in(conf))
+
+
 def enforce_quality_gate(
     settings: Settings,
     run: RunInfo,
@@ -323,11 +332,15 @@ def data_docs(settings: Settings) -> str | None:
 @fails_fast()
 def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     """Run the Great Expectations suites of some layers and enforce the gate on all their
-    results together. Validating raw starts the run's audit record. The marts' validation
+    results together: on an incremental day (``transform_mode``) row checks read only the rows
+    loaded since the layer's gate last passed, on a full build whole tables; once the gate
+    passed, the newest loads checked are recorded. Validating raw starts the run's audit
+    record. The marts' validation
     rebuilds the Data Docs in the same process (GX is already imported: a task of its own
     cost ~12 s, nearly all of it the import)."""
     from ops_warehouse.pipeline import audit
     from ops_warehouse.pipeline.quality import run_suites
+    from ops_warehouse.pipeline.quality.gx_runner import newest_loads
     from ops_warehouse.settings import get_settings
     from ops_warehouse.warehouse.databases import ensure_working_database
 
@@ -335,12 +348,15 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     ensure_working_database(settings, error=AirflowFailException)
     run = run_info(context)
     as_of = transform_as_of(context)
+    mode = transform_mode(settings, context, as_of)
     if "raw" in layers:
         audit.record_run_start(settings, run, as_of)
+    # what these checks cover: the watermark recorded once the gate passed
+    loads = newest_loads(settings, layers)
     results = []
     for layer in layers:
-        log.info("validating %s as of %s", layer, as_of)
-        results += run_suites(settings, layer, as_of, run.run_id)
+        log.info("validating %s as of %s: %s", layer, as_of, mode.describe())
+        results += run_suites(settings, layer, as_of, run.run_id, full=mode.full)
     gate_s = None
     if "marts" in layers:
         from ops_warehouse.pipeline.completeness import run_gate
@@ -351,32 +367,53 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     summary = enforce_quality_gate(
         settings, run, "/".join(layers), results, context, always_docs="marts" in layers
     )
+    audit.record_validated_loads(settings, run, loads)  # not reached when the gate blocked
     timing = {"completeness_s": gate_s} if gate_s is not None else {}
-    return {"as_of_date": as_of.isoformat(), "layers": list(layers), **summary, **timing}
+    return {
+        "as_of_date": as_of.isoformat(),
+        "layers": list(layers),
+        "full_build": mode.full,
+        **summary,
+        **timing,
+    }
 
 
 @fails_fast()
 def run_dbt_build(context: Mapping[str, Any]) -> dict:
-    """`dbt build` of every model and data test as of the run's as-of date.
+    """`dbt build` as of the run's as-of date: on a full build (``transform_mode``)
+    ``--full-refresh`` and every data test, on an incremental day the ``daily`` selector
+    (dbt_project/selectors.yml: every model, the marts' tests and the singular tests).
 
     dbt's unit tests check the models' SQL against fixed rows, not the night's data: they
     run with the project's tests on every change, not in each pipeline run."""
     from ops_warehouse.pipeline.transform import dbt_invoke
+    from ops_warehouse.settings import get_settings
 
     as_of = transform_as_of(context)
-    log.info("dbt build as of %s", as_of)
-    dbt_invoke(["build", "--exclude-resource-type", "unit_test"], as_of=as_of)
-    return {"as_of_date": as_of.isoformat()}
+    mode = transform_mode(get_settings(), context, as_of)
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    args += ["--full-refresh"] if mode.full else ["--selector", "daily"]
+    log.info("dbt build as of %s: %s", as_of, mode.describe())
+    dbt_invoke(args, as_of=as_of)
+    return {"as_of_date": as_of.isoformat(), "full_build": mode.full}
 
 
 @fails_fast()
 def run_publish(context: Mapping[str, Any]) -> dict:
     """Publish marts and audit for readers; the run is then recorded as published."""
     from ops_warehouse.settings import get_settings
-    from ops_warehouse.warehouse.publish import publish
+    from ops_warehouse.warehouse.publish import publish_marts
 
     settings = get_settings()
     as_of = transform_as_of(context)
-    where = publish(settings, run_info(context))
-    print(f"Published warehouse (as of {as_of}): {where}")
-    return {"as_of_date": as_of.isoformat(), "published": where}
+    published = publish_marts(settings, run_info(context))
+    print(
+        f"Published warehouse (as of {as_of}): {published.where}; marts republished: "
+        f"{', '.join(published.republished) or 'none'}; kept: {len(published.kept)}"
+    )
+    return {
+        "as_of_date": as_of.isoformat(),
+        "published": published.where,
+        "republished": list(published.republished),
+        "kept": list(published.kept),
+    }

@@ -8,8 +8,13 @@
   run, one row each (a child table rather than JSON, so the report and SQL users can sum
   and join without JSON functions that differ between DuckDB and PostgreSQL).
 - ``audit.dq_results``: one row per table-level check of a run.
+- ``audit.validated_loads`` (working warehouse only): per checked table, the newest
+  ``_loaded_at`` a passing gate vouched for; an incremental day's row checks read the rows
+  after it.
 - ``audit.quarantine``: a view over every ``raw_<source>._quarantine`` the loaders wrote,
   with the as-of date of the run that quarantined each row.
+- ``audit.published_marts`` (published warehouse only): each published mart's fingerprint,
+  row count and the run that wrote it; the publish step keeps it.
 
 Airflow run ids repeat across DAGs (``manual__<date>``, ``scheduled__<date>``), so a run is
 identified by ``(dag_id, run_id)``; both are columns of every table.
@@ -21,7 +26,7 @@ made by a task holding the ``warehouse_writer`` pool slot.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -96,6 +101,27 @@ def ddl(schema: str = SCHEMA) -> tuple[str, ...]:
         )
         """,
     )
+
+
+# Kept only in the published warehouse (the publish step writes it): what each published mart
+# holds (its fingerprint, see ops_warehouse.warehouse.publish) and the run that wrote it. The
+# next publish compares the working marts' fingerprints with it and rewrites only those that
+# differ; the run that published a kept mart stays its ``run_id``.
+PUBLISHED_MARTS = "published_marts"
+
+
+def published_marts_ddl(schema: str = SCHEMA) -> str:
+    """``published_marts`` in ``schema`` (of the published copy)."""
+    return f"""
+        create table if not exists {schema}.{PUBLISHED_MARTS} (
+            table_name varchar not null primary key,
+            fingerprint varchar not null,
+            row_count bigint not null,
+            dag_id varchar not null,
+            run_id varchar not null,
+            published_at timestamp with time zone not null
+        )
+        """
 
 
 # The columns of every raw_<source>._quarantine table; the loaders and the sweep write all
@@ -370,4 +396,49 @@ def record_dq_results(settings: Settings, run: RunInfo, results: Sequence[CheckR
                 )
                 for r in results
             ],
+        )
+
+
+# Kept only in the working warehouse (the gate's bookkeeping, not a reader's table): one row per
+# table and run whose gate passed, with the table's newest ``_loaded_at`` it vouched for. An
+# incremental day's row checks read the rows after the latest one
+# (ops_warehouse.pipeline.quality.gx_runner); a blocked gate writes nothing, so the next run
+# checks those rows again.
+VALIDATED_LOADS = "validated_loads"
+
+
+def validated_loads_ddl(schema: str = SCHEMA) -> str:
+    return f"""
+        create table if not exists {schema}.{VALIDATED_LOADS} (
+            table_name varchar not null,
+            loaded_through timestamp with time zone not null,
+            dag_id varchar not null,
+            run_id varchar not null,
+            validated_at timestamp with time zone not null,
+            primary key (table_name, dag_id, run_id)
+        )
+        """
+
+
+def record_validated_loads(settings: Settings, run: RunInfo, loads: Mapping[str, datetime]) -> None:
+    """Record, after a gate passed, the newest ``_loaded_at`` of each table it vouched for
+    (``gx_runner.newest_loads``, read before the checks ran). A retried run replaces its rows
+    of the same tables."""
+    validated_at = _now()
+    with connect(settings) as db:
+        ensure_schema(db)
+        db.execute(validated_loads_ddl())
+        rows = [
+            (table, loaded_through, run.dag_id, run.run_id, validated_at)
+            for table, loaded_through in sorted(loads.items())
+        ]
+        db.executemany(
+            f"delete from {SCHEMA}.{VALIDATED_LOADS} where table_name = ? and dag_id = ? "
+            "and run_id = ?",
+            [row[:1] + row[2:4] for row in rows],
+        )
+        db.executemany(
+            f"""insert into {SCHEMA}.{VALIDATED_LOADS} (table_name, loaded_through, dag_id,
+                run_id, validated_at) values (?, ?, ?, ?, ?)""",
+            rows,
         )

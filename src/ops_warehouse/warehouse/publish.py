@@ -5,16 +5,44 @@ the schemas readers need are published: ``marts`` and ``audit`` (with the quaran
 materialized, its payloads cut down to the contract's fields with personal data hashed and
 free text left out); raw, staging and intermediate stay in the working warehouse.
 
-- DuckDB: a new file is written next to ``settings.published_path`` (ATTACH, CREATE TABLE
-  … AS SELECT, CHECKPOINT, DETACH, fsync), then ``os.replace``-d onto it. A reader that has
-  the old file open keeps reading its snapshot (the old inode lives on until it closes);
-  new connections open the new file; nobody waits for anybody. The temporary files of a
-  publish that was killed half-way are deleted by the next one. The file is written in the
-  storage format of ``OPS_PUBLISHED_STORAGE_VERSION`` (v1.0.0: DuckDB 1.1 and later read
-  it), and readers in long-lived processes open it through ``readers``.
+Only the marts whose rows changed are copied. Each mart of the working warehouse gets a
+fingerprint: its column names and types, its row count and an order-independent hash of its
+rows (DuckDB: the exact ``sum`` of the 64-bit ``hash`` of every row, as a 128-bit integer, so
+duplicate rows count and nothing wraps around; PostgreSQL: the exact ``numeric`` sums of two
+64-bit ``hash_record_extended`` of every row, or of the two halves of the ``md5`` of its text
+for a table with a column type that has no such hash). A changed mart keeps its fingerprint
+only if the sums coincide exactly, about one chance in 2^64 (DuckDB) or 2^128 (PostgreSQL)
+per change; values are compared by their type's equality. The column names are in the
+fingerprint because the row hash does not see them. The engines' own row hashes are used
+because they are far cheaper than ``md5`` over each row's text (scale-10, 1.5 million mart
+rows: DuckDB 0.2 s against 5.5 s, PostgreSQL 1.3 s against 7 s); an upgrade that changed
+them would only make the next publish rewrite every mart. The fingerprints are kept in
+the published warehouse (``audit.published_marts``, with the run that wrote each mart); a
+publish rewrites the marts whose fingerprint (or published row count) differs, drops the
+ones gone from the working warehouse, and keeps the others. The audit tables are always
+rewritten. ``publish_marts`` returns which marts were republished and which kept.
+
+- DuckDB: the new file is made next to ``settings.published_path``, then ``os.replace``-d
+  onto it. It starts as a byte copy of the published file (publishes never run side by
+  side, the writer pool and lock, and readers open it read-only, so nothing writes it while
+  it is copied); in it the changed marts and the audit schema are dropped, a checkpoint
+  hands their blocks back for reuse, and they are written again from the working warehouse
+  (ATTACH, CREATE TABLE … AS SELECT, CHECKPOINT, DETACH, fsync). The whole file is written
+  anew, as on the first publish, when there is no published file, when its storage version
+  is not ``OPS_PUBLISHED_STORAGE_VERSION``, when it has no fingerprints, when anything in it
+  cannot be read, or when its free blocks outnumber its used ones (the file is more than
+  twice the size of its contents: dropped tables leave free blocks that DuckDB reuses but
+  does not give back). A reader that has the old file open keeps reading its snapshot (the
+  old inode lives on until it closes); new connections open the new file; nobody waits for
+  anybody. The temporary files of a publish that was killed half-way are deleted by the
+  next one. The file is written in the storage format of ``OPS_PUBLISHED_STORAGE_VERSION``
+  (v1.0.0: DuckDB 1.1 and later read it), and readers in long-lived processes open it
+  through ``readers``.
 - PostgreSQL: the published warehouse is its own database (``OPS_PUBLISHED_POSTGRES_URL``),
-  the counterpart of the published file. Tables are streamed into ``marts_next`` /
-  ``audit_next`` (binary COPY), then one transaction renames ``marts`` → ``marts_old_<id>``,
+  the counterpart of the published file. Changed marts are streamed into ``marts_next``
+  (binary COPY from the working database), unchanged ones are copied inside the published
+  database from its current ``marts`` (``insert … select``); the audit tables are streamed
+  into ``audit_next``. Then one transaction renames ``marts`` → ``marts_old_<id>``,
   ``marts_next`` → ``marts`` (and the same for ``audit``). The old schemas are dropped
   afterwards, each in a transaction that gives up after a short lock timeout rather than
   queue readers behind it (a leftover is dropped by the next publish).
@@ -33,7 +61,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,8 +124,38 @@ def published_payload(entity: str | None, payload: str | None) -> str | None:
     return json.dumps(published, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class Published:
+    """What one publish did: where readers find the warehouse, and which marts it wrote."""
+
+    where: str
+    republished: tuple[str, ...]
+    kept: tuple[str, ...]
+    removed: tuple[str, ...]
+    # the whole published warehouse was written anew (first publish, or nothing to reuse)
+    whole: bool
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A mart's fingerprint in the working warehouse, or as recorded with its published copy
+    (there with the run that wrote the copy)."""
+
+    fingerprint: str
+    row_count: int
+    dag_id: str | None = None
+    run_id: str | None = None
+    published_at: datetime | None = None
+
+
 def publish(settings: Settings, run: RunInfo) -> str:
-    """Publish the working warehouse's marts and audit; return where readers find them.
+    """Publish the working warehouse's marts and audit; return where readers find them."""
+    return publish_marts(settings, run).where
+
+
+def publish_marts(settings: Settings, run: RunInfo) -> Published:
+    """Publish the working warehouse's marts and audit: the marts whose fingerprint differs
+    from the published copy's are written again, the others kept.
 
     The run is recorded as ``published`` in the published copy itself and, once the copy is
     in place, in the working warehouse."""
@@ -108,28 +169,177 @@ def publish(settings: Settings, run: RunInfo) -> str:
             f"the working warehouse has no tables in schema {MARTS!r}: run dbt build first"
         )
     if settings.warehouse == "postgres":
-        where = _publish_postgres(settings, run, finished_at)
+        published = _publish_postgres(settings, run, finished_at)
         if settings.parquet_export_dir:
             log.warning(
                 "OPS_PARQUET_EXPORT_DIR is set but the warehouse is PostgreSQL: the Parquet "
                 "export is made from the published DuckDB file only; BI tools read PostgreSQL"
             )
     else:
-        where = str(_publish_duckdb(settings, run, finished_at))
+        published = _publish_duckdb(settings, run, finished_at)
         if settings.parquet_export_dir:
             files = export_marts(settings.published_path, settings.parquet_export_dir)
             log.info(
                 "exported %d mart tables as Parquet to %s", len(files), settings.parquet_export_dir
             )
     audit.record_run_finish(settings, run, "published", finished_at=finished_at)
-    log.info("published %d mart tables and the audit trail to %s", len(marts), where)
-    return where
+    log.info(
+        "published the audit trail and %d mart tables to %s%s: republished %d (%s), kept %d "
+        "unchanged (%s), removed %d (%s)",
+        len(published.republished) + len(published.kept),
+        published.where,
+        " (whole warehouse written)" if published.whole else "",
+        len(published.republished),
+        ", ".join(published.republished) or "none",
+        len(published.kept),
+        ", ".join(published.kept) or "none",
+        len(published.removed),
+        ", ".join(published.removed) or "none",
+    )
+    return published
+
+
+def _digest(columns: Iterable[tuple[str, str]], row_count: int, content: Iterable) -> str:
+    """One fingerprint of a mart's columns (names and types, in order), rows and content."""
+    text = json.dumps(
+        {
+            "columns": [list(c) for c in columns],
+            "rows": row_count,
+            "content": [str(v) for v in content],
+        }
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _changes(
+    marts: dict[str, Fingerprint], previous: dict[str, Fingerprint], present: dict[str, int]
+) -> tuple[list[str], list[str], list[str]]:
+    """(republished, kept, removed): a mart is kept when its published copy's recorded
+    fingerprint equals the working one and the copy still holds the rows it recorded."""
+    kept = [
+        table
+        for table, now in marts.items()
+        if table in previous
+        and previous[table].fingerprint == now.fingerprint
+        and present.get(table) == previous[table].row_count == now.row_count
+    ]
+    republished = [table for table in marts if table not in kept]
+    removed = sorted(set(present) - set(marts))
+    return republished, kept, removed
+
+
+def _published_marts_rows(
+    marts: dict[str, Fingerprint],
+    previous: dict[str, Fingerprint],
+    kept: list[str],
+    run: RunInfo,
+    finished_at: datetime,
+) -> list[tuple]:
+    """The rows of the new ``audit.published_marts``: a kept mart keeps the run that wrote it."""
+    rows = []
+    for table, now in marts.items():
+        by = previous[table] if table in kept else None
+        rows.append(
+            (
+                table,
+                now.fingerprint,
+                now.row_count,
+                by.dag_id if by else run.dag_id,
+                by.run_id if by else run.run_id,
+                by.published_at if by else finished_at,
+            )
+        )
+    return rows
+
+
+_PUBLISHED_MARTS_INSERT = (
+    "insert into {schema}."
+    + audit.PUBLISHED_MARTS
+    + " (table_name, fingerprint, row_count, dag_id, run_id, published_at) "
+    "values (?, ?, ?, ?, ?, ?)"
+)
 
 
 # --- DuckDB --------------------------------------------------------------------------
 
 
-def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> Path:
+def _duckdb_fingerprints(con, tables: list[str]) -> dict[str, Fingerprint]:
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, name, type_ in con.execute(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_catalog = current_database() and table_schema = ? "
+        "order by table_name, ordinal_position",
+        [MARTS],
+    ).fetchall():
+        columns.setdefault(table, []).append((name, type_))
+    out = {}
+    for table in tables:
+        # hash(<alias>) hashes the whole row, unless a column has the alias's name
+        alias, names = "r", {name.lower() for name, _ in columns[table]}
+        while alias in names:
+            alias += "_"
+        rows, content = con.execute(
+            f'select count(*), coalesce(sum(hash({alias})), 0) from {MARTS}."{table}" as {alias}'
+        ).fetchone()
+        out[table] = Fingerprint(_digest(columns[table], rows, [content]), rows)
+    return out
+
+
+def _duckdb_published_state(
+    con, settings: Settings
+) -> tuple[dict[str, Fingerprint], dict[str, int]] | None:
+    """The recorded fingerprints and the marts' row counts of the published file's copy
+    attached as ``next`` (read-only), or None (with the reason logged) when the copy is not
+    to be reused and the whole file is to be written."""
+    (tags,) = con.execute(
+        "select tags from duckdb_databases() where database_name = 'next'"
+    ).fetchone()
+    version = (tags or {}).get("storage_version", "").rstrip("+")
+    if version != settings.published_storage_version:
+        log.info(
+            "the published file has storage version %r, not OPS_PUBLISHED_STORAGE_VERSION %r: "
+            "writing it whole",
+            version,
+            settings.published_storage_version,
+        )
+        return None
+    used, free = con.execute(
+        "select used_blocks, free_blocks from pragma_database_size() where database_name = 'next'"
+    ).fetchone()
+    if free > used:
+        log.info(
+            "the published file has %d free blocks for %d used: writing it whole to give the "
+            "space back",
+            free,
+            used,
+        )
+        return None
+    names = {
+        (schema, table)
+        for schema, table in con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_catalog = 'next'"
+        ).fetchall()
+    }
+    if (audit.SCHEMA, audit.PUBLISHED_MARTS) not in names:
+        log.info("the published file records no fingerprints: writing it whole")
+        return None
+    previous = {
+        table: Fingerprint(fingerprint, row_count, dag_id, run_id, published_at)
+        for table, fingerprint, row_count, dag_id, run_id, published_at in con.execute(
+            "select table_name, fingerprint, row_count, dag_id, run_id, published_at "
+            f"from next.{audit.SCHEMA}.{audit.PUBLISHED_MARTS}"
+        ).fetchall()
+    }
+    present = {
+        table: con.execute(f'select count(*) from next.{MARTS}."{table}"').fetchone()[0]
+        for schema, table in sorted(names)
+        if schema == MARTS
+    }
+    return previous, present
+
+
+def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> Published:
     import duckdb
     import pyarrow as pa
 
@@ -142,14 +352,36 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)
         try:
             db = Connection(con, "duckdb")
+            marts = _duckdb_fingerprints(con, db.tables(MARTS))
+            state = None
+            # a WAL beside the published file would hold writes its bytes alone do not have
+            if target.exists() and not target.with_name(target.name + ".wal").exists():
+                # a byte copy of the published file: far cheaper than writing every mart
+                try:
+                    shutil.copyfile(target, staged)
+                    con.execute(f"attach '{sql_literal(staged)}' as next (read_only true)")
+                    try:
+                        state = _duckdb_published_state(con, settings)
+                    finally:
+                        con.execute("detach next")
+                except (duckdb.Error, OSError) as exc:
+                    log.warning("cannot reuse the published file (%s): writing it whole", exc)
+                if state is None:
+                    staged.unlink(missing_ok=True)
+            previous, present = state or ({}, {})
+            republished, kept, removed = _changes(marts, previous, present)
             # written in the storage format of OPS_PUBLISHED_STORAGE_VERSION, so that BI tools
             # bundling an older DuckDB (1.x) can open it too
             con.execute(
                 f"attach '{sql_literal(staged)}' as next (read_only false, "
                 f"storage_version '{settings.published_storage_version}')"
             )
-            con.execute(f"create schema next.{MARTS}")
-            for table in db.tables(MARTS):
+            con.execute(f"create schema if not exists next.{MARTS}")
+            for table in sorted({*present} - {*kept}):
+                con.execute(f'drop table next.{MARTS}."{table}"')
+            con.execute(f"drop schema if exists next.{audit.SCHEMA} cascade")
+            con.execute("checkpoint next")  # the dropped tables' blocks are free for reuse
+            for table in republished:
                 con.execute(
                     f'create table next.{MARTS}."{table}" as select * from {MARTS}."{table}"'
                 )
@@ -173,6 +405,11 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
                 f"create table next.{audit.SCHEMA}.quarantine as select * from quarantine_masked"
             )
             con.unregister("quarantine_masked")
+            con.execute(audit.published_marts_ddl(f"next.{audit.SCHEMA}"))
+            con.executemany(
+                _PUBLISHED_MARTS_INSERT.format(schema=f"next.{audit.SCHEMA}"),
+                _published_marts_rows(marts, previous, kept, run, finished_at),
+            )
             audit.finish_run(
                 db, run, "published", finished_at=finished_at, schema=f"next.{audit.SCHEMA}"
             )
@@ -186,7 +423,9 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
     finally:
         for leftover in (staged, staged.with_name(staged.name + ".wal")):
             leftover.unlink(missing_ok=True)
-    return target
+    return Published(
+        str(target), tuple(republished), tuple(kept), tuple(removed), whole=state is None
+    )
 
 
 def remove_leftovers(target: Path) -> list[Path]:
@@ -211,7 +450,71 @@ def remove_leftovers(target: Path) -> list[Path]:
 # --- PostgreSQL ----------------------------------------------------------------------
 
 
-def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -> str:
+def _pg_fingerprints(src, tables: list[str]) -> dict[str, Fingerprint]:
+    import psycopg
+
+    out = {}
+    with src.transaction():
+        # the md5 way reads a row's text, which depends on these settings: pinned, so that the
+        # same rows give the same text in every session (and floats print exactly)
+        for setting, value in (
+            ("timezone", "UTC"),
+            ("datestyle", "ISO, YMD"),
+            ("intervalstyle", "postgres"),
+            ("extra_float_digits", "1"),
+            ("bytea_output", "hex"),
+        ):
+            src.execute(f"set local {setting} = '{value}'")
+        for table in tables:
+            columns = _pg_columns(src, MARTS, table)
+            try:
+                with src.transaction():
+                    method, sums = "hash", _pg_row_sums(src, table, _PG_ROW_HASHES)
+            except psycopg.errors.UndefinedFunction:  # a column type without a 64-bit hash
+                method, sums = "md5", _pg_row_sums(src, table, _PG_ROW_MD5)
+            rows, *content = sums
+            out[table] = Fingerprint(_digest(columns, rows, [method, *content]), rows)
+    return out
+
+
+# Two 64-bit hashes of each row (two seeds of PostgreSQL's own hash of a record, which hashes
+# each value by its type's hash function: equal values hash equal, e.g. 1.0 and 1.00)
+_PG_ROW_HASHES = "hash_record_extended(row(r.*), 0) as a, hash_record_extended(row(r.*), 1) as b"
+# The two halves of the md5 of each row's text, for tables with a column type that has no
+# 64-bit hash function (json, …): ~4x slower
+_PG_ROW_MD5 = (
+    "('x' || substr(md5(row(r.*)::text), 1, 16))::bit(64)::bigint as a, "
+    "('x' || substr(md5(row(r.*)::text), 17, 16))::bit(64)::bigint as b"
+)
+
+
+def _pg_row_sums(src, table: str, row_hashes: str) -> tuple:
+    """The row count and the exact sums (numeric) of the two 64-bit hashes of every row."""
+    return src.execute(
+        f"select count(*), coalesce(sum(a), 0), coalesce(sum(b), 0) "
+        f'from (select {row_hashes} from {MARTS}."{table}" as r) as hashed'
+    ).fetchone()
+
+
+def _pg_published_state(dst) -> dict[str, Fingerprint]:
+    """The fingerprints recorded in the published database (none before its first publish)."""
+    if (
+        dst.execute(
+            "select to_regclass(%s)", [f"{audit.SCHEMA}.{audit.PUBLISHED_MARTS}"]
+        ).fetchone()[0]
+        is None
+    ):
+        return {}
+    return {
+        table: Fingerprint(fingerprint, row_count, dag_id, run_id, published_at)
+        for table, fingerprint, row_count, dag_id, run_id, published_at in dst.execute(
+            "select table_name, fingerprint, row_count, dag_id, run_id, published_at "
+            f"from {audit.SCHEMA}.{audit.PUBLISHED_MARTS}"
+        ).fetchall()
+    }
+
+
+def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -> Published:
     from sqlalchemy.engine import make_url
 
     ensure_published_database(settings)
@@ -222,23 +525,49 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
     ):
         work = Connection(src, "postgres")
         pub = Connection(dst, "postgres")
+        tables = work.tables(MARTS)
+        src.commit()  # the fingerprints' settings are local to a transaction of their own
+        marts = _pg_fingerprints(src, tables)
+        previous = _pg_published_state(dst)
+        columns = {table: _pg_columns(src, MARTS, table) for table in tables}
+        # a kept mart is copied from the published marts, which must have its columns
+        present = {
+            table: previous[table].row_count
+            for table in pub.tables(MARTS)
+            if table in previous and _pg_columns(dst, MARTS, table) == columns.get(table)
+        }
+        republished, kept, _ = _changes(marts, previous, present)
+        removed = sorted(set(pub.tables(MARTS)) - set(marts))
         for schema in nxt.values():
             pub.execute(f"drop schema if exists {schema} cascade")
         pub.execute(f"create schema {nxt[MARTS]}")
-        for table in work.tables(MARTS):
-            columns = _pg_columns(src, MARTS, table)
+        for table in tables:
+            names = [name for name, _ in columns[table]]
             pub.execute(
                 f'create table {nxt[MARTS]}."{table}" ('
-                + ", ".join(f'"{name}" {type_}' for name, type_ in columns)
+                + ", ".join(f'"{name}" {type_}' for name, type_ in columns[table])
                 + ")"
             )
-            _pg_copy(
-                src,
-                dst,
-                f'{MARTS}."{table}"',
-                f'{nxt[MARTS]}."{table}"',
-                [name for name, _ in columns],
-            )
+            if table in kept:
+                cols = ", ".join(f'"{name}"' for name in names)
+                copied = pub.modify(
+                    f'insert into {nxt[MARTS]}."{table}" ({cols}) '
+                    f'select {cols} from {MARTS}."{table}"'
+                )
+                if copied == marts[table].row_count:
+                    pub.execute(f'analyze {nxt[MARTS]}."{table}"')
+                    continue
+                log.warning(
+                    "published %s.%s has %d rows, %d recorded: streaming it again",
+                    MARTS,
+                    table,
+                    copied,
+                    marts[table].row_count,
+                )
+                kept.remove(table)
+                republished.append(table)
+                pub.execute(f'truncate {nxt[MARTS]}."{table}"')
+            _pg_copy(src, dst, f'{MARTS}."{table}"', f'{nxt[MARTS]}."{table}"', names)
             pub.execute(f'analyze {nxt[MARTS]}."{table}"')  # plans for readers' first queries
         for statement in audit.ddl(nxt[audit.SCHEMA]):
             pub.execute(statement)
@@ -250,18 +579,24 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
             + ", ".join(f'"{n}" {t}' for n, t in _pg_columns(src, audit.SCHEMA, "quarantine"))
             + ")"
         )
-        columns = audit.QUARANTINE_VIEW_COLUMNS
+        quarantine_columns = audit.QUARANTINE_VIEW_COLUMNS
         rows = work.execute(
-            f"select {', '.join(columns)} from {audit.SCHEMA}.quarantine"
+            f"select {', '.join(quarantine_columns)} from {audit.SCHEMA}.quarantine"
         ).fetchall()
-        entity_at, payload_at = columns.index("entity"), columns.index("payload")
+        entity_at = quarantine_columns.index("entity")
+        payload_at = quarantine_columns.index("payload")
         with dst.cursor().copy(
-            f"copy {nxt[audit.SCHEMA]}.quarantine ({', '.join(columns)}) from stdin"
+            f"copy {nxt[audit.SCHEMA]}.quarantine ({', '.join(quarantine_columns)}) from stdin"
         ) as copy:
             for row in rows:
                 row = list(row)
                 row[payload_at] = published_payload(row[entity_at], row[payload_at])
                 copy.write_row(row)
+        pub.execute(audit.published_marts_ddl(nxt[audit.SCHEMA]))
+        pub.executemany(
+            _PUBLISHED_MARTS_INSERT.format(schema=nxt[audit.SCHEMA]),
+            _published_marts_rows(marts, previous, kept, run, finished_at),
+        )
         audit.finish_run(pub, run, "published", finished_at=finished_at, schema=nxt[audit.SCHEMA])
         dst.commit()
 
@@ -277,7 +612,13 @@ def _publish_postgres(settings: Settings, run: RunInfo, finished_at: datetime) -
                     pub.execute(f"alter schema {schema} rename to {schema}_old_{retired}")
                 pub.execute(f"alter schema {next_schema} rename to {schema}")
         _drop_old_schemas(dst)
-    return make_url(settings.published_postgres_url).render_as_string(hide_password=True)
+    return Published(
+        make_url(settings.published_postgres_url).render_as_string(hide_password=True),
+        tuple(republished),
+        tuple(kept),
+        tuple(removed),
+        whole=not previous,
+    )
 
 
 def _pg_columns(con, schema: str, table: str) -> list[tuple[str, str]]:

@@ -6,19 +6,122 @@
     recomputes from staging.
 
     Non-recognized orders (pending, cancelled) keep their row with zero money columns.
+
+    Incremental (delete+insert on order_id): an incremental day recomputes only the orders an
+    input may have changed (docs/decisions.md "The incremental day"), each from all its rows:
+    - orders, items or refunds loaded since the last build (their staging _loaded_at at or after
+      the newest _inputs_loaded_at kept here);
+    - orders placed, and refunds made, after the last build's as-of date (they enter the window);
+    - orders with an item of a product loaded since the last build (a cost correction restates
+      the cost of goods of every order of that product, however old);
+    - orders whose fx row (int_fx_rates_daily, either rate) differs from the one kept here (a
+      corrected or late rate), and orders of staging not kept here (a new order, or an order that
+      had no rate until now);
+    - every order, when the as-of date moved back (a re-run for an earlier day).
+    The post-hook removes orders that no longer qualify. A full refresh and any chain of
+    incremental runs give the same rows (tests/dbt/test_incremental_equivalence.py).
 #}
 
+{{
+    config(
+        materialized="incremental",
+        unique_key="order_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "delete from {{ this }} where order_date > {{ as_of_date() }}"
+            ~ " or order_id not in (select order_id from {{ ref('stg_sales__orders') }})"
+            ~ " or not exists (select 1 from {{ ref('int_fx_rates_daily') }} as fx"
+            ~ " where fx.date_day = {{ this.identifier }}.order_date"
+            ~ " and fx.currency = {{ this.identifier }}.order_currency)",
+        ],
+    )
+}}
+
 with
+
+{% if is_incremental() %}
+
+last_build as (
+
+    select
+        max(_inputs_loaded_at) as inputs_loaded_at,
+        max(_as_of_date) as as_of_date
+    from {{ this }}
+
+),
+
+changed_orders as (
+
+    select order_id
+    from {{ ref('stg_sales__orders') }}
+    where
+        _loaded_at >= (select last_build.inputs_loaded_at from last_build)
+        or {{ to_business_date("ordered_at") }} > (select last_build.as_of_date from last_build)
+        or {{ as_of_date() }} < (select last_build.as_of_date from last_build)
+
+    union
+
+    select order_id
+    from {{ ref('stg_sales__order_items') }}
+    where _loaded_at >= (select last_build.inputs_loaded_at from last_build)
+
+    union
+
+    select order_id
+    from {{ ref('stg_sales__refunds') }}
+    where
+        _loaded_at >= (select last_build.inputs_loaded_at from last_build)
+        or {{ to_business_date("refunded_at") }} > (select last_build.as_of_date from last_build)
+
+    union
+
+    select changed_items.order_id
+    from {{ ref('stg_sales__order_items') }} as changed_items
+    inner join {{ ref('stg_sales__products') }} as changed_products
+        on changed_items.product_id = changed_products.product_id
+    where changed_products._loaded_at >= (select last_build.inputs_loaded_at from last_build)
+
+    union
+
+    select kept.order_id
+    from {{ this }} as kept
+    left join {{ ref('int_fx_rates_daily') }} as kept_fx
+        on
+            kept.order_date = kept_fx.date_day
+            and kept.order_currency = kept_fx.currency
+    where
+        kept_fx.rate_to_reporting is distinct from kept.fx_rate_to_reporting
+        or kept_fx.usd_rate_to_reporting is distinct from kept._usd_rate_to_reporting
+
+    union
+
+    select staged.order_id
+    from {{ ref('stg_sales__orders') }} as staged
+    where not exists (
+        select 1 from {{ this }} as kept
+        where kept.order_id = staged.order_id
+    )
+
+),
+
+{% endif %}
 
 orders as (
 
     select * from {{ ref('stg_sales__orders') }}
+    {% if is_incremental() %}
+    where order_id in (select changed_orders.order_id from changed_orders)
+    {% endif %}
 
 ),
 
 order_items as (
 
     select * from {{ ref('stg_sales__order_items') }}
+    {% if is_incremental() %}
+    where order_id in (select changed_orders.order_id from changed_orders)
+    {% endif %}
 
 ),
 
@@ -31,12 +134,31 @@ products as (
 refunds as (
 
     select * from {{ ref('stg_sales__refunds') }}
+    {% if is_incremental() %}
+    where order_id in (select changed_orders.order_id from changed_orders)
+    {% endif %}
 
 ),
 
 fx_rates_daily as (
 
     select * from {{ ref('int_fx_rates_daily') }}
+
+),
+
+inputs_loaded as (
+
+    -- the newest load among the inputs this build read: the next build's watermark
+    select max(loaded_at) as inputs_loaded_at
+    from (
+        select max(_loaded_at) as loaded_at from {{ ref('stg_sales__orders') }}
+        union all
+        select max(_loaded_at) as loaded_at from {{ ref('stg_sales__order_items') }}
+        union all
+        select max(_loaded_at) as loaded_at from {{ ref('stg_sales__refunds') }}
+        union all
+        select max(_loaded_at) as loaded_at from {{ ref('stg_sales__products') }}
+    ) as loads
 
 ),
 
@@ -147,6 +269,7 @@ converted as (
         orders_to_date.order_currency,
         orders_to_date.is_recognized,
         order_fx.rate_to_reporting as fx_rate_to_reporting,
+        order_fx.usd_rate_to_reporting,
         round(
             cast(orders_to_date.gross_revenue_local as numeric(38, 2))
             * order_fx.rate_to_reporting,
@@ -187,6 +310,7 @@ money as (
         order_currency,
         is_recognized,
         fx_rate_to_reporting,
+        usd_rate_to_reporting,
         case when is_recognized then gross_revenue_converted else 0 end as gross_revenue,
         case when is_recognized then discount_converted else 0 end as discount,
         case
@@ -218,7 +342,11 @@ final as (
         cast(refund_amount as numeric(18, 2)) as refund_amount,
         cast(gross_revenue - refund_amount as numeric(18, 2)) as net_revenue,
         cast(cogs as numeric(18, 2)) as cogs,
-        cast(gross_revenue - refund_amount - cogs as numeric(18, 2)) as gross_margin
+        cast(gross_revenue - refund_amount - cogs as numeric(18, 2)) as gross_margin,
+        -- bookkeeping of the incremental runs (above)
+        usd_rate_to_reporting as _usd_rate_to_reporting,
+        {{ as_of_date() }} as _as_of_date,
+        (select inputs_loaded.inputs_loaded_at from inputs_loaded) as _inputs_loaded_at
     from money
 
 )

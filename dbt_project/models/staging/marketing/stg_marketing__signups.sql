@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized="incremental",
+        unique_key="signup_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "{{ delete_keys_gone_from_raw('signup_id', source('marketing', 'signups'), 'text') }}",
+        ],
+    )
+}}
+
 with
 
 source as (
@@ -16,6 +28,7 @@ source as (
         _loaded_at,
         _load_id
     from {{ source('marketing', 'signups') }}
+    {{ changed_keys_only('signup_id', source('marketing', 'signups')) }}
 
 ),
 

@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized="incremental",
+        unique_key="customer_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "{{ delete_keys_gone_from_raw('customer_id', source('sales', 'customers'), 'text') }}",
+        ],
+    )
+}}
+
 with
 
 source as (
@@ -14,6 +26,7 @@ source as (
         _loaded_at,
         _load_id
     from {{ source('sales', 'customers') }}
+    {{ changed_keys_only('customer_id', source('sales', 'customers')) }}
 
 ),
 

@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized="incremental",
+        unique_key="order_item_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "{{ delete_keys_gone_from_raw('order_item_id', source('sales', 'order_items'), 'text') }}",
+        ],
+    )
+}}
+
 with
 
 source as (
@@ -13,6 +25,7 @@ source as (
         _loaded_at,
         _load_id
     from {{ source('sales', 'order_items') }}
+    {{ changed_keys_only('order_item_id', source('sales', 'order_items')) }}
 
 ),
 

@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized="incremental",
+        unique_key="order_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "{{ delete_keys_gone_from_raw('order_id', source('sales', 'orders'), 'text') }}",
+        ],
+    )
+}}
+
 with
 
 source as (
@@ -18,6 +30,7 @@ source as (
         _loaded_at,
         _load_id
     from {{ source('sales', 'orders') }}
+    {{ changed_keys_only('order_id', source('sales', 'orders')) }}
 
 ),
 

@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized="incremental",
+        unique_key="refund_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "{{ delete_keys_gone_from_raw('refund_id', source('sales', 'refunds'), 'text') }}",
+        ],
+    )
+}}
+
 with
 
 source as (
@@ -13,6 +25,7 @@ source as (
         _loaded_at,
         _load_id
     from {{ source('sales', 'refunds') }}
+    {{ changed_keys_only('refund_id', source('sales', 'refunds')) }}
 
 ),
 

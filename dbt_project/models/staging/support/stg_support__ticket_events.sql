@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized="incremental",
+        unique_key="event_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "{{ delete_keys_gone_from_raw('event_id', source('support', 'ticket_events'), 'int') }}",
+        ],
+    )
+}}
+
 with
 
 source as (
@@ -15,6 +27,7 @@ source as (
         _loaded_at,
         _load_id
     from {{ source('support', 'ticket_events') }}
+    {{ changed_keys_only('event_id', source('support', 'ticket_events')) }}
 
 ),
 

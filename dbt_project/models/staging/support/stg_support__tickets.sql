@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized="incremental",
+        unique_key="ticket_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "{{ delete_keys_gone_from_raw('ticket_id', source('support', 'tickets'), 'int') }}",
+        ],
+    )
+}}
+
 with
 
 source as (
@@ -17,6 +29,7 @@ source as (
         _loaded_at,
         _load_id
     from {{ source('support', 'tickets') }}
+    {{ changed_keys_only('ticket_id', source('support', 'tickets')) }}
 
 ),
 

@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized="incremental",
+        unique_key="time_entry_id",
+        incremental_strategy="delete+insert",
+        on_schema_change="fail",
+        post_hook=[
+            "{{ delete_keys_gone_from_raw('time_entry_id', source('support', 'time_entries'), 'int') }}",
+        ],
+    )
+}}
+
 with
 
 source as (
@@ -12,6 +24,7 @@ source as (
         _loaded_at,
         _load_id
     from {{ source('support', 'time_entries') }}
+    {{ changed_keys_only('time_entry_id', source('support', 'time_entries')) }}
 
 ),
 

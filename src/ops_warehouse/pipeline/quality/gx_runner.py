@@ -17,6 +17,18 @@ connection is still its own. A query suite (a reconciliation, a few rows compute
 tables) is run once and its result handed to GX as a DataFrame: GX would run the query again
 for every metric (31 s instead of 1 s for the revenue reconciliation at scale 10 on DuckDB).
 
+What the checks read (docs/quality.md "Checks in proportion to the day"): on a full build every
+check reads its whole table. On an incremental day (``full=False``) a table suite whose rows
+carry ``_loaded_at`` (the newest load behind the row: raw, where the loaders stamp every row of a
+load with one value; staging; fct_tickets) reads, for its row checks (``ROW_CHECKS``), only the
+rows newer than that table's newest ``_loaded_at`` when its layer's gate last passed
+(``audit.validated_loads``): the rows the loads, and the builds, brought since. That is a GX
+``row_condition``, which becomes the ``where`` of each metric query. Its key checks
+(``KEY_CHECKS``) read the rows sharing a key with those rows, old ones included (a new row can
+repeat an old key): a query batch of their own, validated as ``<suite>.new_keys.<key>``. Each
+such result says which rows it read. The table-level checks (columns, row count, freshness) read
+the whole table; so does every check of a table without ``_loaded_at`` or without a mark yet.
+
 Run output (validation results, Data Docs) goes under ``settings.home``; nothing is written
 into the repository.
 """
@@ -39,6 +51,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ops_warehouse.errors import OpsWarehouseError
+from ops_warehouse.pipeline import audit
 from ops_warehouse.pipeline.contracts import entity
 from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.settings import PROJECT_ROOT, Settings
@@ -54,6 +67,22 @@ SEVERITIES = ("block", "warn")
 GX_SEVERITY = {"block": "critical", "warn": "warning"}
 ROW_COUNT_CHECK = "expect_table_row_count_to_be_between"
 VOLUME_HISTORY_RUNS = 7
+# The loaders' stamp on every row, one value per load (pipeline/loading.py), carried by staging
+# and fct_tickets as the newest load behind a row: what marks the rows written since a mark.
+LOAD_MARK = "_loaded_at"
+# Key uniqueness: on an incremental day, the rows sharing a key with a new row (old ones too).
+KEY_CHECKS = frozenset(
+    {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
+)
+# Checks a row passes or fails on its own: on an incremental day, the new rows' only.
+ROW_CHECKS = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+    }
+)
 _SHOWN_VALUES = 5
 
 
@@ -74,6 +103,33 @@ class Suite:
     @property
     def asset_name(self) -> str:
         return self.table or f"query:{self.query}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The rows an incremental day's checks read: those loaded after ``since`` (row checks),
+    and every row sharing a key with one of them (key checks)."""
+
+    since: datetime
+
+    @property
+    def rows(self) -> str:
+        return f"rows loaded after {self.since.isoformat()}"
+
+    @property
+    def keys(self) -> str:
+        return f"keys of {self.rows}"
+
+    def rows_sharing_keys(self, table: str, columns: tuple[str, ...]) -> str:
+        """The rows of ``table`` whose key a row loaded after ``since`` also has. A key with a
+        null part matches nothing here: the key columns' not-null checks report it."""
+        key = ", ".join(f'"{c}"' for c in columns)
+        key = f"({key})" if len(columns) > 1 else key
+        since = f"cast('{self.since.isoformat()}' as timestamp with time zone)"
+        return (
+            f"select * from {table} where {key} in "
+            f"(select {key} from {table} where {LOAD_MARK} > {since})"
+        )
 
 
 def data_docs_dir(settings: Settings) -> Path:
@@ -132,15 +188,41 @@ def _read_suite(path: Path) -> Suite:
     return Suite(expected, path.stem, path, table, query, contract, body)
 
 
-def _gx_suite(suite: Suite):
+def _gx_suite(suite: Suite, expectations: list[dict] | None = None, name: str | None = None):
+    """The suite for GX: its own expectations, or those given, under its name or the one given
+    (an incremental day validates a suite's key checks apart, on another batch)."""
     from great_expectations.core.expectation_suite import ExpectationSuite
 
     body = {k: v for k, v in suite.body.items() if k in ("name", "meta", "notes")}
+    body["name"] = name or suite.name
     # GX's own severity field follows meta.severity, the one the gate reads
     body["expectations"] = [
-        {**e, "severity": GX_SEVERITY[e["meta"]["severity"]]} for e in suite.body["expectations"]
+        {**e, "severity": GX_SEVERITY[e["meta"]["severity"]]}
+        for e in (suite.body["expectations"] if expectations is None else expectations)
     ]
     return ExpectationSuite(**body)
+
+
+def _scoped(suite: Suite, scope: Scope) -> tuple[list[dict], dict[tuple[str, ...], list[dict]]]:
+    """A table suite's expectations for an incremental day: on the table, the row checks
+    restricted to the new rows (a GX row_condition, pushed into each metric query's where) and
+    the table-level checks whole; apart, the key checks by key, each run on the rows sharing a
+    key with a new row (a batch of its own)."""
+    from great_expectations.expectations.row_conditions import Column
+
+    new_rows = Column(LOAD_MARK) > scope.since
+    table: list[dict] = []
+    keys: dict[tuple[str, ...], list[dict]] = {}
+    for e in suite.body["expectations"]:
+        if e["type"] in KEY_CHECKS:
+            kwargs = e["kwargs"]
+            key = (kwargs["column"],) if "column" in kwargs else tuple(kwargs["column_list"])
+            keys.setdefault(key, []).append(e)
+        elif e["type"] in ROW_CHECKS:
+            table.append({**e, "kwargs": {**e["kwargs"], "row_condition": new_rows}})
+        else:
+            table.append(e)
+    return table, keys
 
 
 def _query_text(suite: Suite, settings: Settings, as_of: date) -> str:
@@ -238,6 +320,25 @@ class _Warehouse:
         )
         return [r[0] for r in rows]
 
+    def validated_loads(self) -> dict[str, datetime]:
+        """Per table, the newest ``_loaded_at`` the last passing gate of its layer vouched for."""
+        table = f"{audit.SCHEMA}.{audit.VALIDATED_LOADS}"
+        try:
+            rows = self.query(
+                f"select v.table_name, v.loaded_through from {table} v join ("
+                f"select table_name, max(validated_at) as validated_at from {table} "
+                "group by table_name) latest using (table_name, validated_at)"
+            )
+        except Exception:  # no audit table yet (first run): nothing vouched for
+            return {}
+        return dict(rows)
+
+    def newest_load(self, table: str) -> datetime | None:
+        """A table's newest ``_loaded_at``; None when it has no such column, or no row."""
+        if LOAD_MARK not in self.columns(table):
+            return None
+        return self.query(f"select max({LOAD_MARK}) from {table}")[0][0]
+
     def row_count_history(self, suite: str, run_id: str) -> list[int]:
         """Row counts recorded for this suite by earlier runs (audit.dq_results), if any."""
         try:
@@ -266,12 +367,40 @@ def _open_warehouse(settings: Settings) -> Iterator[_Warehouse]:
 # --- running --------------------------------------------------------------------------------
 
 
+def newest_loads(settings: Settings, layers: Iterable[str]) -> dict[str, datetime]:
+    """The newest ``_loaded_at`` of each table the layers' suites read (those that carry it):
+    what a gate on those layers vouches for when it passes. Read it before the checks run (rows
+    that arrive during them are then checked next time, never skipped) and record it with
+    ``audit.record_validated_loads`` once the gate has passed; a blocked gate records nothing,
+    so the next run checks the same rows again."""
+    out = {}
+    with _open_warehouse(settings) as warehouse:
+        for layer in layers:
+            for suite in load_suites(layer):
+                if suite.table and warehouse.columns(suite.table):
+                    newest = warehouse.newest_load(suite.table)
+                    if newest is not None:
+                        out[suite.table] = newest
+    return out
+
+
 def run_suites(
-    settings: Settings, layer: str, as_of: date, run_id: str, only: Iterable[str] | None = None
+    settings: Settings,
+    layer: str,
+    as_of: date,
+    run_id: str,
+    only: Iterable[str] | None = None,
+    *,
+    full: bool = True,
 ) -> list[CheckResult]:
     """Validate every suite of one layer ('raw', 'staging' or 'marts'), or just the suites named
     in ``only``, and return one result per check. Results also go to GX's validation store (for
-    Data Docs); recording them in audit.dq_results is the caller's job."""
+    Data Docs); recording them in audit.dq_results is the caller's job.
+
+    ``full``: every check reads its whole table (a full build). Else (an incremental day) the
+    row checks of a table that carries ``_loaded_at`` read only its rows newer than the mark the
+    layer's last passing gate recorded, and its key checks the rows sharing a key with those
+    (see the module's docstring); with no mark, the whole table."""
     suites = load_suites(layer)
     if only is not None:
         wanted = set(only)
@@ -287,14 +416,22 @@ def run_suites(
         # GX 1.x warns of deprecations in its own internals: not our news
         warnings.simplefilter("ignore", DeprecationWarning)
         datasource = _datasource(context, settings, warehouse)
+        marks = {} if full else warehouse.validated_loads()
+        scoped = 0
         for suite in suites:
+            mark = marks.get(suite.table) if suite.table else None
+            scoped += mark is not None
+            scope = Scope(mark) if mark is not None else None
             results += _run_suite(
-                context, datasource, warehouse, suite, settings, as_of, run_id, params
+                context, datasource, warehouse, suite, settings, as_of, run_id, params, scope
             )
     failed = [r for r in results if not r.success]
     log.info(
-        "%s: %d suites, %d checks, %d failed (%d blocking) in %.1f s",
+        "%s (%s): %d suites, %d checks, %d failed (%d blocking) in %.1f s",
         layer,
+        "full build: whole tables"
+        if full
+        else f"incremental day: {scoped} tables' row checks on the rows since their mark",
         len(suites),
         len(results),
         len(failed),
@@ -348,7 +485,10 @@ def _run_suite(
     as_of: date,
     run_id: str,
     params: dict[str, Any],
+    scope: Scope | None = None,
 ) -> list[CheckResult]:
+    """One suite's results; with a ``scope``, the row checks of a table suite read the rows of
+    the newest loads only (see ``_scoped``)."""
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -378,6 +518,8 @@ def _run_suite(
 
     if suite.contract and suite.table:
         out.append(_new_columns_check(suite, columns))
+    if scope is not None and LOAD_MARK not in columns:
+        scope = None  # a table the loaders did not stamp: whole, as on a full build
 
     suite_params = dict(params)
     if any(e.get("type") == ROW_COUNT_CHECK for e in suite.body.get("expectations", [])):
@@ -386,17 +528,35 @@ def _run_suite(
         )
         suite_params["min_rows"], suite_params["max_rows"] = band
 
-    gx_suite = context.suites.add(_gx_suite(suite))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=gx_suite)
-    )
-    validation = definition.run(
-        batch_parameters=batch_parameters,
-        expectation_parameters=suite_params,
-        result_format="SUMMARY",
-        run_id=RunIdentifier(run_name=run_id, run_time=datetime.now(UTC)),
-    )
-    out += [_check_result(suite.name, r) for r in validation.results]
+    # (GX suite name, batch, expectations (None: the suite's own), which rows, if not all)
+    parts: list[tuple[str, Any, list[dict] | None, str | None]] = []
+    if scope is None:
+        parts.append((suite.name, batch_definition, None, None))
+    else:
+        on_table, by_key = _scoped(suite, scope)
+        parts.append((suite.name, batch_definition, on_table, scope.rows))
+        for key, checks in by_key.items():
+            asset = datasource.add_query_asset(
+                f"{suite.asset_name} {scope.keys} ({', '.join(key)})",
+                query=scope.rows_sharing_keys(suite.table, key),
+            )
+            batch = asset.add_batch_definition_whole_table("whole")
+            parts.append((f"{suite.name}.new_keys.{'.'.join(key)}", batch, checks, scope.keys))
+
+    for name, batch, expectations, rows in parts:
+        gx_suite = context.suites.add(_gx_suite(suite, expectations, name))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=gx_suite)
+        )
+        validation = definition.run(
+            batch_parameters=batch_parameters,
+            expectation_parameters=suite_params,
+            result_format="SUMMARY",
+            run_id=RunIdentifier(run_name=run_id, run_time=datetime.now(UTC)),
+        )
+        for result in validation.results:
+            scoped = result.expectation_config.type in ROW_CHECKS | KEY_CHECKS
+            out.append(_check_result(suite.name, result, rows if scoped else None))
     return out
 
 
@@ -416,7 +576,9 @@ def _new_columns_check(suite: Suite, columns: list[str]) -> CheckResult:
     )
 
 
-def _check_result(suite_name: str, result) -> CheckResult:
+def _check_result(suite_name: str, result, rows: str | None = None) -> CheckResult:
+    """A GX result as a CheckResult; ``rows`` says which rows a check read when not the whole
+    table (kept with what it observed, so dq_results and alerts say it)."""
     config = result.expectation_config
     meta = config.meta or {}
     kwargs = config.kwargs
@@ -447,6 +609,8 @@ def _check_result(suite_name: str, result) -> CheckResult:
         observed = "unexpected: " + ", ".join(_text(v) for v in shown[:_SHOWN_VALUES])
     else:
         observed = None
+    if rows:
+        observed = f"{observed} ({rows})" if observed else rows
     return CheckResult(
         suite=suite_name,
         check=meta.get("check") or config.type,

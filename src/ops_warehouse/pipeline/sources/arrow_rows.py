@@ -334,14 +334,15 @@ def columns_to_batch(
 
 
 # What a database's Arrow reader may hand over for each contract type (SQLite keeps
-# timestamps and dates as text, money as REAL or INTEGER), converted in Arrow, not per value.
+# timestamps and dates as text, money as REAL or INTEGER; PostgreSQL's are typed), converted
+# in Arrow, not per value.
 _ARROW_SOURCES: dict[str, tuple[pa.DataType, ...]] = {
     "text": (pa.string(), pa.large_string()),
     "int": (pa.int64(),),
-    "decimal": (pa.float64(), pa.int64(), pa.string()),
+    "decimal": (pa.float64(), pa.int64(), pa.string(), pa.decimal128(18, 2)),
     "float": (pa.float64(), pa.int64()),
     "date": (pa.string(), pa.date32()),
-    "timestamp": (pa.string(), pa.timestamp("us")),
+    "timestamp": (pa.string(), pa.timestamp("us"), pa.timestamp("us", tz="UTC")),
     "bool": (pa.int64(), pa.bool_()),
 }
 

@@ -1,0 +1,88 @@
+"""Whether a transform run is a full build or an incremental day.
+
+An incremental day (the default) builds and checks in proportion to what the day's loads
+brought: dbt's incremental models take only the keys those loads changed, the raw checks read
+only the rows of those loads (plus whole-table counts), and dbt runs the daily selection of its
+data tests. A full build (``dbt build --full-refresh``, every data test, every check on whole
+tables) runs on the weekdays of ``OPS_FULL_REBUILD_DAYS`` (default Sunday, by the run's as-of
+date) and when a run is triggered with ``{"full_rebuild": true}`` in its conf;
+``{"full_rebuild": false}`` makes any day an incremental one. Its result equals the chain of incremental days before it
+(tests/dbt/test_incremental_equivalence.py): the weekly full build is the proof, not a repair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ops_warehouse.settings import WEEKDAYS, Settings
+
+# The DAG run conf key that asks for a full build.
+FULL_REBUILD_CONF = "full_rebuild"
+# The incremental models that keep their watermark in a column of their own: a table built by
+# an earlier version, without it, needs one full build before its first incremental day.
+WATERMARK_COLUMNS = {
+    ("intermediate", "int_orders_converted"): "_inputs_loaded_at",
+    ("intermediate", "int_ticket_events_summarised"): "_inputs_loaded_at",
+}
+
+
+@dataclass(frozen=True)
+class RunMode:
+    full: bool
+    reason: str
+
+    def describe(self) -> str:
+        return f"{'full build' if self.full else 'incremental day'} ({self.reason})"
+
+
+def run_mode(settings: Settings, as_of: date, *, requested: bool | None = None) -> RunMode:
+    """The mode of a run as of ``as_of``; ``requested`` (the run's conf) overrides the days,
+    and a warehouse whose incremental models predate their watermark gets a full build."""
+    if requested is not None:
+        return RunMode(requested, f"the run's conf: {FULL_REBUILD_CONF}={str(requested).lower()}")
+    missing = missing_watermarks(settings)
+    if missing:
+        return RunMode(True, f"{', '.join(missing)} predate(s) incremental days")
+    if as_of.weekday() in settings.full_rebuild_weekdays:
+        return RunMode(True, f"OPS_FULL_REBUILD_DAYS includes {WEEKDAYS[as_of.weekday()]}")
+    return RunMode(False, "OPS_FULL_REBUILD_DAYS")
+
+
+def requested_in(conf: Mapping[str, Any] | None) -> bool | None:
+    """What a DAG run's conf asks for: ``{"full_rebuild": true}`` a full build, ``false`` an
+    incremental day, absent: the days decide (None)."""
+    value = (conf or {}).get(FULL_REBUILD_CONF)
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{FULL_REBUILD_CONF} in the run's conf must be true or false, not {value!r}")
+
+
+def missing_watermarks(settings: Settings) -> list[str]:
+    """Incremental models whose table exists without its watermark column."""
+    from ops_warehouse.warehouse.engines import engine
+    from ops_warehouse.warehouse.queries import query
+
+    if not engine(settings).working_exists():
+        return []  # nothing built yet: the first build is a full one anyway
+    tables = {
+        (schema, table, column.lower())
+        for schema, table, column in query(
+            settings,
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_schema = 'intermediate'",
+        )
+    }
+    present = {(schema, table) for schema, table, _ in tables}
+    return [
+        f"{schema}.{table}"
+        for (schema, table), column in WATERMARK_COLUMNS.items()
+        if (schema, table) in present and (schema, table, column) not in tables
+    ]

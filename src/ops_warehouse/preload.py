@@ -1,0 +1,58 @@
+"""The libraries a task process would otherwise import itself, imported once per worker.
+
+Airflow's LocalExecutor forks every task from one of its pre-forked workers (and each worker
+from the scheduler); a task then imports what its body needs: dlt for a load, Great
+Expectations for a check (5–6 s and ~300 MB on its own), dbt for a build. Imported once in the
+scheduler before its workers are forked (``airflow/executor.py``), they are shared
+copy-on-write by every worker and every task: each task starts with them loaded. What this
+saves, per task and per day, is measured in BENCHMARKS.md ("Fewer imports per task").
+
+``OPS_PRELOAD=off`` turns it off (the scheduler then starts as fast as Airflow's own).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+
+log = logging.getLogger(__name__)
+
+# In the order a day's tasks need them. Nothing here starts a thread or opens a file or a
+# connection at import (checked by tests/unit/test_preload.py): a fork copies a process's
+# memory but only its calling thread.
+TASK_LIBRARIES = (
+    "pyarrow",
+    "pandas",
+    "duckdb",
+    "sqlalchemy",
+    "dlt",
+    "dlt.destinations",
+    "great_expectations",
+    "duckdb_engine",
+    "dbt.cli.main",
+    "dbt.adapters.duckdb",
+    "ops_warehouse.pipeline.loading",
+    "ops_warehouse.pipeline.quality.gx_runner",
+)
+
+
+def enabled() -> bool:
+    return os.environ.get("OPS_PRELOAD", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def preload_task_libraries() -> dict[str, float]:
+    """Import TASK_LIBRARIES (those installed); return the seconds each took."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    took: dict[str, float] = {}
+    for name in TASK_LIBRARIES:
+        started = time.monotonic()
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # an engine's adapter that this deployment does not install
+            log.info("preload: %s not imported (%s)", name, exc)
+            continue
+        took[name] = round(time.monotonic() - started, 2)
+    log.info("preloaded %d libraries in %.1f s", len(took), sum(took.values()))
+    return took

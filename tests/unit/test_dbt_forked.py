@@ -1,0 +1,80 @@
+"""dbt through a fork of a process that has dbt imported (pipeline/transform.py _run_forked):
+the same outcome as the ``dbt`` command, without importing dbt again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+PROBE = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from pathlib import Path
+    import dbt.cli.main  # what the executor's preload leaves in every task process
+    from ops_warehouse.pipeline import transform
+    from ops_warehouse.pipeline.transform import DbtFailed, dbt_invoke
+    from tests.conftest import make_settings
+
+    home = Path(sys.argv[1])
+    (home / "warehouse").mkdir(parents=True)
+    settings = make_settings(home, home / "world", "http://127.0.0.1:1")
+
+    run = subprocess.run
+
+    def no_dbt_command(cli, *args, **kwargs):
+        if str(cli[0]).endswith("/dbt"):
+            raise AssertionError("the dbt command ran instead of the fork")
+        return run(cli, *args, **kwargs)
+
+    subprocess.run = no_dbt_command
+    out = {"can_fork": transform._can_fork_dbt()}
+    dbt_invoke(["seed", "--select", "sla_targets"], settings=settings)
+    out["seeded"] = (home / "dbt" / "target" / "run_results.json").exists()
+    try:
+        dbt_invoke(["build", "--select", "stg_sales__orders"], settings=settings)
+        out["failed"] = None
+    except DbtFailed as exc:
+        out["failed"] = str(exc)
+    print(json.dumps(out))
+    """
+)
+
+
+def test_forked_dbt_succeeds_and_fails_as_the_command_does(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["can_fork"] is True
+    assert out["seeded"] is True
+    # the staging model reads a raw table this empty warehouse does not have
+    assert out["failed"] is not None
+    assert "stg_sales__orders" in out["failed"]
+
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "warehouse" / "working.duckdb"), read_only=True)
+    try:
+        rows = con.execute("select count(*) from seeds.sla_targets").fetchone()[0]
+    finally:
+        con.close()
+    assert rows > 0
+
+
+def test_no_fork_without_dbt_imported_or_with_other_threads(monkeypatch):
+    import threading
+
+    from ops_warehouse.pipeline import transform
+
+    monkeypatch.delitem(sys.modules, "dbt.cli.main", raising=False)
+    assert transform._can_fork_dbt() is False
+    monkeypatch.setitem(sys.modules, "dbt.cli.main", object())
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    assert transform._can_fork_dbt() is False
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setenv("OPS_PRELOAD", "off")
+    assert transform._can_fork_dbt() is False
+    monkeypatch.setenv("OPS_PRELOAD", "on")
+    assert transform._can_fork_dbt() is True

@@ -367,6 +367,9 @@ def worker_main() -> int:
     if preload.enabled():
         took = preload.preload_task_libraries()
         print(f"preloaded {', '.join(took)} in {sum(took.values()):.1f} s", file=sys.stderr)
+    import gc
+
+    gc.freeze()  # as LocalExecutor does before it forks its workers
     print("ready", file=replies, flush=True)
     for line in sys.stdin:
         req = json.loads(line)
@@ -449,6 +452,9 @@ def run_scale(scale: float, root: Path, console, *, airflow: bool, baselines: bo
         adv = bench.stage("advance", "advance")
         result["advance"] = asdict(adv)
         result["incremental"] = pipeline(bench, day_end + timedelta(days=1), "incremental")
+        result["equivalence"] = asdict(check_equivalence(bench))
+        # what one more task process costs by itself: forked from the worker, nothing to do
+        result["task_overhead"] = asdict(bench.stage("task_overhead", "noop", forked=True))
         if airflow:
             result["airflow"] = run_airflow(bench, day_end + timedelta(days=1))
     except (RuntimeError, MemoryError) as exc:
@@ -514,6 +520,21 @@ def run_baselines(bench: Bench) -> dict:
     out["sweep"] = asdict(bench.stage("sweep", "sweep", db=str(copy), end=end.isoformat()))
     copy.unlink()
     return {**out, "floor": asdict(floor), "dbt_run": asdict(dbt_run), "gx_vs_sql": asdict(ge_sql)}
+
+
+def check_equivalence(bench: Bench) -> Stage:
+    """The incremental day's marts against a full build of the same raw, on a copy: the rows
+    each mart has on one side only (bookkeeping columns aside). 0 everywhere is the goal."""
+    folder = bench.root / "equivalence"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    copy = folder / "working.duckdb"
+    shutil.copy(bench.root / "home" / "warehouse" / "working.duckdb", copy)
+    stage = bench.stage(
+        "equivalence", "equivalence", db=str(copy), as_of=(UNTIL + timedelta(days=1)).isoformat()
+    )
+    copy.unlink()
+    return stage
 
 
 def run_airflow(bench: Bench, end: datetime) -> dict:
@@ -766,6 +787,67 @@ def task_dbt_run(kw: dict) -> dict:
             con.execute(f"drop schema if exists {schema} cascade")
     dbt_invoke(["run"], settings=s, as_of=UNTIL)
     return {**_dbt_timing(s.home / "dbt" / "target" / "run_results.json")}
+
+
+def task_noop(kw: dict) -> dict:
+    """Nothing: the cost of a task process itself (fork, logging, settings)."""
+    from ops_warehouse.settings import get_settings
+
+    get_settings()
+    return {}
+
+
+def task_equivalence(kw: dict) -> dict:
+    """`dbt run --full-refresh` on a copy of the warehouse after the incremental day, then
+    every mart of the copy against the incremental day's (``kw["db"]`` is the copy; the
+    original is the bench's working warehouse)."""
+    import dataclasses
+    from datetime import date
+
+    import duckdb
+
+    from ops_warehouse.pipeline.transform import MARTS, dbt_invoke
+    from ops_warehouse.settings import get_settings
+
+    original = get_settings().warehouse_path
+    s = dataclasses.replace(
+        get_settings(), warehouse_path=Path(kw["db"]), home=Path(kw["db"]).parent
+    )
+    dbt_invoke(["run", "--full-refresh"], settings=s, as_of=date.fromisoformat(kw["as_of"]))
+    con = duckdb.connect()
+    con.execute(f"attach '{original}' as incremental (read_only)")
+    con.execute(f"attach '{kw['db']}' as rebuilt (read_only)")
+    by_mart = {}
+    for (table,) in con.execute(
+        "select table_name from information_schema.tables "
+        "where table_catalog = 'incremental' and table_schema = ? order by 1",
+        [MARTS],
+    ).fetchall():
+        cols = ", ".join(
+            f'"{c}"'
+            for (c,) in con.execute(
+                "select column_name from information_schema.columns where table_catalog = "
+                "'incremental' and table_schema = ? and table_name = ? order by ordinal_position",
+                [MARTS, table],
+            ).fetchall()
+            if not c.startswith("_")
+        )
+        a, b = f"incremental.{MARTS}.{table}", f"rebuilt.{MARTS}.{table}"
+        only = [
+            con.execute(
+                f"select count(*) from (select {cols} from {x} except all select {cols} from {y})"
+            ).fetchone()[0]
+            for x, y in ((a, b), (b, a))
+        ]
+        rows = con.execute(f"select count(*) from {a}").fetchone()[0]
+        by_mart[table] = {"rows": rows, "only_incremental": only[0], "only_rebuilt": only[1]}
+    con.close()
+    return {
+        "rows": sum(m["rows"] for m in by_mart.values()),
+        "marts": len(by_mart),
+        "differing_rows": sum(m["only_incremental"] + m["only_rebuilt"] for m in by_mart.values()),
+        "by_mart": by_mart,
+    }
 
 
 def task_gx_vs_sql(kw: dict) -> dict:
@@ -1176,6 +1258,12 @@ def ratios(r: dict) -> list[str]:
             f"- {phase}: GX validation {val:.1f} s = {100 * val / total:.0f} % of the "
             f"pipeline's {total:.1f} s wall ({vcpu:.1f} s = {100 * vcpu / tcpu:.0f} % of "
             f"its {tcpu:.1f} s CPU)"
+        )
+    eq = (r.get("equivalence") or {}).get("detail") or {}
+    if "differing_rows" in eq:
+        out.append(
+            f"- incremental day vs a full rebuild of the same raw: {eq['differing_rows']} "
+            f"differing rows over {eq['marts']} marts ({r['equivalence']['rows'] or 0:,} rows)"
         )
     a = r.get("airflow")
     if a:

@@ -127,6 +127,7 @@ def _can_fork_dbt() -> bool:
 def _run_forked(args: list[str], env: dict[str, str], log_dir):
     """``dbt <args>`` through dbtRunner in a forked child; the same result as the command:
     its exit code (0 success, 1 failed nodes, 2 an error) and its output."""
+    import gc
     import subprocess
     import sys
     import tempfile
@@ -135,7 +136,12 @@ def _run_forked(args: list[str], env: dict[str, str], log_dir):
     with tempfile.TemporaryFile(mode="w+", dir=log_dir, prefix="dbt-output-") as out:
         sys.stdout.flush()
         sys.stderr.flush()
+        # the child's garbage collector leaves alone what it inherits (as LocalExecutor does
+        # before it forks its workers): it would scan every preloaded library's objects
+        gc.freeze()
         pid = os.fork()
+        if pid != 0:
+            gc.unfreeze()
         if pid == 0:  # the child: never returns
             code = 2
             try:

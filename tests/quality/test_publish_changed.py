@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import subprocess
 
 import duckdb
 import pytest
@@ -264,7 +265,22 @@ def pg_settings(postgres_marts):
     drop_pg_database(published)
     with pg_connect(postgres_marts.postgres_url.rsplit("/", 1)[0] + "/postgres") as admin:
         admin.autocommit = True
-        admin.execute(f'create database "{working}" template "{base}"')
+        admin.execute(f'create database "{working}"')
+    # a dump, not `create database … template`: that fails while any other session (a pooled
+    # connection of an earlier test) is connected to the built database
+    url = make_url(postgres_marts.postgres_url)
+    server = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username]
+    dump = subprocess.run(
+        ["pg_dump", *server, "--no-owner", "--no-privileges", base],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(
+        ["psql", *server, "-q", "-v", "ON_ERROR_STOP=1", "-d", working],
+        input=dump.stdout,
+        capture_output=True,
+        check=True,
+    )
     root = postgres_marts.postgres_url.rsplit("/", 1)[0]
     yield dataclasses.replace(
         postgres_marts,

@@ -42,3 +42,31 @@
             = {{ this.identifier }}.{{ key }}
     )
 {%- endmacro %}
+
+{#
+    The bookkeeping of the incremental intermediate models (int_orders_converted,
+    int_ticket_events_summarised): each row keeps the newest _loaded_at among the inputs of the
+    build that wrote it (_inputs_loaded_at) and that build's as-of date (_as_of_date).
+
+    last_build(): the watermark and as-of date of the builds so far, from {{ this }}.
+    newest_load_of(relations): the newest _loaded_at among the relations a build reads, the
+    next build's watermark.
+#}
+{% macro last_build() -%}
+    select
+        max(_inputs_loaded_at) as inputs_loaded_at,
+        max(_as_of_date) as as_of_date
+    from {{ this }}
+{%- endmacro %}
+
+{% macro newest_load_of(relations) -%}
+    select max(loaded_at) as inputs_loaded_at
+    from (
+        {%- for relation in relations %}
+        select max(_loaded_at) as loaded_at from {{ relation }}
+        {%- if not loop.last %}
+        union all
+        {%- endif %}
+        {%- endfor %}
+    ) as loads
+{%- endmacro %}

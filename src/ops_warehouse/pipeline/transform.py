@@ -116,11 +116,13 @@ def _can_fork_dbt() -> bool:
     import sys
     import threading
 
+    from ops_warehouse import preload
+
     return (
         "dbt.cli.main" in sys.modules
         and hasattr(os, "fork")
         and threading.active_count() == 1
-        and os.environ.get("OPS_PRELOAD", "on").strip().lower() not in ("off", "0", "false", "no")
+        and preload.enabled()
     )
 
 

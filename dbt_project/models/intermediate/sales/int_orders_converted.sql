@@ -44,10 +44,7 @@ with
 
 last_build as (
 
-    select
-        max(_inputs_loaded_at) as inputs_loaded_at,
-        max(_as_of_date) as as_of_date
-    from {{ this }}
+    {{ last_build() }}
 
 ),
 
@@ -146,19 +143,15 @@ fx_rates_daily as (
 
 ),
 
+-- the newest load among the inputs this build read: the next build's watermark
 inputs_loaded as (
 
-    -- the newest load among the inputs this build read: the next build's watermark
-    select max(loaded_at) as inputs_loaded_at
-    from (
-        select max(_loaded_at) as loaded_at from {{ ref('stg_sales__orders') }}
-        union all
-        select max(_loaded_at) as loaded_at from {{ ref('stg_sales__order_items') }}
-        union all
-        select max(_loaded_at) as loaded_at from {{ ref('stg_sales__refunds') }}
-        union all
-        select max(_loaded_at) as loaded_at from {{ ref('stg_sales__products') }}
-    ) as loads
+    {{ newest_load_of([
+        ref('stg_sales__orders'),
+        ref('stg_sales__order_items'),
+        ref('stg_sales__refunds'),
+        ref('stg_sales__products'),
+    ]) }}
 
 ),
 

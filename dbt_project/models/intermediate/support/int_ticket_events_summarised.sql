@@ -31,10 +31,7 @@ with
 
 last_build as (
 
-    select
-        max(_inputs_loaded_at) as inputs_loaded_at,
-        max(_as_of_date) as as_of_date
-    from {{ this }}
+    {{ last_build() }}
 
 ),
 
@@ -68,15 +65,13 @@ changed_tickets as (
 
 {% endif %}
 
+-- the newest load among the inputs this build read: the next build's watermark
 inputs_loaded as (
 
-    -- the newest load among the inputs this build read: the next build's watermark
-    select max(loaded_at) as inputs_loaded_at
-    from (
-        select max(_loaded_at) as loaded_at from {{ ref('stg_support__tickets') }}
-        union all
-        select max(_loaded_at) as loaded_at from {{ ref('stg_support__ticket_events') }}
-    ) as loads
+    {{ newest_load_of([
+        ref('stg_support__tickets'),
+        ref('stg_support__ticket_events'),
+    ]) }}
 
 ),
 

@@ -29,12 +29,17 @@ COPY dags dags
 COPY dbt_project dbt_project
 COPY expectations expectations
 COPY deploy deploy
+# Spark, for the compose Spark services: pyspark (Spark's scripts and jars) in an environment
+# of its own, as `make spark-up` installs it (deploy/spark/requirements.txt, with hashes)
+RUN uv venv --quiet --python /usr/local/bin/python3 /opt/spark-env \
+ && uv pip sync --quiet --python /opt/spark-env/bin/python deploy/spark/requirements.txt
 
 # The same user id as the official Airflow image; group 0 so that an arbitrary uid works.
 RUN useradd --uid 50000 --gid 0 --no-create-home --home-dir /opt/ops-warehouse ops \
  && mkdir -p /data && chown 50000:0 /data && chmod g+rwx /data
 USER 50000
-ENV PATH=/opt/ops-warehouse/.venv/bin:$PATH \
+ENV SPARK_HOME=/opt/spark-env/lib/python3.11/site-packages/pyspark
+ENV PATH=/opt/ops-warehouse/.venv/bin:$SPARK_HOME/bin:$PATH \
     PYTHONPATH=/opt/ops-warehouse/src \
     OPS_HOME=/data \
     AIRFLOW_HOME=/data/airflow \

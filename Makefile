@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: install sysdeps demo demo-fresh up bi bi-stop report test test-fast lint docs bench bench-ingest bench-bi clean
+.PHONY: install sysdeps demo demo-fresh up bi bi-stop spark-up spark-down spark-status report test test-fast lint docs bench bench-ingest bench-bi clean
 
 # Debian packages the reports need: CJK fonts for charts and PDFs, Chromium and poppler for
 # the rendering tests. Installed only where missing (and only where apt-get can run as root).
@@ -41,6 +41,17 @@ bi: install ## Superset on the published warehouse, with the Ops overview dashbo
 
 bi-stop: ## stop the Superset `make bi` started
 	@$(RUN) python -m bi.server stop
+
+# The local Spark standalone cluster (src/ops_warehouse/warehouse/spark_cluster.py): state, logs
+# and pid files under $OPS_SPARK_HOME_DIR (default var/spark).
+spark-up: install ## a local Spark cluster: master, OPS_SPARK_WORKERS workers, Thrift server on 127.0.0.1:10000 (OPS_SPARK_THRIFT_PORT)
+	@$(RUN) python -m ops_warehouse.warehouse.spark_cluster up
+
+spark-down: ## stop every process of the cluster `make spark-up` started, executors included
+	@$(RUN) python -m ops_warehouse.warehouse.spark_cluster down
+
+spark-status: ## which of the cluster's processes run, their memory, the master's workers
+	@$(RUN) python -m ops_warehouse.warehouse.spark_cluster status
 
 report: install ## render the latest weekly report from the demo's published warehouse and print its path
 	@$(RUN) ops report weekly

@@ -1,6 +1,7 @@
 """Scale benchmark: the whole pipeline and one incremental day, with the floor and overheads.
 
     uv run python bench/bench.py [--scale 1,10,50] [--root DIR] [--no-airflow]
+                                 [--engine spark [--spark-worker-memory 2g]]
 
 For each scale, in a fresh folder under ``--root`` (default ``var/bench/pipeline/`` in the
 repository, which git ignores; ``OPS_BENCH_ROOT`` or ``--root`` put it elsewhere, e.g. on a
@@ -26,6 +27,16 @@ child and every descendant it waited for (CPU summed, RSS the largest single pro
 demo API server is a separate process; its CPU per ingest stage is read with psutil and
 reported in its own column. Rows are the stage's input rows (see ``ROWS`` below).
 
+``--engine spark``: the same pipeline on Apache Spark (``OPS_WAREHOUSE=spark``). Each scale
+starts a local standalone cluster of its own in ``<scale folder>/spark`` on free ports (two
+workers of one core, ``--spark-worker-memory`` each, and the Thrift server), the lake in
+``<scale folder>/lake``, and stops it when the scale ends, on error or Ctrl-C too. Loads land
+in DuckDB as on DuckDB; ``dbt_build`` times the lake sync (raw tables to Parquet) as its own
+part; every Spark build is a full one, the incremental day included. The JVMs are outside the
+stages' process trees: their RSS is sampled every second (peak per process, per role and all
+together) and their CPU per stage read with psutil. Baselines, the equivalence check, the task
+overhead and Airflow are DuckDB's only. The results are keyed ``<scale> spark``.
+
 Results: ``bench/results/<date>-<host>.json`` (merged per scale) and the table between the
 markers in ``BENCHMARKS.md``. Timings are measured here, never asserted in tests.
 """
@@ -36,8 +47,10 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -125,11 +138,22 @@ class Sampler(threading.Thread):
 
 
 class Bench:
-    def __init__(self, scale: float, root: Path, console, log) -> None:
+    def __init__(
+        self,
+        scale: float,
+        root: Path,
+        console,
+        log,
+        engine: str = "duckdb",
+        jvms: JvmSampler | None = None,
+    ) -> None:
         self.scale = scale
         self.root = root
         self.console = console
         self.log = log
+        self.engine = engine
+        # Spark: the cluster's JVMs, sampled around each stage (their CPU is outside its tree)
+        self.jvms = jvms
         from ops_demo import with_demo_tokens
 
         self.env = {
@@ -139,7 +163,7 @@ class Bench:
             "OPS_DEMO_SCALE": f"{scale:g}",
             "OPS_DEMO_SEED": str(SEED),
             "OPS_DEMO_UNTIL": UNTIL.isoformat(),
-            "OPS_WAREHOUSE": "duckdb",
+            "OPS_WAREHOUSE": engine,
             "OPS_DEMO_PORT": str(_free_port()),
         }
         for key in ("OPS_MARKETING_API_URL", "OPS_SUPPORT_API_URL", "OPS_SHOP_DB_URL"):
@@ -174,6 +198,8 @@ class Bench:
         self.log.flush()
         worker = self.worker() if forked else None  # started (Airflow imported) before the clock
         with self.console.status(f"scale {self.scale:g}: {name} …"):
+            if self.jvms is not None:
+                self.jvms.begin()
             started = time.monotonic()
             if worker is not None:
                 returncode, usage = worker.run(task, out, kwargs)
@@ -184,7 +210,9 @@ class Bench:
                 status, usage = _wait_guarded(proc.pid)
                 returncode = os.waitstatus_to_exitcode(status)
             wall = time.monotonic() - started
+        cluster = self.jvms.end() if self.jvms is not None else {}
         detail = json.loads(out.read_text()) if out.exists() else {}
+        detail.update(cluster)
         rows = detail.pop("rows", None)
         if self.server is not None and server_cpu0 is not None:
             detail["server_cpu_s"] = round(self._server_cpu() - server_cpu0, 2)
@@ -194,17 +222,26 @@ class Bench:
             cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
             peak_rss_mb=round(usage.ru_maxrss / 1024),
             rows=rows,
-            ok=returncode == 0,
+            # a task may report a failure it survived (the report on Spark): the run goes on
+            ok=returncode == 0 and not detail.get("failed"),
             detail=detail,
         )
         mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
         rate = f", {result.rows_per_s:,.0f} rows/s" if result.rows_per_s else ""
+        jvm = (
+            f"; Spark JVMs {cluster['cluster_cpu_s']:.1f} s CPU, "
+            f"{cluster['cluster_rss_peak_mb']:,.0f} MB peak"
+            if cluster
+            else ""
+        )
         self.console.print(
             f"  {mark} {name}: {result.wall_s:.1f} s wall, {result.cpu_s:.1f} s CPU, "
-            f"{result.peak_rss_mb:,.0f} MB peak{rate}"
+            f"{result.peak_rss_mb:,.0f} MB peak{rate}{jvm}"
         )
-        if not result.ok:
+        if returncode != 0:
             raise RuntimeError(f"stage {name} failed (exit {returncode}); see {self.log.name}")
+        if not result.ok:
+            self.console.print(f"    [red]failed, the run goes on:[/] {detail.get('why')}")
         return result
 
     def worker(self) -> Worker:
@@ -423,54 +460,357 @@ def _vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
+# --- Spark: the cluster a scale runs on, and its JVMs' memory ----------------------------
+
+# a JVM's role in the cluster, by the main class on its command line (the first match wins:
+# the Thrift server's driver carries both SparkSubmit and HiveThriftServer2)
+_JVM_ROLES = (
+    ("org.apache.spark.executor.CoarseGrainedExecutorBackend", "executor"),
+    ("org.apache.spark.deploy.master.Master", "master"),
+    ("org.apache.spark.deploy.worker.Worker", "worker"),
+    ("org.apache.spark.sql.hive.thriftserver.HiveThriftServer2", "thrift_driver"),
+    ("org.apache.spark.deploy.SparkSubmit", "thrift_driver"),
+)
+# how often the JVMs' list is read again from /proc (executors may come and go); their RSS
+# and CPU are read every sample
+_JVM_DISCOVER_EVERY = 3
+
+
+def _jvm_identity(cmdline: list[str]) -> tuple[str, str, str | None] | None:
+    """(role, name, -Xmx) of one of the cluster's JVMs; None for anything else (the
+    spark-class launcher). Workers are named by their work folder (``worker-1``), executors by
+    their id in the Thrift server's application (``executor-0``)."""
+    role = next((r for main_class, r in _JVM_ROLES if main_class in cmdline), None)
+    if role is None:
+        return None
+
+    def after(flag: str) -> str | None:
+        return cmdline[cmdline.index(flag) + 1] if flag in cmdline[:-1] else None
+
+    name = role
+    if role == "worker":
+        name = Path(after("--work-dir") or "worker").name
+    elif role == "executor":
+        name = f"executor-{after('--executor-id') or '?'}"
+    xmx = next((a[4:] for a in reversed(cmdline) if a.startswith("-Xmx")), None)
+    return role, name, xmx
+
+
+class JvmSampler(threading.Thread):
+    """The RSS and CPU of one cluster's JVMs (every process carrying its marker, executors
+    included) every ``every_s`` seconds: the peak per process and of all of them at once over
+    the run, and per stage (``begin``/``end``) the peak of all of them and their CPU."""
+
+    def __init__(self, marker: str, every_s: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.marker = marker
+        self.every_s = every_s
+        self._halt = threading.Event()
+        self._lock = threading.RLock()
+        self._procs: dict[int, tuple[Any, str]] = {}  # pid: (psutil.Process, name)
+        self.roles: dict[str, str] = {}  # name: role
+        self.xmx: dict[str, str | None] = {}
+        self.peak_mb: dict[str, float] = {}  # name: its largest RSS
+        self.total_peak_mb = 0.0
+        self._cpu: dict[int, float] = {}  # pid: CPU seconds when last seen (exited ones stay)
+        self._samples = 0
+        self._stage_peak_mb = 0.0
+        self._stage_cpu0 = 0.0
+
+    def _discover(self) -> None:
+        import psutil
+
+        for p in psutil.process_iter(["cmdline"]):
+            if p.pid in self._procs:
+                continue
+            try:
+                cmdline = p.info["cmdline"] or []
+            except psutil.Error:
+                continue
+            if self.marker not in cmdline:
+                continue
+            identity = _jvm_identity(cmdline)
+            if identity is None:
+                continue
+            role, name, xmx = identity
+            self._procs[p.pid] = (p, name)
+            self.roles[name] = role
+            self.xmx[name] = xmx
+
+    def sample(self, discover: bool = False) -> float:
+        """Read every JVM's RSS and CPU now; returns their RSS together, in MB."""
+        import psutil
+
+        with self._lock:
+            if discover or self._samples % _JVM_DISCOVER_EVERY == 0:
+                self._discover()
+            self._samples += 1
+            total = 0.0
+            for pid, (p, name) in list(self._procs.items()):
+                try:
+                    with p.oneshot():
+                        rss = p.memory_info().rss / 2**20
+                        cpu = p.cpu_times()
+                except psutil.Error:
+                    del self._procs[pid]
+                    continue
+                self._cpu[pid] = cpu.user + cpu.system
+                total += rss
+                self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), rss)
+            self.total_peak_mb = max(self.total_peak_mb, total)
+            self._stage_peak_mb = max(self._stage_peak_mb, total)
+            return total
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.every_s)
+
+    def begin(self) -> None:
+        """A stage starts: its peak and CPU count from now."""
+        with self._lock:
+            self._stage_peak_mb = 0.0
+            self.sample(discover=True)
+            self._stage_cpu0 = sum(self._cpu.values())
+
+    def end(self) -> dict[str, float]:
+        """A stage ended: the JVMs' CPU seconds during it and their largest RSS together."""
+        with self._lock:
+            self.sample(discover=True)
+            return {
+                "cluster_cpu_s": round(sum(self._cpu.values()) - self._stage_cpu0, 2),
+                "cluster_rss_peak_mb": round(self._stage_peak_mb),
+            }
+
+    def stop(self) -> dict[str, Any]:
+        """The run's peaks: per JVM, per role (its largest process) and all JVMs at once."""
+        self._halt.set()
+        if self.is_alive():
+            self.join()
+        by_role: dict[str, dict[str, Any]] = {}
+        for name, peak in sorted(self.peak_mb.items()):
+            role = by_role.setdefault(
+                self.roles[name], {"peak_mb": 0, "processes": 0, "xmx": self.xmx[name]}
+            )
+            role["peak_mb"] = max(role["peak_mb"], round(peak))
+            role["processes"] += 1
+        return {
+            "jvm_peak_mb": {n: round(v) for n, v in sorted(self.peak_mb.items())},
+            "jvm_peak_by_role": by_role,
+            "jvm_total_peak_mb": round(self.total_peak_mb),
+            "jvm_cpu_s": round(sum(self._cpu.values()), 1),
+            "jvm_samples": self._samples,
+        }
+
+
+@dataclass(frozen=True)
+class SparkOptions:
+    """The cluster each scale runs on with ``--engine spark``."""
+
+    workers: int = 2
+    worker_memory: str = "2g"
+
+
+def _free_port_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports, below Linux's ephemeral range (32768+)
+    so that no outgoing connection takes one between this check and the cluster's bind."""
+    from ops_warehouse.processes import port_holder
+    from ops_warehouse.warehouse.spark_cluster import HOST
+
+    rng = random.Random(os.getpid())
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - size)
+        if all(port_holder(HOST, port) is None for port in range(base, base + size)):
+            return base
+    raise RuntimeError(f"no {size} consecutive free ports found between 20000 and 32000")
+
+
+def _spark_version(home: Path) -> str:
+    match = re.search(r"""__version__[^=]*=\s*['"]([^'"]+)""", (home / "version.py").read_text())
+    return match.group(1) if match else "unknown"
+
+
+class SparkRun:
+    """One scale's Spark cluster, in ``<root>/spark`` on free ports, its lake in
+    ``<root>/lake``: ``start`` sets the OPS_SPARK_* variables in this process's environment
+    (every stage and the worker inherit it through ``Bench``) and samples the JVMs; ``stop``
+    ends every process of the cluster and puts the environment back."""
+
+    def __init__(self, options: SparkOptions, root: Path, console) -> None:
+        from ops_warehouse.warehouse.spark_cluster import SparkCluster
+
+        self.options = options
+        self.console = console
+        self.lake = root / "lake"
+        workers = options.workers
+        # master, its web UI, one web UI per worker, the Thrift server's UI, the Thrift port
+        base = _free_port_block(workers + 4)
+        self.cluster = SparkCluster(
+            folder=root / "spark",
+            master_port=base,
+            webui_port=base + 1,
+            thrift_port=base + workers + 3,
+            workers=workers,
+            worker_memory=options.worker_memory,
+        )
+        self.jvms = JvmSampler(self.cluster.marker)
+        self._saved_env: dict[str, str | None] = {}
+        self.started_s: float | None = None
+
+    def env(self) -> dict[str, str]:
+        return {
+            "OPS_WAREHOUSE": "spark",
+            "OPS_SPARK_HOME_DIR": str(self.cluster.folder),
+            "OPS_SPARK_THRIFT_HOST": "127.0.0.1",
+            "OPS_SPARK_THRIFT_PORT": str(self.cluster.thrift_port),
+            "OPS_SPARK_MASTER_PORT": str(self.cluster.master_port),
+            "OPS_SPARK_WEBUI_PORT": str(self.cluster.webui_port),
+            "OPS_SPARK_WORKERS": str(self.cluster.workers),
+            "OPS_SPARK_WORKER_MEMORY": self.cluster.worker_memory,
+            "OPS_SPARK_LAKE_DIR": str(self.lake),
+        }
+
+    def start(self) -> None:
+        from ops_warehouse.warehouse.spark_cluster import start
+
+        for key, value in self.env().items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        self.lake.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        with self.console.status(f"starting Spark in {self.cluster.folder} …"):
+            start(self.cluster, say=lambda line: self.console.print(f"  spark: {line}"))
+        self.started_s = round(time.monotonic() - t0, 1)
+        self.jvms.start()
+
+    def config(self) -> dict[str, Any]:
+        from ops_warehouse.warehouse.spark_cluster import spark_home
+
+        c = self.cluster
+        return {
+            "version": _spark_version(spark_home()),
+            "folder": str(c.folder),
+            "thrift_port": c.thrift_port,
+            "workers": c.workers,
+            "cores_per_worker": 1,
+            "worker_memory": c.worker_memory,
+            "executor_memory_mb": c.executor_memory_mb,
+            "start_s": self.started_s,
+        }
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the sampler and every process of the cluster; returns the JVMs' peaks."""
+        from ops_warehouse.warehouse.spark_cluster import stop
+
+        peaks: dict[str, Any] = {}
+        try:
+            peaks = self.jvms.stop()
+        finally:
+            try:
+                stop(self.cluster, say=lambda line: self.console.print(f"  spark: {line}"))
+            finally:
+                for key, value in self._saved_env.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+                self._saved_env.clear()
+        return peaks
+
+
 # --- one scale ----------------------------------------------------------------------------
 
 
-def run_scale(scale: float, root: Path, console, *, airflow: bool, baselines: bool) -> dict:
+def run_scale(
+    scale: float,
+    root: Path,
+    console,
+    *,
+    airflow: bool,
+    baselines: bool,
+    spark: SparkOptions | None = None,
+) -> dict:
+    """One scale in a fresh ``root``. With ``spark``, on a Spark cluster of its own: the
+    pipeline, the advance and the incremental day only (no baselines, equivalence, task
+    overhead or Airflow)."""
+    from ops_warehouse.warehouse.spark_cluster import SparkClusterError
+
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     log = (root / "bench.log").open("a")
-    bench = Bench(scale, root, console, log)
     sampler = Sampler()
     sampler.start()
     started = time.monotonic()
     result: dict[str, Any] = {
         "scale": scale,
+        "engine": "spark" if spark is not None else "duckdb",
         "root": str(root),
         "started_at": _now(),
         "code": _git_state(),
     }
+    console.rule(f"scale {scale:g}" + (" on Spark" if spark is not None else ""))
+    cluster: SparkRun | None = None
+    bench: Bench | None = None
     try:
-        console.rule(f"scale {scale:g}")
+        if spark is not None:
+            cluster = SparkRun(spark, root, console)
+            cluster.start()  # before Bench: the stages' environment carries the cluster's
+            result["spark"] = cluster.config()
+        bench = Bench(
+            scale,
+            root,
+            console,
+            log,
+            engine=result["engine"],
+            jvms=cluster.jvms if cluster is not None else None,
+        )
         gen = bench.stage("generate", "generate", scale=scale)
         result["generate"] = asdict(gen)
         result["source_rows"] = gen.detail.get("row_counts")
         day_end = datetime.combine(UNTIL + timedelta(days=1), datetime.min.time(), UTC)
-        result["full"] = pipeline(bench, day_end, "full")
-        if baselines:
+        pipeline(bench, day_end, "full", result)
+        if baselines and spark is None:
             result["baselines"] = run_baselines(bench)
         adv = bench.stage("advance", "advance")
         result["advance"] = asdict(adv)
-        result["incremental"] = pipeline(bench, day_end + timedelta(days=1), "incremental")
-        result["equivalence"] = asdict(check_equivalence(bench))
-        # what one more task process costs by itself: forked from the worker, nothing to do
-        result["task_overhead"] = asdict(bench.stage("task_overhead", "noop", forked=True))
-        if airflow:
+        # on Spark a full build again (builds_incrementally): how its cost grows with the data
+        pipeline(bench, day_end + timedelta(days=1), "incremental", result)
+        if spark is None:
+            result["equivalence"] = asdict(check_equivalence(bench))
+            # what one more task process costs by itself: forked from the worker, nothing to do
+            result["task_overhead"] = asdict(bench.stage("task_overhead", "noop", forked=True))
+        if airflow and spark is None:
             result["airflow"] = run_airflow(bench, day_end + timedelta(days=1))
-    except (RuntimeError, MemoryError) as exc:
+    except (RuntimeError, MemoryError, SparkClusterError) as exc:
         result["error"] = str(exc)
         console.print(f"[red]scale {scale:g} stopped:[/] {exc}")
     finally:
-        bench.close()
-        result["demo_server"] = bench.server_summary()
-        result["machine_during_run"] = sampler.stop()
-        result["total_wall_s"] = round(time.monotonic() - started, 1)
-        log.close()
+        try:
+            if bench is not None:
+                bench.close()
+                result["demo_server"] = bench.server_summary()
+        finally:
+            if cluster is not None:  # also on Ctrl-C: the cluster runs in sessions of its own
+                result.setdefault("spark", {}).update(cluster.stop())
+            result["machine_during_run"] = sampler.stop()
+            result["total_wall_s"] = round(time.monotonic() - started, 1)
+            log.close()
     return result
 
 
-def pipeline(bench: Bench, end: datetime, phase: str) -> dict:
-    """The transform DAG's stages after the three ingests, each in its own process."""
+def pipeline(bench: Bench, end: datetime, phase: str, into: dict) -> None:
+    """The transform DAG's stages after the three ingests, each in its own process; the
+    phase's stages go to ``into[phase]``, those done so far when one fails
+    (``"complete": False``)."""
+    stages: list[Stage] = []
+    try:
+        _pipeline_stages(bench, end, phase, stages)
+    finally:
+        into[phase] = _phase_result(bench, stages) if stages else {"stages": [], "total": {}}
+        into[phase]["complete"] = len(stages) == len(SOURCES) + 5 and all(s.ok for s in stages)
+
+
+def _pipeline_stages(bench: Bench, end: datetime, phase: str, stages: list[Stage]) -> None:
     ctx = {
         "start": (end - timedelta(days=1)).isoformat(),
         "end": end.isoformat(),
@@ -479,11 +819,12 @@ def pipeline(bench: Bench, end: datetime, phase: str) -> dict:
         "full_rebuild": phase == "full",
     }
     bench.start_server()
-    stages = [bench.stage(f"ingest_{s}", "ingest", forked=True, source=s, **ctx) for s in SOURCES]
+    for source in SOURCES:
+        stages.append(bench.stage(f"ingest_{source}", "ingest", forked=True, source=source, **ctx))
     bench.stop_server()
     stages.append(bench.stage("validate_raw", "validate", forked=True, layers=["raw"], **ctx))
     stages.append(bench.stage("dbt_build", "dbt_build", forked=True, **ctx))
-    if phase == "full":
+    if phase == "full" and bench.engine == "duckdb":
         # the compiled SQL of a from-scratch build: the floor's input
         shutil.copy(
             bench.root / "home" / "dbt" / "target" / "manifest.json",
@@ -494,11 +835,17 @@ def pipeline(bench: Bench, end: datetime, phase: str) -> dict:
     )
     stages.append(bench.stage("publish", "publish", forked=True, **ctx))
     stages.append(bench.stage("report", "report", forked=True, **ctx))
+
+
+def _phase_result(bench: Bench, stages: list[Stage]) -> dict:
     total = {
         "wall_s": round(sum(s.wall_s for s in stages), 2),
         "cpu_s": round(sum(s.cpu_s for s in stages), 2),
         "peak_rss_mb": max(s.peak_rss_mb for s in stages),
     }
+    if bench.jvms is not None:  # Spark: the cluster's JVMs, outside the stages' trees
+        total["cluster_cpu_s"] = round(sum(s.detail["cluster_cpu_s"] for s in stages), 2)
+        total["cluster_rss_peak_mb"] = max(s.detail["cluster_rss_peak_mb"] for s in stages)
     return {"stages": [asdict(s) | {"rows_per_s": s.rows_per_s} for s in stages], "total": total}
 
 
@@ -609,11 +956,20 @@ def task_sweep(kw: dict) -> dict:
 
 
 def _table_rows(tables: list[str]) -> int:
+    """The rows of ``tables`` together: raw tables where the loaders wrote them, dbt's models
+    where dbt builds them (Spark's, on Spark). One query per side: on Spark each query is a
+    job of its own."""
     from ops_warehouse.settings import get_settings
-    from ops_warehouse.warehouse.queries import query
+    from ops_warehouse.warehouse.queries import query, query_models
 
-    s = get_settings()
-    return sum(query(s, f"select count(*) from {t}")[0][0] for t in tables)
+    def count(run, names: list[str]) -> int:
+        if not names:
+            return 0
+        counts = " union all ".join(f"select count(*) as n from {t}" for t in names)
+        return int(run(get_settings(), f"select sum(n) from ({counts}) as counts")[0][0] or 0)
+
+    raw = [t for t in tables if t.startswith("raw_")]
+    return count(query, raw) + count(query_models, [t for t in tables if t not in raw])
 
 
 def task_validate(kw: dict) -> dict:
@@ -656,9 +1012,42 @@ def task_dbt_build(kw: dict) -> dict:
     from ops_warehouse.airflow.tasks import run_dbt_build
     from ops_warehouse.settings import get_settings
 
-    run_dbt_build(_context(kw))
-    timing = _dbt_timing(get_settings().home / "dbt" / "target" / "run_results.json")
-    return {"rows": _table_rows(_raw_tables()), **timing}
+    settings = get_settings()
+    lake = _time_lake_sync() if settings.warehouse == "spark" else {}
+    mode = run_dbt_build(_context(kw))
+    timing = _dbt_timing(settings.home / "dbt" / "target" / "run_results.json")
+    return {"rows": _table_rows(_raw_tables()), "full_build": mode["full_build"], **lake, **timing}
+
+
+def _time_lake_sync() -> dict[str, Any]:
+    """Time the build's own lake sync (``prepare_build``, which ``run_dbt_build`` calls
+    before dbt): wrapped in this task process only. The dict it returns is filled when the
+    sync has run: ``prepare_build_s`` (connections included), ``lake_sync_s`` (``sync_raw``),
+    the tables and rows it wrote."""
+    from ops_warehouse.warehouse import lake
+    from ops_warehouse.warehouse.engines import Spark
+
+    out: dict[str, Any] = {}
+    sync_raw, prepare_build = lake.sync_raw, Spark.prepare_build
+
+    def timed_sync(*args: Any, **kwargs: Any) -> dict[str, int]:
+        t0 = time.monotonic()
+        written = sync_raw(*args, **kwargs)
+        out["lake_sync_s"] = round(time.monotonic() - t0, 2)
+        out["lake_tables_written"] = len(written)
+        out["lake_rows_written"] = sum(written.values())
+        return written
+
+    def timed_prepare(self: Spark) -> Any:
+        t0 = time.monotonic()
+        try:
+            return prepare_build(self)
+        finally:
+            out["prepare_build_s"] = round(time.monotonic() - t0, 2)
+
+    lake.sync_raw = timed_sync  # prepare_build imports it from the module when it runs
+    Spark.prepare_build = timed_prepare
+    return out
 
 
 def _dbt_timing(path: Path) -> dict:
@@ -682,18 +1071,16 @@ def _dbt_timing(path: Path) -> dict:
 
 def task_publish(kw: dict) -> dict:
     from ops_warehouse.airflow.tasks import run_publish
+    from ops_warehouse.pipeline.transform import MARTS
     from ops_warehouse.settings import get_settings
-    from ops_warehouse.warehouse.queries import query
+    from ops_warehouse.warehouse.engines import engine
 
     run_publish(_context(kw))
-    marts = [
-        f"marts.{r[0]}"
-        for r in query(
-            get_settings(),
-            "select table_name from information_schema.tables where table_schema = 'marts'",
-        )
-    ]
-    return {"rows": _table_rows(marts), "tables": len(marts)}
+    with engine(get_settings()).models_reader() as con:
+        marts = [f"{MARTS}.{t}" for t in con.tables(MARTS)]
+    with engine(get_settings()).published() as con:  # what readers now see
+        published = len(con.tables(MARTS))
+    return {"rows": _table_rows(marts), "tables": len(marts), "published_tables": published}
 
 
 def task_report(kw: dict) -> dict:
@@ -703,11 +1090,27 @@ def task_report(kw: dict) -> dict:
         from ops_warehouse.airflow.report_tasks import make_report
     except ImportError as exc:
         return {"available": False, "why": f"no reports entry point ({exc})"}
+    from ops_warehouse.settings import get_settings
+
     ctx = {**_context(kw), "logical_date": datetime.fromisoformat(kw["end"])}
-    out = {"available": True}
+    out: dict[str, Any] = {"available": True}
     for kind in ("weekly", "daily"):
         t0 = time.monotonic()
-        summary = make_report(kind, ctx)
+        try:
+            summary = make_report(kind, ctx)
+        except Exception as exc:
+            if get_settings().warehouse != "spark":
+                raise
+            # on Spark a failing report is recorded (the stage shows failed) and the run goes
+            # on: the incremental day's build is what the Spark run is for
+            import traceback
+
+            traceback.print_exc()
+            text = str(exc)
+            text = text[text.find("errorMessage=") :] if "errorMessage=" in text else text
+            out.update(available=False, failed=True, why=f"{kind}: {type(exc).__name__}: ")
+            out["why"] += " ".join(text.split())[:300]
+            return out
         out[f"{kind}_s"] = round(time.monotonic() - t0, 2)
         out[f"{kind}_steps_s"] = summary.get("seconds")
     return out
@@ -1110,14 +1513,20 @@ def results_path() -> Path:
 
 
 def save(scale_result: dict, mach: dict, label: str | None = None) -> Path:
-    """Merge one scale's result into today's file, keyed by scale (and label, if given)."""
+    """Merge one scale's result into today's file, keyed by scale (then the engine, if not
+    DuckDB, and the label, if given: ``10 spark after fixes``)."""
     path = results_path()
     data = json.loads(path.read_text()) if path.exists() else {"scales": {}}
     for earlier in data["scales"].values():  # each run keeps the machine it ran on
         earlier.setdefault("machine", data.get("machine"))
     scale_result["machine"] = mach
     data["machine"] = mach
-    key = f"{scale_result['scale']:g}" + (f" {label}" if label else "")
+    engine = scale_result.get("engine", "duckdb")
+    key = (
+        f"{scale_result['scale']:g}"
+        + (f" {engine}" if engine != "duckdb" else "")
+        + (f" {label}" if label else "")
+    )
     data["scales"][key] = scale_result
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -1136,7 +1545,9 @@ def markdown_table(data: dict) -> str:
         m = r.get("machine") or data["machine"]
         lines += [
             f"**Scale {key}** on {m['cpu_model']}, {m['cores']} cores, {m['ram_gb']} GiB RAM, "
-            f"swap {m['swap_gb']} GiB; Python {m['python']}, DuckDB {m['duckdb']} "
+            f"swap {m['swap_gb']} GiB; Python {m['python']}, DuckDB {m['duckdb']}"
+            + _spark_heading(r)
+            + " "
             f"({sum((r.get('source_rows') or {}).values()):,} source rows; "
             f"orders {r.get('source_rows', {}).get('orders', 0):,}, tickets "
             f"{r.get('source_rows', {}).get('tickets', 0):,}), run {r['started_at']}, "
@@ -1162,9 +1573,16 @@ def markdown_table(data: dict) -> str:
             for st in r[phase]["stages"]:
                 lines.append(_row(phase, st))
             t = r[phase]["total"]
+            if not t:
+                continue
+            jvm = (
+                f"Spark JVMs {t['cluster_cpu_s']:.1f} s CPU, {t['cluster_rss_peak_mb']:,} MB peak"
+                if "cluster_cpu_s" in t
+                else ""
+            )
             lines.append(
                 f"| {phase} | **pipeline total** | **{t['wall_s']:.1f}** | "
-                f"{t['cpu_s']:.1f} | {t['peak_rss_mb']:,.0f} | | | |"
+                f"{t['cpu_s']:.1f} | {t['peak_rss_mb']:,.0f} | | | {jvm} |"
             )
             if phase == "full" and "advance" in r:
                 lines.append(_row("setup", r["advance"]))
@@ -1185,8 +1603,58 @@ def markdown_table(data: dict) -> str:
             lines.append(_row("airflow", a["init"]))
             lines.append(_row("airflow", a["dags"]))
             lines.append(_row("airflow", a["parse"]))
-        lines += ["", *ratios(r), ""]
+        lines += ["", *ratios(r), *spark_lines(r), ""]
     return "\n".join(lines)
+
+
+def _spark_heading(r: dict) -> str:
+    sp = r.get("spark")
+    if r.get("engine") != "spark" or not sp or "workers" not in sp:
+        return ""
+    return (
+        f"; engine Spark {sp['version']} ({sp['workers']} workers × {sp['cores_per_worker']} "
+        f"core, {sp['worker_memory']} each, executors {sp['executor_memory_mb']} MB; every "
+        "build a full one)"
+    )
+
+
+def spark_lines(r: dict) -> list[str]:
+    """The Spark cluster's configuration and its JVMs' peak memory, as summary lines."""
+    sp = r.get("spark")
+    if r.get("engine") != "spark" or not sp:
+        return []
+    out = []
+    if "workers" in sp:
+        out.append(
+            f"- Spark {sp['version']}: {sp['workers']} workers × {sp['cores_per_worker']} core, "
+            f"worker memory {sp['worker_memory']}, executor memory {sp['executor_memory_mb']} MB; "
+            f"the cluster started in {sp['start_s']} s (not in the stages)"
+        )
+    if sp.get("jvm_peak_by_role"):
+        roles = ", ".join(
+            f"{role} {v['peak_mb']:,} MB"
+            + (f" (largest of {v['processes']})" if v["processes"] > 1 else "")
+            + (f" -Xmx{v['xmx']}" if v.get("xmx") else "")
+            for role, v in sp["jvm_peak_by_role"].items()
+        )
+        each = ", ".join(f"{n} {v:,}" for n, v in sp["jvm_peak_mb"].items())
+        out.append(
+            f"- Spark JVMs' peak RSS by role: {roles}; all JVMs at once "
+            f"{sp['jvm_total_peak_mb']:,} MB; by process (MB): {each}; JVM CPU over the scale "
+            f"{sp['jvm_cpu_s']} s"
+        )
+    for phase in ("full", "incremental"):
+        st = {s["name"]: s for s in (r.get(phase) or {}).get("stages", [])}
+        d = (st.get("dbt_build") or {}).get("detail") or {}
+        if "lake_sync_s" in d:
+            out.append(
+                f"- {phase}: lake sync {d['lake_sync_s']} s ({d['lake_tables_written']} raw "
+                f"tables, {d['lake_rows_written']:,} rows to Parquet; prepare_build "
+                f"{d.get('prepare_build_s')} s) of `dbt_build`'s {st['dbt_build']['wall_s']} s; "
+                f"dbt {d.get('dbt_elapsed_s')} s, "
+                + ("a full build" if d.get("full_build") else "incremental")
+            )
+    return out
 
 
 def _row(phase: str, st: dict) -> str:
@@ -1200,8 +1668,14 @@ def _row(phase: str, st: dict) -> str:
         )
     if st["name"].startswith("ingest") and d.get("server_cpu_s"):
         notes.append(f"API server CPU {d['server_cpu_s']} s")
-    if d.get("available") is False:
+    if d.get("failed"):
+        notes.append(f"**failed** ({d['why']})")
+    elif d.get("available") is False:
         notes.append(f"report: not available ({d['why']})")
+    if "lake_sync_s" in d:
+        notes.append(f"lake sync {d['lake_sync_s']} s ({d['lake_tables_written']} tables)")
+    if "cluster_cpu_s" in d:
+        notes.append(f"Spark JVMs {d['cluster_cpu_s']} s CPU, {d['cluster_rss_peak_mb']:,} MB peak")
     if "dags_wall_s" in d:
         notes.append(
             f"DAGs {d['dags_wall_s']} s, tasks {d['tasks_s']} s, start-up+parse "
@@ -1251,6 +1725,8 @@ def ratios(r: dict) -> list[str]:
         if phase not in r:
             continue
         st = {s["name"]: s for s in r[phase]["stages"]}
+        if "validate_raw" not in st or "validate_marts" not in st:
+            continue  # the phase stopped before its checks ran
         val = st["validate_raw"]["wall_s"] + st["validate_marts"]["wall_s"]
         vcpu = st["validate_raw"]["cpu_s"] + st["validate_marts"]["cpu_s"]
         total, tcpu = r[phase]["total"]["wall_s"], r[phase]["total"]["cpu_s"]
@@ -1338,7 +1814,7 @@ def summary(console, r: dict, path: Path) -> None:
                 f"{st['rows']:,}" if st.get("rows") is not None else "",
                 f"{rate:,.0f}" if rate else "",
             )
-        if phase in r:
+        if r.get(phase, {}).get("total"):
             t = r[phase]["total"]
             table.add_row(
                 phase,
@@ -1350,7 +1826,7 @@ def summary(console, r: dict, path: Path) -> None:
                 "",
             )
     console.print(table)
-    for line in ratios(r):
+    for line in [*ratios(r), *spark_lines(r)]:
         if line:
             console.print(line)
     console.print(
@@ -1366,6 +1842,18 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=Path(os.environ.get("OPS_BENCH_ROOT", str(DEFAULT_ROOT))),
         help="where worlds and warehouses go (default: var/bench/pipeline, git-ignored)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="the warehouse engine (spark: a local cluster per scale; no baselines, "
+        "equivalence or Airflow)",
+    )
+    parser.add_argument(
+        "--spark-worker-memory",
+        default="2g",
+        help="with --engine spark: each of the two workers' (and executors') memory (2g)",
     )
     parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow run")
     parser.add_argument("--no-baselines", action="store_true", help="skip floor and GX vs SQL")
@@ -1418,10 +1906,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{mach['cpu_model']}, {mach['cores']} cores, {mach['ram_gb']} GiB RAM; "
         f"load average {mach['load_avg_at_start']}"
     )
+    spark = None
+    if args.engine == "spark":
+        from ops_warehouse.warehouse.spark_cluster import SparkClusterError, memory_mb
+
+        try:
+            memory_mb(args.spark_worker_memory, "--spark-worker-memory")
+        except SparkClusterError as exc:
+            parser.error(str(exc))
+        spark = SparkOptions(worker_memory=args.spark_worker_memory)
+        # a SIGTERM ends the run through run_scale's finally: the cluster is stopped too
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for scale in scales:
-        root = args.root / f"scale-{scale:g}"
+        root = args.root / (f"scale-{scale:g}" + ("-spark" if spark else ""))
         r = run_scale(
-            scale, root, console, airflow=not args.no_airflow, baselines=not args.no_baselines
+            scale,
+            root,
+            console,
+            airflow=not args.no_airflow,
+            baselines=not args.no_baselines,
+            spark=spark,
         )
         path = save(r, mach, args.label)
         write_benchmarks_md(path)

@@ -6,13 +6,14 @@
 
         {{ normalize_email('email') }}
 
-    email_sha256(email): the hex sha256 of normalize_email(email), identical on DuckDB and
-    PostgreSQL. NULL stays NULL.
+    email_sha256(email): the hex sha256 of normalize_email(email), identical on DuckDB,
+    PostgreSQL and Spark. NULL stays NULL.
 
         {{ email_sha256('email') }}
 
-    DuckDB's sha256() takes text and returns hex; PostgreSQL's takes bytea and returns bytea, so
-    each adapter gets its own implementation. lower() of non-ASCII letters follows the database's
+    DuckDB's sha256() takes text and returns hex; PostgreSQL's takes bytea and returns bytea;
+    Spark's sha2(value, 256) takes the string's UTF-8 bytes and returns hex. So each adapter gets
+    its own implementation. lower() of non-ASCII letters follows the database's
     collation on PostgreSQL; the shop's addresses are ASCII.
 #}
 {% macro normalize_email(email) -%}
@@ -29,4 +30,8 @@
 
 {% macro duckdb__email_sha256(email) -%}
     sha256({{ normalize_email(email) }})
+{%- endmacro %}
+
+{% macro spark__email_sha256(email) -%}
+    sha2({{ normalize_email(email) }}, 256)
 {%- endmacro %}

@@ -70,3 +70,44 @@
         {%- endfor %}
     ) as loads
 {%- endmacro %}
+
+{#
+    Where a model is incremental. The incremental models (staging's growing tables, the
+    incremental intermediate models and marts) write delete+insert and prune with delete
+    post-hooks. Spark's Parquet tables take no delete, so on Spark they are plain tables, built
+    in full on every run (docs/decisions.md); their is_incremental() branches are never taken
+    there.
+
+    incremental_materialization(): "incremental" (DuckDB, PostgreSQL) or "table" (Spark).
+    incremental_post_hooks(hooks): the model's pruning post-hooks where it is incremental, none
+    where it is a table (a full build has nothing to prune).
+
+        config(
+            materialized=incremental_materialization(),
+            ...
+            post_hook=incremental_post_hooks(["delete from {{ this }} where ..."]),
+        )
+#}
+{% macro incremental_materialization() -%}
+    {{ return(adapter.dispatch("incremental_materialization")()) }}
+{%- endmacro %}
+
+{% macro default__incremental_materialization() -%}
+    {{ return("incremental") }}
+{%- endmacro %}
+
+{% macro spark__incremental_materialization() -%}
+    {{ return("table") }}
+{%- endmacro %}
+
+{% macro incremental_post_hooks(hooks) -%}
+    {{ return(adapter.dispatch("incremental_post_hooks")(hooks)) }}
+{%- endmacro %}
+
+{% macro default__incremental_post_hooks(hooks) -%}
+    {{ return(hooks) }}
+{%- endmacro %}
+
+{% macro spark__incremental_post_hooks(hooks) -%}
+    {{ return([]) }}
+{%- endmacro %}

@@ -63,7 +63,7 @@ rate_points as (
     select
         'USD' as currency,
         min(rate_date) as rate_date,
-        cast(1.0 as double precision) as rate_to_usd
+        cast(1.0 as {{ contract_type('float') }}) as rate_to_usd
     from fx_rates
     where rate_date <= {{ as_of_date() }}
 

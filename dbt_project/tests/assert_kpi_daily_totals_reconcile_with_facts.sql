@@ -144,7 +144,7 @@ checked_days as (
         date_day <= {{ as_of_date() }}
         and (
             date_day > {{ as_of_date() }} - 28
-            or ({{ as_of_date() }} - date_day) % 7 = 0
+            or {{ dbt.datediff('date_day', as_of_date(), 'day') }} % 7 = 0
         )
 
 ),
@@ -166,7 +166,8 @@ active_customers_counted as (
 active_customers_compared as (
 
     select
-        'active_customers on ' || cast(kpi_daily.date_day as text) as check_name,
+        'active_customers on '
+        || cast(kpi_daily.date_day as {{ contract_type('text') }}) as check_name,
         kpi_daily.active_customers as kpi_value,
         coalesce(active_customers_counted.active_customers, 0) as fact_value
     from checked_days

@@ -26,12 +26,9 @@ macro_kpis as (
 
 table_kpis as (
 
-    select lower(column_name) as kpi
-    from information_schema.columns
-    where
-        table_schema = '{{ ref("kpi_daily").schema }}'
-        and table_name = '{{ ref("kpi_daily").identifier }}'
-        and lower(column_name) <> 'date_day'
+    select kpi_daily_columns.column_name as kpi
+    from ({{ column_names_of(ref('kpi_daily')) }}) as kpi_daily_columns
+    where kpi_daily_columns.column_name <> 'date_day'
 
 ),
 

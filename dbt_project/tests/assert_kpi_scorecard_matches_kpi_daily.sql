@@ -26,7 +26,7 @@ daily_long as (
     select
         date_day,
         '{{ kpi }}' as kpi,
-        cast({{ kpi }} as double precision) as value
+        cast({{ kpi }} as {{ contract_type('float') }}) as value
     from kpi_daily
     {%- if not loop.last %}
     union all

@@ -249,6 +249,10 @@ def summary_text(s: Settings, *, until: date, seconds: float, log_path: Path, re
             ["psql", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432)]
             + ["-U", url.username or "postgres", "-d", url.database or ""]
         )
+    elif s.warehouse == "spark":
+        client = shlex.join(
+            ["beeline", "-u", f"jdbc:hive2://{s.spark_thrift_host}:{s.spark_thrift_port}/published"]
+        )
     else:
         client = shlex.join(["duckdb", "-readonly", str(s.published_path)])
     return (

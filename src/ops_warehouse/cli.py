@@ -196,7 +196,9 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
 @writes_warehouse
 def cmd_transform(args: argparse.Namespace) -> None:
     from ops_warehouse.pipeline.transform import dbt_invoke
+    from ops_warehouse.warehouse.engines import engine
 
+    engine(get_settings()).prepare_build()
     dbt_invoke(["build", *(["--select", args.select] if args.select else [])])
     console.print(f"[green]dbt build passed[/] on {get_settings().dbt_target}")
 

@@ -152,6 +152,12 @@ class Settings:
     superset_port: int
     # as given: a folder or fsspec URL, "off", or "" for raw_archive under home (raw_archive_url)
     raw_archive_dir: str
+    # OPS_WAREHOUSE=spark (warehouse/spark.py): the Thrift server dbt, the checks and the
+    # readers use, and the folder every Spark node reads raw Parquet from
+    spark_thrift_host: str = "127.0.0.1"
+    spark_thrift_port: int = 10000
+    spark_user: str = "ops"
+    spark_lake_dir: Path = Path("var/spark/lake")
 
     def __post_init__(self) -> None:
         redact.remember(self.secrets())  # first: a refused URL's own secrets are masked too
@@ -197,8 +203,10 @@ class Settings:
         airflow_port = os.environ.get("AIRFLOW__API__PORT") or "8080"
         demo_api = f"http://127.0.0.1:{demo_port}"
         warehouse = _env("OPS_WAREHOUSE", "duckdb")
-        if warehouse not in ("duckdb", "postgres"):
-            raise SettingsError(f"OPS_WAREHOUSE must be 'duckdb' or 'postgres', not {warehouse!r}")
+        if warehouse not in ("duckdb", "postgres", "spark"):
+            raise SettingsError(
+                f"OPS_WAREHOUSE must be 'duckdb', 'postgres' or 'spark', not {warehouse!r}"
+            )
         postgres_url = _env(
             "OPS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/ops_warehouse"
         )
@@ -308,6 +316,10 @@ class Settings:
             bi_reader_password=_env("OPS_BI_READER_PASSWORD", ""),
             superset_port=_parsed("OPS_SUPERSET_PORT", "8088", int, "a port number"),
             raw_archive_dir=_env("OPS_RAW_ARCHIVE_DIR", ""),
+            spark_thrift_host=_env("OPS_SPARK_THRIFT_HOST", "127.0.0.1"),
+            spark_thrift_port=_parsed("OPS_SPARK_THRIFT_PORT", "10000", int, "a port number"),
+            spark_user=_env("OPS_SPARK_USER", "ops"),
+            spark_lake_dir=Path(_env("OPS_SPARK_LAKE_DIR", str(home / "spark" / "lake"))),
         )
 
     def redacted(self) -> dict[str, str]:

@@ -24,7 +24,8 @@ AIRFLOW_SERVICES = (
     "airflow-triggerer",
     "airflow-worker",
 )
-RUN_ONCE = ("airflow-init", "superset-init")
+RUN_ONCE = ("airflow-init", "superset-init", "spark-metastore-init")
+SPARK_SERVICES = ("spark-master", "spark-worker", "spark-thrift")
 # the Dockerfile's targets: the product alone, the product plus the demo world (ops_demo), and
 # Superset from its own lock (bi/superset/requirements.txt)
 IMAGES = {
@@ -81,6 +82,7 @@ def test_every_service_of_the_stack_is_there(services):
         "demo-sources",
         *AIRFLOW_SERVICES,
         *RUN_ONCE,
+        *SPARK_SERVICES,
     }
     assert services["airflow-worker"]["command"][:3] == ["airflow", "celery", "worker"]
 
@@ -101,7 +103,10 @@ def test_every_host_the_dags_reach_is_a_service(services):
         ):
             assert key in e, f"{name} has no {key}"
             assert host_of(e[key]) in services, f"{name}: {key} points at {host_of(e[key])!r}"
-        assert e["OPS_WAREHOUSE"] == "postgres"
+        # PostgreSQL unless .env says spark, whose Thrift server is a service too
+        assert e["OPS_WAREHOUSE"] == "${OPS_WAREHOUSE:-postgres}"
+        assert e["OPS_SPARK_THRIFT_HOST"] in services
+        assert e["OPS_SPARK_LAKE_DIR"].startswith("/data/"), "the lake lives on the volume"
         assert e["OPS_SHOP_DB_URL"].startswith("sqlite:////data/"), "the shop lives on the volume"
     # the execution API URL must be the api-server's own port
     api = services["airflow-apiserver"]
@@ -111,7 +116,7 @@ def test_every_host_the_dags_reach_is_a_service(services):
     # Superset is provisioned with the pipeline's own settings: the same published database
     superset = env(services["superset-init"])
     assert host_of(superset["SUPERSET_URL"]) == "superset"
-    assert superset["OPS_WAREHOUSE"] == "postgres"
+    assert superset["OPS_WAREHOUSE"] == "${OPS_WAREHOUSE:-postgres}"
     assert (
         superset["OPS_PUBLISHED_POSTGRES_URL"]
         == (env(services["airflow-worker"])["OPS_PUBLISHED_POSTGRES_URL"])
@@ -292,3 +297,67 @@ def test_environment_names_are_known_settings_and_airflow_options(services):
                 assert (section.lower(), option.lower()) in known, (
                     f"{name}: {key} is not an Airflow option"
                 )
+
+
+def _options(command: list[str], flag: str) -> dict[str, str]:
+    """``--conf key=value`` (or any ``flag``) options of a command, as a dict."""
+    return dict(str(command[i + 1]).split("=", 1) for i, word in enumerate(command) if word == flag)
+
+
+def test_the_spark_cluster_and_its_metastore_in_postgres(services):
+    import xml.etree.ElementTree as ElementTree
+
+    master, worker, thrift = (services[name] for name in SPARK_SERVICES)
+    for service in (master, worker, thrift, services["spark-metastore-init"]):
+        assert service["build"]["target"] == "product", "pyspark's scripts are in the image"
+    command = list(map(str, master["command"]))
+    assert command[:2] == ["spark-class", "org.apache.spark.deploy.master.Master"]
+    master_url = f"spark://spark-master:{command[command.index('--port') + 1]}"
+    assert worker["command"][:2] == ["spark-class", "org.apache.spark.deploy.worker.Worker"]
+    assert worker["command"][-1] == master_url
+    assert worker["deploy"]["replicas"] == 2
+    submit = list(map(str, thrift["command"]))
+    assert submit[0] == "spark-submit"
+    assert "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2" in submit
+    assert submit[submit.index("--master") + 1] == master_url
+    conf = _options(submit, "--conf")
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+    assert int(conf["spark.task.maxFailures"]) >= 4
+    assert conf["spark.cores.max"] == str(worker["deploy"]["replicas"])
+    worker_memory = worker["command"][worker["command"].index("--memory") + 1]
+    assert conf["spark.executor.memory"] == worker_memory, "an executor fits its worker"
+    # executors write the tables the driver lists: the warehouse is on the shared volume
+    assert conf["spark.sql.warehouse.dir"].startswith("/data/")
+    for service in (worker, thrift):
+        assert "ops-data:/data" in service["volumes"]
+    assert _options(submit, "--hiveconf")["hive.server2.thrift.port"] == "10000"
+    assert "ports" not in thrift, "the Thrift server has no login: not published"
+
+    # the metastore: hive-site.xml in the Thrift server's SPARK_CONF_DIR (the image copies
+    # deploy/), pointing at the compose PostgreSQL with credentials from the environment
+    conf_dir = env(thrift)["SPARK_CONF_DIR"]
+    assert conf_dir == "/opt/ops-warehouse/deploy/spark"
+    assert re.search(r"^COPY deploy deploy$", DOCKERFILE.read_text(), re.M)
+    site = ElementTree.parse(PROJECT_ROOT / "deploy/spark/hive-site.xml").getroot()
+    props = {p.findtext("name"): p.findtext("value") for p in site.iter("property")}
+    url = props["javax.jdo.option.ConnectionURL"]
+    assert url.startswith("jdbc:postgresql://")
+    assert host_of(url.removeprefix("jdbc:")) == "postgres" in services
+    assert props["javax.jdo.option.ConnectionDriverName"] == "org.postgresql.Driver"
+    for key in ("javax.jdo.option.ConnectionUserName", "javax.jdo.option.ConnectionPassword"):
+        variable = re.fullmatch(r"\$\{env\.(\w+)\}", props[key])
+        assert variable, f"{key} must come from the environment, not {props[key]!r}"
+        assert variable.group(1) in env(thrift), f"spark-thrift does not set {variable.group(1)}"
+    assert env(thrift)["HIVE_METASTORE_PASSWORD"].startswith("${")
+    # the metastore's database and the JDBC driver (not bundled with Spark) come first
+    init = services["spark-metastore-init"]
+    assert thrift["depends_on"]["spark-metastore-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert url.rsplit("/", 1)[1] == "hive_metastore"
+    script = (PROJECT_ROOT / "deploy/spark/metastore_init.py").read_text()
+    jar = submit[submit.index("--driver-class-path") + 1]
+    assert jar.startswith(env(init)["SPARK_JARS_DIR"] + "/")
+    assert f'JDBC_JAR = "{jar.rsplit("/", 1)[1]}"' in script
+    assert 'DATABASE = "hive_metastore"' in script
+    assert env(init)["HIVE_METASTORE_USER"] == env(thrift)["HIVE_METASTORE_USER"]

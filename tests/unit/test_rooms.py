@@ -82,9 +82,9 @@ def test_the_checks_see_what_they_look_for():
     assert _engine_comparisons(planted) == [4]
 
 
-@pytest.mark.parametrize("name", sorted(engines.ENGINES))
+@pytest.mark.parametrize("name", engines.ENGINE_NAMES)
 def test_every_engine_implements_the_whole_interface(name):
-    adapter = engines.ENGINES[name]
+    adapter = engines.adapter(name)
     interface = {
         attr
         for attr, value in vars(engines.Engine).items()
@@ -94,6 +94,7 @@ def test_every_engine_implements_the_whole_interface(name):
         attr
         for attr in interface
         if getattr(adapter, attr) is getattr(engines.Engine, attr)
-        and attr != "validation_reader"  # a default that fits a server engine
+        # defaults that fit an engine whose every layer is in the working warehouse
+        and attr not in ("validation_reader", "layer_reader", "models_reader", "prepare_build")
     }
     assert missing == set()

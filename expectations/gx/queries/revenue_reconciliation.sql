@@ -7,7 +7,8 @@
 -- the as-of date, gross = subtotal - discount, refunds made up to the as-of date converted at the
 -- order date's rate and capped at gross, each order rounded to the cent. USD is 1 from the
 -- sheet's first date; orders with no rate at or before their date count in neither sum.
--- Placeholders filled by the runner: {as_of_date}, {reporting_currency}, {business_tz}.
+-- Placeholders filled by the runner: {as_of_date}, {reporting_currency}, and the engine's spelling
+-- of a timestamp's date in the business time zone ({business_date[column]}) and of a double.
 with
 
 recognized_orders as (
@@ -16,7 +17,7 @@ recognized_orders as (
         order_id,
         currency,
         subtotal - discount as gross_local,
-        cast((ordered_at at time zone '{business_tz}') as date) as order_date
+        {business_date[ordered_at]} as order_date
     from staging.stg_sales__orders
     where order_status in ('paid', 'shipped', 'completed', 'refunded')
 
@@ -62,7 +63,7 @@ timeline as (
         'USD' as currency,
         min(rate_date) as point_date,
         1 as is_rate,
-        cast(1.0 as double precision) as rate_to_usd
+        cast(1.0 as {double}) as rate_to_usd
     from staging.stg_sales__fx_rates
 
     union all
@@ -119,7 +120,7 @@ refunds_to_date as (
         order_id,
         sum(amount) as refund_local
     from staging.stg_sales__refunds
-    where cast((refunded_at at time zone '{business_tz}') as date) <= cast('{as_of_date}' as date)
+    where {business_date[refunded_at]} <= cast('{as_of_date}' as date)
     group by order_id
 
 ),

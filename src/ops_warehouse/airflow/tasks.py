@@ -388,11 +388,14 @@ def run_dbt_build(context: Mapping[str, Any]) -> dict:
     run with the project's tests on every change, not in each pipeline run."""
     from ops_warehouse.pipeline.transform import dbt_invoke
     from ops_warehouse.settings import get_settings
+    from ops_warehouse.warehouse.engines import engine
 
+    settings = get_settings()
     as_of = transform_as_of(context)
-    mode = transform_mode(get_settings(), context, as_of)
+    mode = transform_mode(settings, context, as_of)
     args = ["build", "--exclude-resource-type", "unit_test"]
     args += ["--full-refresh"] if mode.full else ["--selector", "daily"]
+    engine(settings).prepare_build()  # Spark: the raw tables that changed, into the lake
     log.info("dbt build as of %s: %s", as_of, mode.describe())
     dbt_invoke(args, as_of=as_of)
     return {"as_of_date": as_of.isoformat(), "full_build": mode.full}

@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING
 from ops_warehouse.pipeline.contracts import QUARANTINE_TABLE, SOURCES
 from ops_warehouse.redact import redact
 from ops_warehouse.settings import Settings
-from ops_warehouse.warehouse.engines import Connection, engine
+from ops_warehouse.warehouse.engines import AUDIT_SCHEMA, Connection, engine
 
 if TYPE_CHECKING:
     from ops_warehouse.pipeline.quality.results import CheckResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "audit"
+SCHEMA = AUDIT_SCHEMA
 STATUSES = ("running", "published", "succeeded", "blocked", "failed")
 
 AUDIT_TABLES = ("pipeline_runs", "pipeline_run_entities", "dq_results")

@@ -184,9 +184,9 @@ def _closed_totals(
 
 
 def _working_query(settings: Settings) -> Query:
-    from ops_warehouse.warehouse.queries import query
+    from ops_warehouse.warehouse.queries import query_models
 
-    return lambda sql: query(settings, sql)
+    return lambda sql: query_models(settings, sql)
 
 
 def published_profile(settings: Settings) -> MartsProfile | None:

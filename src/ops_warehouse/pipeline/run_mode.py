@@ -40,7 +40,13 @@ class RunMode:
 
 def run_mode(settings: Settings, as_of: date, *, requested: bool | None = None) -> RunMode:
     """The mode of a run as of ``as_of``; ``requested`` (the run's conf) overrides the days,
-    and a warehouse whose incremental models predate their watermark gets a full build."""
+    and a warehouse whose incremental models predate their watermark gets a full build. On
+    Spark every run is a full build: its Parquet tables are written whole, never in part
+    (docs/decisions.md, "Spark")."""
+    from ops_warehouse.warehouse.engines import engine
+
+    if not engine(settings).builds_incrementally:
+        return RunMode(True, f"{settings.warehouse} builds every model whole")
     if requested is not None:
         return RunMode(requested, f"the run's conf: {FULL_REBUILD_CONF}={str(requested).lower()}")
     missing = missing_watermarks(settings)

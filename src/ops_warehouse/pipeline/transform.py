@@ -41,6 +41,11 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         OPS_PG_PASSWORD=pg.password or "",
         OPS_PG_DATABASE=pg.database or "ops_warehouse",
     )
+    env.update(
+        OPS_SPARK_THRIFT_HOST=settings.spark_thrift_host,
+        OPS_SPARK_THRIFT_PORT=str(settings.spark_thrift_port),
+        OPS_SPARK_USER=settings.spark_user,
+    )
     return env
 
 

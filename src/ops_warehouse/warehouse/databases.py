@@ -36,13 +36,24 @@ def working_location(settings: Settings) -> str:
     """The working warehouse as a person finds it: the DuckDB file or the PostgreSQL URL."""
     if settings.warehouse == "postgres":
         return f"{display_url(settings.postgres_url)} (PostgreSQL)"
+    if settings.warehouse == "spark":
+        return (
+            f"{settings.warehouse_path} (landing) and the Spark Thrift server at "
+            f"{_thrift(settings)} (models)"
+        )
     return str(settings.warehouse_path)
+
+
+def _thrift(settings: Settings) -> str:
+    return f"{settings.spark_thrift_host}:{settings.spark_thrift_port}"
 
 
 def published_location(settings: Settings) -> str:
     """The published warehouse readers open: the DuckDB file or the PostgreSQL URL."""
     if settings.warehouse == "postgres":
         return f"{display_url(settings.published_postgres_url)} (PostgreSQL)"
+    if settings.warehouse == "spark":
+        return f"database 'published' on the Spark Thrift server at {_thrift(settings)}"
     return str(settings.published_path)
 
 

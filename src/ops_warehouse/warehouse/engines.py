@@ -1,7 +1,8 @@
 """What differs between the warehouse engines, behind one interface.
 
-``engine(settings)`` returns the adapter of ``OPS_WAREHOUSE``: DuckDB (a file) or
-PostgreSQL (a server). The pipeline, the reports and the Airflow tasks ask it for
+``engine(settings)`` returns the adapter of ``OPS_WAREHOUSE``: DuckDB (a file),
+PostgreSQL (a server) or Spark (landing in DuckDB, raw as Parquet in the lake, models and
+published marts in Spark through its Thrift server: see :class:`Spark`). The pipeline, the reports and the Airflow tasks ask it for
 connections, for dlt's destination and for the few SQL fragments the two dialects spell
 differently; only modules of this package branch on the engine.
 
@@ -10,12 +11,20 @@ Every connection is a :class:`Connection`: ``?`` placeholders on both engines.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
+from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.files import sql_literal
+from ops_warehouse.pipeline.transform import MARTS
 from ops_warehouse.settings import Settings
+
+# The audit trail's schema (pipeline/audit.py), in the working and the published warehouse.
+AUDIT_SCHEMA = "audit"
 
 
 class PublishedMissing(Exception):  # noqa: N818 - a state, read as "published: missing"
@@ -29,8 +38,16 @@ class Connection:
         self.con = con
         self.engine = engine
 
+    # the type of a double-precision float, as the engine spells it
+    double_type = "double precision"
+
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.engine == "postgres" else sql
+
+    def local_date(self, expression: str, tz: str) -> str:
+        """SQL for the date of a UTC timestamp in the time zone ``tz`` (an IANA name, checked
+        by the settings)."""
+        return f"cast(({expression} at time zone '{tz}') as date)"
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; returns the cursor."""
@@ -99,6 +116,17 @@ class Connection:
             )
         ]
 
+    def columns(self, schema: str, table: str) -> list[str]:
+        """A table's column names in order; empty when it does not exist."""
+        return [
+            r[0]
+            for r in self.fetch(
+                "select column_name from information_schema.columns where table_schema = ? "
+                "and table_name = ? order by ordinal_position",
+                [schema, table],
+            )
+        ]
+
     def has_table(self, schema: str, table: str) -> bool:
         return bool(
             self.fetch(
@@ -137,6 +165,9 @@ class Engine:
     """The adapter's interface; one subclass per engine."""
 
     name: ClassVar[str]
+    # dbt's incremental models take the day's changed keys here (pipeline/run_mode.py); where
+    # tables can only be written whole (Spark's Parquet tables), every run is a full build
+    builds_incrementally: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -171,9 +202,25 @@ class Engine:
         with self.read_only() as con:
             yield con
 
+    @contextmanager
+    def models_reader(self) -> Iterator[Connection]:
+        """A read-only connection to where dbt's models are (the working warehouse)."""
+        with self.read_only() as con:
+            yield con
+
+    @contextmanager
+    def layer_reader(self, layer: str, working: Connection) -> Iterator[Connection]:
+        """The connection a layer's checks read through, given the validation reader of the
+        working warehouse: that one, where every layer lives in it."""
+        yield working
+
     def gx_datasource(self, context: Any, name: str, con: Connection) -> Any:
-        """Great Expectations' SQL datasource over the working warehouse."""
+        """Great Expectations' SQL datasource over the warehouse ``con`` reads."""
         raise NotImplementedError
+
+    def prepare_build(self) -> None:
+        """Make the raw tables readable where dbt builds (nothing to do where it builds in the
+        working warehouse itself)."""
 
     def dlt_destination(self) -> Any:
         """dlt's destination for the working warehouse's raw schemas."""
@@ -334,9 +381,345 @@ class Postgres(Engine):
         return f"json_build_array({', '.join(expressions)})::text"
 
 
-ENGINES: dict[str, type[Engine]] = {e.name: e for e in (DuckDB, Postgres)}
+# --- Spark ----------------------------------------------------------------------------
+
+# The readers' names: views over the newest published version, and its pointer.
+PUBLISHED_DB = "published"
+PUBLISHED_AUDIT_DB = "published_audit"
+POINTER = f"{PUBLISHED_DB}._version"
+VERSION_PREFIX = "ops_pub_"
+VERSIONS_KEPT = 3
+
+
+class SparkUnavailable(OpsWarehouseError):
+    """The Spark Thrift server does not answer."""
+
+    permanent = False
+
+
+class SparkCursor:
+    """A PyHive cursor whose rows carry dates and timestamps as Python values, as the other
+    engines' drivers return them (PyHive returns them as text)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    @property
+    def description(self):
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def _convert(self, rows: list[tuple]) -> list[tuple]:
+        kinds = [d[1] for d in self._cursor.description or ()]
+        converters = [_CONVERTERS.get(kind) for kind in kinds]
+        if not any(converters):
+            return rows
+        return [
+            tuple(
+                value if convert is None or value is None else convert(value)
+                for convert, value in zip(converters, row, strict=True)
+            )
+            for row in rows
+        ]
+
+    def fetchall(self) -> list[tuple]:
+        return self._convert(self._cursor.fetchall())
+
+    def fetchone(self) -> tuple | None:
+        row = self._cursor.fetchone()
+        return None if row is None else self._convert([row])[0]
+
+    def fetchmany(self, size: int) -> list[tuple]:
+        return self._convert(self._cursor.fetchmany(size))
+
+
+def _timestamp(value: str | datetime) -> datetime:
+    # the Thrift server's session time zone is UTC (spark_cluster, compose)
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)
+
+
+def _date(value: str | date) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+_CONVERTERS = {"DATE_TYPE": _date, "TIMESTAMP_TYPE": _timestamp}
+
+
+class SparkConnection(Connection):
+    """A connection to the Spark Thrift server. ``schemas`` renames schema qualifiers in the
+    SQL it runs (``marts.x`` → ``ops_pub_<version>.x``): how a published reader pins one
+    version while running the same SQL as on the other engines."""
+
+    def __init__(self, con: Any, schemas: dict[str, str] | None = None) -> None:
+        super().__init__(con, "spark")
+        self.schemas = schemas or {}
+        self._rename = (
+            re.compile(r"\b(" + "|".join(map(re.escape, self.schemas)) + r")\.")
+            if self.schemas
+            else None
+        )
+
+    double_type = "double"
+
+    def local_date(self, expression: str, tz: str) -> str:
+        # timestamps are UTC (the session time zone); from_utc_timestamp shifts to tz
+        return f"cast(from_utc_timestamp({expression}, '{tz}') as date)"
+
+    def _sql(self, sql: str) -> str:
+        if self._rename is not None:
+            sql = self._rename.sub(lambda m: self.schemas[m.group(1)] + ".", sql)
+        return sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> SparkCursor:
+        cursor = self.con.cursor()
+        sql = self._sql(sql)
+        if params:
+            # the Thrift protocol has no parameters: each ? becomes a literal, in order
+            parts = sql.split("?")
+            if len(parts) != len(params) + 1:
+                raise ValueError(f"{len(parts) - 1} placeholders for {len(params)} parameters")
+            sql = parts[0] + "".join(
+                spark_literal(value) + part for value, part in zip(params, parts[1:], strict=True)
+            )
+        cursor.execute(sql)
+        return SparkCursor(cursor)
+
+    def executemany(self, sql, rows) -> None:
+        for row in rows:
+            self.execute(sql, row)
+
+    def modify(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise NotImplementedError("Spark tables here are written whole, never row by row")
+
+    def frame(self, sql: str):
+        from decimal import Decimal
+
+        import pandas as pd
+
+        cursor = self.execute(sql)
+        names = [d[0] for d in cursor.description]
+        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+        for name in names:
+            if frame[name].map(lambda v: isinstance(v, Decimal)).any():
+                frame[name] = frame[name].astype(float)
+        return frame
+
+    def tables(self, schema: str) -> list[str]:
+        schema = self.schemas.get(schema, schema)
+        if not self.has_schema(schema):
+            return []
+        return sorted(r[1] for r in self.fetch(f"show tables in {schema}") if not r[2])
+
+    def has_schema(self, schema: str) -> bool:
+        schema = self.schemas.get(schema, schema)
+        return bool(self.fetch(f"show databases like '{sql_literal(schema)}'"))
+
+    def has_table(self, schema: str, table: str) -> bool:
+        return table in self.tables(schema)
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        if not self.has_table(schema, table):
+            return []
+        schema = self.schemas.get(schema, schema)
+        names = []
+        for name, _type, _comment in self.fetch(f"describe table {schema}.{table}"):
+            if not name or name.startswith("#"):  # partition and detail sections follow
+                break
+            names.append(name)
+        return names
+
+
+def spark_literal(value: Any) -> str:
+    """A Python value as a Spark SQL literal (Spark's string literals take backslash escapes)."""
+    from decimal import Decimal
+
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"timestamp'{value.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"date'{value.isoformat()}'"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "(" + ", ".join(spark_literal(v) for v in value) + ")"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+# Each connection's session: SQL read as on the other engines ("x" an identifier, a value
+# that does not fit its type an error, not a null), timestamps in UTC.
+SPARK_SESSION = (
+    "spark.sql.ansi.enabled=true",
+    "spark.sql.ansi.doubleQuotedIdentifiers=true",
+    "spark.sql.session.timeZone=UTC",
+)
+
+
+def thrift_connect(settings: Settings):
+    """A PyHive connection to the configured Spark Thrift server."""
+    from pyhive import hive
+
+    # PyHive logs every statement's text at INFO: a task log would be mostly SQL
+    logging.getLogger("pyhive").setLevel(logging.WARNING)
+    try:
+        con = hive.connect(
+            host=settings.spark_thrift_host,
+            port=settings.spark_thrift_port,
+            username=settings.spark_user,
+        )
+        cursor = con.cursor()
+        for setting in SPARK_SESSION:
+            cursor.execute(f"set {setting}")
+        return con
+    except Exception as exc:  # thrift's TTransportException, socket errors
+        raise SparkUnavailable(
+            f"the Spark Thrift server at {settings.spark_thrift_host}:"
+            f"{settings.spark_thrift_port} does not answer ({exc}); start it (make spark-up) "
+            "or set OPS_SPARK_THRIFT_HOST/OPS_SPARK_THRIFT_PORT"
+        ) from exc
+
+
+class Spark(Engine):
+    """Apache Spark as the warehouse engine (``OPS_WAREHOUSE=spark``).
+
+    Where things live:
+
+    - **Landing** (the loaders' raw tables, the audit trail, the quarantine, dlt's state): a
+      DuckDB file, ``OPS_WAREHOUSE_PATH``, exactly as on the DuckDB engine. The loads are bound by
+      the sources' APIs, not by compute, and they need transactions (a load, its audit rows and
+      its quarantine commit together) that Parquet tables do not have.
+    - **The lake** (``OPS_SPARK_LAKE_DIR``, a folder every Spark node reads at the same path):
+      before each build, ``lake.sync_raw`` writes every raw table that changed since the last build
+      as Parquet and points a Spark table of the same name (``raw_sales.orders``) at it.
+    - **Spark** (its Thrift server, ``OPS_SPARK_THRIFT_HOST``/``_PORT``): dbt-spark builds
+      staging, intermediate and marts there as Parquet tables; the staging and marts checks are
+      pushed down to it as SQL (GX's SQL datasource over PyHive's ``hive://`` dialect).
+    - **Published**: each publish copies the marts into a database of their own,
+      ``ops_pub_<version>``, and the audit trail into ``ops_pub_<version>_audit``; only when both
+      are complete and their row counts verified does it point the readers' names at them. Readers
+      of this package (reports, completeness) read the pointer ``published._version`` once and
+      then every table of that version (:meth:`published`): a report sees one publish,
+      whole, however many publishes happen while it reads. BI tools read the views
+      ``published.<mart>`` and ``published_audit.<table>`` through the Thrift server; each view is
+      replaced on its own (one metastore update each), so one query sees one publish, while a
+      dashboard's separate queries issued during the second a publish swaps its views may see
+      two (docs/decisions.md, "Spark"). The three newest versions are kept: a reader that pinned
+      one is not cut off by the next publish.
+    """
+
+    name = "spark"
+    builds_incrementally = False
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.landing = DuckDB(settings)
+
+    # landing: the DuckDB file's methods
+    def working_exists(self) -> bool:
+        return self.landing.working_exists()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.landing.transaction() as con:
+            yield con
+
+    @contextmanager
+    def read_only(self) -> Iterator[Connection]:
+        with self.landing.read_only() as con:
+            yield con
+
+    @contextmanager
+    def validation_reader(self) -> Iterator[Connection]:
+        with self.landing.validation_reader() as con:
+            yield con
+
+    def dlt_destination(self) -> Any:
+        return self.landing.dlt_destination()
+
+    def json_object(self, fields: dict[str, str]) -> str:
+        return self.landing.json_object(fields)
+
+    def json_array(self, expressions: Sequence[str]) -> str:
+        return self.landing.json_array(expressions)
+
+    # Spark
+    @contextmanager
+    def spark(self, schemas: dict[str, str] | None = None) -> Iterator[SparkConnection]:
+        """A connection to the Spark Thrift server, closed on exit."""
+        con = thrift_connect(self.settings)
+        try:
+            yield SparkConnection(con, schemas)
+        finally:
+            con.close()
+
+    @contextmanager
+    def models_reader(self) -> Iterator[Connection]:
+        with self.spark() as con:
+            yield con
+
+    @contextmanager
+    def layer_reader(self, layer: str, landing: Connection) -> Iterator[Connection]:
+        """Raw is checked where the loaders wrote it (landing); staging and marts in Spark."""
+        if layer == "raw":
+            yield landing
+        else:
+            with self.spark() as con:
+                yield con
+
+    def gx_datasource(self, context: Any, name: str, con: Connection) -> Any:
+        if con.engine != "spark":
+            return self.landing.gx_datasource(context, name, con)
+        s = self.settings
+        return context.data_sources.add_sql(
+            name,
+            connection_string=f"hive://{s.spark_user}@{s.spark_thrift_host}:{s.spark_thrift_port}/default",
+        )
+
+    def prepare_build(self) -> None:
+        from ops_warehouse.warehouse.lake import sync_raw
+
+        with self.spark() as con, self.landing.read_only() as landing:
+            sync_raw(self.settings, landing, con)
+
+    @contextmanager
+    def published(self) -> Iterator[Connection]:
+        with self.spark() as con:
+            version = published_version(con)
+            if version is None:
+                raise PublishedMissing(
+                    f"nothing published on Spark yet (no {POINTER} at "
+                    f"{self.settings.spark_thrift_host}:{self.settings.spark_thrift_port})"
+                )
+            con.schemas.update({MARTS: version, AUDIT_SCHEMA: f"{version}_audit"})
+            yield SparkConnection(con.con, con.schemas)
+
+
+def published_version(con: SparkConnection) -> str | None:
+    """The database of the newest complete publish, or None when nothing was published."""
+    if not con.has_table(PUBLISHED_DB, "_version"):
+        return None
+    rows = con.fetch(f"select version from {POINTER}")
+    return rows[0][0] if rows else None
+
+
+ENGINE_NAMES = ("duckdb", "postgres", "spark")
+
+
+def adapter(name: str) -> type[Engine]:
+    """The adapter class of an engine name."""
+    return {e.name: e for e in (DuckDB, Postgres, Spark)}[name]
 
 
 def engine(settings: Settings) -> Engine:
     """The adapter of the configured engine (``OPS_WAREHOUSE``)."""
-    return ENGINES[settings.warehouse](settings)
+    return adapter(settings.warehouse)(settings)

@@ -47,6 +47,12 @@ rewritten. ``publish_marts`` returns which marts were republished and which kept
   afterwards, each in a transaction that gives up after a short lock timeout rather than
   queue readers behind it (a leftover is dropped by the next publish).
 
+- Spark: the marts are copied into a new database ``ops_pub_<time>_<id>`` and the audit
+  trail into ``…_audit``; once every copy's row count is checked, the views BI tools read
+  (``published.<mart>``, ``published_audit.<table>``) and then the pointer our readers read
+  (``published._version``) are moved onto it. The three newest versions are kept. Every
+  mart is copied (Spark rebuilds every mart on every run). docs/decisions.md, "Spark".
+
 With ``OPS_PARQUET_EXPORT_DIR`` set, a DuckDB publish also writes each mart as a Parquet
 file (``parquet_export``). On PostgreSQL the read-only ``bi_reader`` role (``bi_access``)
 is granted the new ``marts`` inside the swap transaction, when the role exists.
@@ -77,7 +83,17 @@ from ops_warehouse.pipeline.transform import MARTS
 from ops_warehouse.settings import Settings
 from ops_warehouse.warehouse import bi_access
 from ops_warehouse.warehouse.databases import ensure_published_database
-from ops_warehouse.warehouse.engines import Connection, pg_connect
+from ops_warehouse.warehouse.engines import (
+    POINTER,
+    PUBLISHED_AUDIT_DB,
+    PUBLISHED_DB,
+    Connection,
+    Spark,
+    SparkConnection,
+    pg_connect,
+    published_version,
+)
+from ops_warehouse.warehouse.lake import lake_dir
 from ops_warehouse.warehouse.parquet_export import export_marts
 
 log = logging.getLogger(__name__)
@@ -163,25 +179,29 @@ def publish_marts(settings: Settings, run: RunInfo) -> Published:
     with audit.connect(settings) as db:
         # raw_<source>._quarantine tables appear with a source's first bad row
         audit.ensure_schema(db)
-        marts = db.tables(MARTS)
-    if not marts:
-        raise PublishError(
-            f"the working warehouse has no tables in schema {MARTS!r}: run dbt build first"
-        )
-    if settings.warehouse == "postgres":
+        if settings.warehouse != "spark":  # Spark's marts are in Spark: _publish_spark checks
+            if not db.tables(MARTS):
+                raise PublishError(
+                    f"the working warehouse has no tables in schema {MARTS!r}: run dbt build first"
+                )
+    if settings.warehouse == "spark":
+        published = _publish_spark(settings, run, finished_at)
+    elif settings.warehouse == "postgres":
         published = _publish_postgres(settings, run, finished_at)
-        if settings.parquet_export_dir:
-            log.warning(
-                "OPS_PARQUET_EXPORT_DIR is set but the warehouse is PostgreSQL: the Parquet "
-                "export is made from the published DuckDB file only; BI tools read PostgreSQL"
-            )
     else:
         published = _publish_duckdb(settings, run, finished_at)
-        if settings.parquet_export_dir:
-            files = export_marts(settings.published_path, settings.parquet_export_dir)
-            log.info(
-                "exported %d mart tables as Parquet to %s", len(files), settings.parquet_export_dir
-            )
+    if settings.parquet_export_dir and settings.warehouse == "duckdb":
+        files = export_marts(settings.published_path, settings.parquet_export_dir)
+        log.info(
+            "exported %d mart tables as Parquet to %s", len(files), settings.parquet_export_dir
+        )
+    elif settings.parquet_export_dir:
+        log.warning(
+            "OPS_PARQUET_EXPORT_DIR is set but the warehouse is %s: the Parquet export is made "
+            "from the published DuckDB file only; BI tools read %s",
+            settings.warehouse,
+            settings.warehouse,
+        )
     audit.record_run_finish(settings, run, "published", finished_at=finished_at)
     log.info(
         "published the audit trail and %d mart tables to %s%s: republished %d (%s), kept %d "
@@ -341,7 +361,6 @@ def _duckdb_published_state(
 
 def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> Published:
     import duckdb
-    import pyarrow as pa
 
     target = settings.published_path
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -385,33 +404,13 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
                 con.execute(
                     f'create table next.{MARTS}."{table}" as select * from {MARTS}."{table}"'
                 )
-            for statement in audit.ddl(f"next.{audit.SCHEMA}"):
-                con.execute(statement)
-            for table in audit.AUDIT_TABLES:
-                con.execute(
-                    f"insert into next.{audit.SCHEMA}.{table} select * from {audit.SCHEMA}.{table}"
-                )
-            quarantine = con.sql(f"select * from {audit.SCHEMA}.quarantine").to_arrow_table()
-            payloads = zip(
-                quarantine["entity"].to_pylist(), quarantine["payload"].to_pylist(), strict=True
-            )
-            masked = quarantine.set_column(
-                quarantine.schema.get_field_index("payload"),
-                "payload",
-                pa.array([published_payload(e, p) for e, p in payloads], pa.string()),
-            )
-            con.register("quarantine_masked", masked)
-            con.execute(
-                f"create table next.{audit.SCHEMA}.quarantine as select * from quarantine_masked"
-            )
-            con.unregister("quarantine_masked")
-            con.execute(audit.published_marts_ddl(f"next.{audit.SCHEMA}"))
-            con.executemany(
-                _PUBLISHED_MARTS_INSERT.format(schema=f"next.{audit.SCHEMA}"),
+            _write_published_audit(
+                con,
+                db,
+                f"next.{audit.SCHEMA}",
                 _published_marts_rows(marts, previous, kept, run, finished_at),
-            )
-            audit.finish_run(
-                db, run, "published", finished_at=finished_at, schema=f"next.{audit.SCHEMA}"
+                run,
+                finished_at,
             )
             con.execute("checkpoint next")
             con.execute("detach next")
@@ -426,6 +425,67 @@ def _publish_duckdb(settings: Settings, run: RunInfo, finished_at: datetime) -> 
     return Published(
         str(target), tuple(republished), tuple(kept), tuple(removed), whole=state is None
     )
+
+
+def _write_published_audit(
+    con, db: Connection, schema: str, marts_rows: list[tuple], run: RunInfo, finished_at: datetime
+) -> None:
+    """Write the published copy's audit tables into ``schema`` of the DuckDB connection ``con``
+    (which has the working warehouse's ``audit`` as its own): the audit tables as they are,
+    the quarantine with its payloads as readers may see them (``published_payload``), the
+    marts' fingerprints, and this run as published."""
+    import pyarrow as pa
+
+    for statement in audit.ddl(schema):
+        con.execute(statement)
+    for table in audit.AUDIT_TABLES:
+        con.execute(f"insert into {schema}.{table} select * from {audit.SCHEMA}.{table}")
+    quarantine = con.sql(f"select * from {audit.SCHEMA}.quarantine").to_arrow_table()
+    payloads = zip(quarantine["entity"].to_pylist(), quarantine["payload"].to_pylist(), strict=True)
+    masked = quarantine.set_column(
+        quarantine.schema.get_field_index("payload"),
+        "payload",
+        pa.array([published_payload(e, p) for e, p in payloads], pa.string()),
+    )
+    con.register("quarantine_masked", masked)
+    con.execute(f"create table {schema}.quarantine as select * from quarantine_masked")
+    con.unregister("quarantine_masked")
+    con.execute(audit.published_marts_ddl(schema))
+    con.executemany(_PUBLISHED_MARTS_INSERT.format(schema=schema), marts_rows)
+    audit.finish_run(db, run, "published", finished_at=finished_at, schema=schema)
+
+
+def published_audit_tables(
+    settings: Settings, run: RunInfo, finished_at: datetime, counts: dict[str, int], folder: Path
+) -> list[tuple[str, Path]]:
+    """The published audit tables as Parquet files, one folder per table under ``folder``,
+    for an engine that publishes from files (Spark): ``[(table, its folder)]``. The marts'
+    fingerprints are their row counts (Spark republishes every mart)."""
+    import duckdb
+
+    rows = [
+        (table, f"rows:{count}", count, run.dag_id, run.run_id, finished_at)
+        for table, count in counts.items()
+    ]
+    out = []
+    with duckdb.connect() as con:  # the copy is built in memory; landing is only read
+        con.execute(f"attach '{sql_literal(settings.warehouse_path)}' as landing (read_only)")
+        con.execute("use landing")
+        schema = f"memory.{audit.SCHEMA}"
+        _write_published_audit(con, Connection(con, "duckdb"), schema, rows, run, finished_at)
+        for (table,) in con.execute(
+            "select table_name from information_schema.tables where table_catalog = 'memory' "
+            "and table_schema = ? order by 1",
+            [audit.SCHEMA],
+        ).fetchall():
+            target = folder / "audit" / table
+            target.mkdir(parents=True, exist_ok=True)
+            con.execute(
+                f"copy (select * from {schema}.{table}) to "
+                f"'{sql_literal(target / 'part-0.parquet')}' (format parquet)"
+            )
+            out.append((table, target))
+    return out
 
 
 def remove_leftovers(target: Path) -> list[Path]:
@@ -670,3 +730,98 @@ def _drop_old_schemas(con) -> None:
                 con.execute(f"drop schema {schema} cascade")
         except Exception as exc:  # a reader still holds the old tables: the next publish drops
             log.warning("left %s for the next publish to drop: %s", schema, exc)
+
+
+# --- Spark ----------------------------------------------------------------------------
+# docs/decisions.md "Spark": a database per version, views for BI tools, a pointer for ours.
+
+VERSION_PREFIX = "ops_pub_"
+VERSIONS_KEPT = 3
+
+
+def _publish_spark(settings: Settings, run: RunInfo, finished_at: datetime) -> Published:
+    """Copy the working marts and the audit trail into a new version, verify it, point the
+    readers' names at it, drop versions beyond the newest three. Returns ``Published``."""
+    from ops_warehouse.pipeline.transform import MARTS
+    from ops_warehouse.warehouse.publish import Published, published_audit_tables
+
+    version = f"{VERSION_PREFIX}{finished_at:%Y%m%d%H%M%S}_{uuid.uuid4().hex[:8]}"
+    audit_db = f"{version}_audit"
+    with Spark(settings).spark() as spark:
+        marts = spark.tables(MARTS)
+        if not marts:
+            raise PublishError(f"Spark has no tables in {MARTS!r}: run dbt build first")
+        previous = published_version(spark)
+        spark.execute(f"create database {version}")
+        spark.execute(f"create database {audit_db}")
+        try:
+            counts = {}
+            for mart in marts:
+                spark.execute(
+                    f"create table {version}.{mart} using parquet as select * from {MARTS}.{mart}"
+                )
+                working = spark.fetch(f"select count(*) from {MARTS}.{mart}")[0][0]
+                copied = spark.fetch(f"select count(*) from {version}.{mart}")[0][0]
+                if working != copied:
+                    raise PublishError(
+                        f"publish on Spark: {version}.{mart} holds {copied} rows, the working "
+                        f"{MARTS}.{mart} {working}; the published marts were left as they were"
+                    )
+                counts[mart] = copied
+            folder = lake_dir(settings) / "published" / version
+            for table, path in published_audit_tables(settings, run, finished_at, counts, folder):
+                spark.execute(
+                    f"create table {audit_db}.{table} using parquet location '{sql_literal(path)}'"
+                )
+            # the swap: the views BI tools read, then the pointer this package's readers read
+            for db in (PUBLISHED_DB, PUBLISHED_AUDIT_DB):
+                spark.execute(f"create database if not exists {db}")
+            for mart in marts:
+                spark.execute(
+                    f"create or replace view {PUBLISHED_DB}.{mart} as select * from {version}.{mart}"
+                )
+            for table in spark.tables(audit_db):
+                spark.execute(
+                    f"create or replace view {PUBLISHED_AUDIT_DB}.{table} as "
+                    f"select * from {audit_db}.{table}"
+                )
+            for gone in set(spark.tables(PUBLISHED_DB)) - {*marts, "_version"}:
+                spark.execute(f"drop view if exists {PUBLISHED_DB}.{gone}")
+            spark.execute(
+                f"create or replace view {POINTER} as select '{version}' as version, "
+                f"timestamp'{finished_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}' as published_at"
+            )
+        except BaseException:
+            for db in (version, audit_db):
+                try:
+                    spark.execute(f"drop database if exists {db} cascade")
+                except Exception:  # noqa: BLE001 - the original error matters more
+                    log.warning("could not drop the unfinished version %s", db)
+            shutil.rmtree(lake_dir(settings) / "published" / version, ignore_errors=True)
+            raise
+        _drop_old_versions(settings, spark, keep={version, previous})
+    return Published(
+        f"spark://{settings.spark_thrift_host}:{settings.spark_thrift_port}/{PUBLISHED_DB} "
+        f"({version})",
+        tuple(marts),
+        (),
+        (),
+        whole=True,
+    )
+
+
+def _drop_old_versions(settings: Settings, spark: SparkConnection, keep: set) -> None:
+    versions = sorted(
+        (
+            r[0]
+            for r in spark.fetch(f"show databases like '{VERSION_PREFIX}*'")
+            if not r[0].endswith("_audit")
+        ),
+        reverse=True,
+    )
+    for old in versions[VERSIONS_KEPT:]:
+        if old in keep:
+            continue
+        for db in (old, f"{old}_audit"):
+            spark.execute(f"drop database if exists {db} cascade")
+        shutil.rmtree(lake_dir(settings) / "published" / old, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Short read-only queries against the working warehouse, DuckDB or PostgreSQL alike."""
+"""Short read-only queries against the working warehouse, on every engine."""
 
 from __future__ import annotations
 
@@ -20,3 +20,10 @@ def query_with_columns(
     with engine(settings).read_only() as reader:
         cursor = reader.execute(sql, params or [])
         return [d[0] for d in cursor.description], cursor.fetchall()
+
+
+def query_models(settings: Settings, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    """Run one query on dbt's models (``?`` placeholders): in the working warehouse, or in
+    Spark where Spark builds them."""
+    with engine(settings).models_reader() as reader:
+        return reader.fetch(sql, params or [])

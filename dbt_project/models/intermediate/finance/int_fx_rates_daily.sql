@@ -61,7 +61,7 @@ calendar_days as (
     select cast(days.day_ts as date) as date_day
     from calendar_bounds
     cross join
-        {{ date_series("calendar_bounds.first_day", "calendar_bounds.last_day", "day") }}
+        lateral {{ date_series("calendar_bounds.first_day", "calendar_bounds.last_day", "day") }}
             as days (day_ts)
 
 ),
@@ -91,7 +91,7 @@ usd_rates as (
         date_day,
         'USD' as currency,
         date_day as rate_date,
-        cast(1.0 as double precision) as rate_to_usd
+        cast(1.0 as {{ contract_type('float') }}) as rate_to_usd
     from calendar_days
 
 ),

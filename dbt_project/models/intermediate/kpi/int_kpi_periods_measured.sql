@@ -245,9 +245,9 @@ components as (
         cast(period_sums.tickets_created as bigint) as tickets_created,
         cast(period_sums.tickets_solved as bigint) as tickets_solved,
         period_ends.open_backlog,
-        cast(first_reply_medians.median_first_reply_minutes as double precision)
+        cast(first_reply_medians.median_first_reply_minutes as {{ contract_type('float') }})
             as median_first_reply_minutes,
-        cast(resolution_medians.median_full_resolution_minutes as double precision)
+        cast(resolution_medians.median_full_resolution_minutes as {{ contract_type('float') }})
             as median_full_resolution_minutes,
         cast(period_sums.sla_met_tickets as bigint) as sla_met_tickets,
         cast(period_sums.sla_decided_tickets as bigint) as sla_decided_tickets,
@@ -290,33 +290,34 @@ final as (
         spend,
         impressions,
         clicks,
-        cast(clicks as double precision) / nullif(impressions, 0) as ctr,
-        cast(spend as double precision) / nullif(clicks, 0) as cpc,
-        cast(spend as double precision) / nullif(impressions, 0) * 1000 as cpm,
+        cast(clicks as {{ contract_type('float') }}) / nullif(impressions, 0) as ctr,
+        cast(spend as {{ contract_type('float') }}) / nullif(clicks, 0) as cpc,
+        cast(spend as {{ contract_type('float') }}) / nullif(impressions, 0) * 1000 as cpm,
         signups,
         new_customers,
-        cast(spend as double precision) / nullif(new_customers, 0) as blended_cac,
+        cast(spend as {{ contract_type('float') }}) / nullif(new_customers, 0) as blended_cac,
         orders,
         gross_revenue,
         net_revenue,
         gross_margin,
-        cast(gross_margin as double precision)
-        / nullif(cast(net_revenue as double precision), 0) as gross_margin_pct,
-        cast(gross_revenue as double precision) / nullif(orders, 0) as aov,
+        cast(gross_margin as {{ contract_type('float') }})
+        / nullif(cast(net_revenue as {{ contract_type('float') }}), 0) as gross_margin_pct,
+        cast(gross_revenue as {{ contract_type('float') }}) / nullif(orders, 0) as aov,
         active_customers,
-        cast(returning_customers as double precision)
+        cast(returning_customers as {{ contract_type('float') }})
         / nullif(ordering_customers, 0) as returning_customer_rate,
         tickets_created,
         tickets_solved,
         open_backlog,
         median_first_reply_minutes,
         median_full_resolution_minutes,
-        cast(sla_met_tickets as double precision)
+        cast(sla_met_tickets as {{ contract_type('float') }})
         / nullif(sla_decided_tickets, 0) as sla_attainment,
-        cast(csat_good_ratings as double precision) / nullif(csat_ratings, 0) as csat,
+        cast(csat_good_ratings as {{ contract_type('float') }}) / nullif(csat_ratings, 0) as csat,
         support_cost,
-        cast(support_cost as double precision) / nullif(tickets_solved, 0) as cost_per_ticket,
-        cast(tickets_created as double precision)
+        cast(support_cost as {{ contract_type('float') }})
+        / nullif(tickets_solved, 0) as cost_per_ticket,
+        cast(tickets_created as {{ contract_type('float') }})
         / nullif(active_customers, 0) * 100 as tickets_per_100_active,
         ordering_customers,
         returning_customers,

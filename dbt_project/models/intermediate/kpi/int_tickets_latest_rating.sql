@@ -43,8 +43,8 @@ ticket_rows as (
         ticket_id,
         1 as is_ticket,
         cast(null as bigint) as event_id,
-        cast(null as timestamp with time zone) as created_at,
-        cast(null as text) as score
+        cast(null as {{ contract_type('timestamp') }}) as created_at,
+        cast(null as {{ contract_type('text') }}) as score
     from tickets
 
     union all

@@ -24,17 +24,17 @@
 
 {{
     config(
-        materialized="incremental",
+        materialized=incremental_materialization(),
         unique_key="order_id",
         incremental_strategy="delete+insert",
         on_schema_change="fail",
-        post_hook=[
+        post_hook=incremental_post_hooks([
             "delete from {{ this }} where order_date > {{ as_of_date() }}"
             ~ " or order_id not in (select order_id from {{ ref('stg_sales__orders') }})"
             ~ " or not exists (select 1 from {{ ref('int_fx_rates_daily') }} as fx"
             ~ " where fx.date_day = {{ this.identifier }}.order_date"
             ~ " and fx.currency = {{ this.identifier }}.order_currency)",
-        ],
+        ]),
     )
 }}
 

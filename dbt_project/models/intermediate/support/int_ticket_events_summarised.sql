@@ -13,15 +13,15 @@
 
 {{
     config(
-        materialized="incremental",
+        materialized=incremental_materialization(),
         unique_key="ticket_id",
         incremental_strategy="delete+insert",
         on_schema_change="fail",
-        post_hook=[
+        post_hook=incremental_post_hooks([
             "delete from {{ this }} where ticket_id not in (select ticket_id from "
             ~ "{{ ref('stg_support__tickets') }} where "
             ~ "{{ to_business_date('created_at') }} <= {{ as_of_date() }})",
-        ],
+        ]),
     )
 }}
 

@@ -93,7 +93,7 @@ calendar_days as (
     select cast(days.day_ts as date) as date_day
     from calendar_bounds
     cross join
-        {{ date_series("calendar_bounds.first_day", "calendar_bounds.last_day", "day") }}
+        lateral {{ date_series("calendar_bounds.first_day", "calendar_bounds.last_day", "day") }}
             as days (day_ts)
 
 ),
@@ -106,7 +106,7 @@ final as (
         cast({{ dbt.date_trunc("month", "cast(date_day as timestamp)") }} as date) as month_start,
         cast(extract(quarter from date_day) as integer) as quarter,
         cast(extract(year from date_day) as integer) as year,
-        extract(isodow from date_day) in (6, 7) as is_weekend
+        {{ iso_day_of_week('date_day') }} in (6, 7) as is_weekend
     from calendar_days
 
 )

@@ -14,13 +14,13 @@
 
 {{
     config(
-        materialized="incremental",
+        materialized=incremental_materialization(),
         unique_key="date_day",
         incremental_strategy="delete+insert",
         on_schema_change="fail",
-        post_hook=[
+        post_hook=incremental_post_hooks([
             "delete from {{ this }} where date_day > {{ as_of_date() }}",
-        ],
+        ]),
     )
 }}
 

@@ -15,14 +15,14 @@
 
 {{
     config(
-        materialized="incremental",
+        materialized=incremental_materialization(),
         unique_key="order_id",
         incremental_strategy="delete+insert",
         on_schema_change="fail",
-        post_hook=[
+        post_hook=incremental_post_hooks([
             "delete from {{ this }} where order_id not in "
             ~ "(select order_id from {{ ref('int_orders_converted') }})",
-        ],
+        ]),
     )
 }}
 

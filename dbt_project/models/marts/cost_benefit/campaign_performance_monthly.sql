@@ -209,9 +209,9 @@ prorated as (
                     floor(
                         cast(
                             2 * cast(spend * 100 as bigint) * days_in_month + elapsed_days
-                            as double precision
+                            as {{ contract_type('float') }}
                         )
-                        / cast(2 * elapsed_days as double precision)
+                        / cast(2 * elapsed_days as {{ contract_type('float') }})
                     ) as numeric(18, 2)
                 ) * 0.01 as numeric(18, 2)
             )
@@ -229,7 +229,7 @@ final as (
         cast(spend as numeric(18, 2)) as spend,
         cast(null as numeric(18, 2)) as planned_spend,
         cast(null as numeric(18, 2)) as budget_variance,
-        cast(null as double precision) as budget_utilization,
+        cast(null as {{ contract_type('float') }}) as budget_utilization,
         cast(null as numeric(18, 2)) as planned_spend_to_date,
         cast(projected_spend as numeric(18, 2)) as projected_spend,
         cast(impressions as bigint) as impressions,
@@ -237,14 +237,14 @@ final as (
         cast(signups as bigint) as signups,
         cast(new_customers as bigint) as new_customers,
         -- no spend, no acquisition cost to spread: NULL rather than a "free" customer at 0
-        nullif(cast(spend as double precision), 0)
-        / nullif(cast(new_customers as double precision), 0) as cac,
+        nullif(cast(spend as {{ contract_type('float') }}), 0)
+        / nullif(cast(new_customers as {{ contract_type('float') }}), 0) as cac,
         cast(net_revenue_90d as numeric(18, 2)) as new_customer_net_revenue_90d,
         cast(gross_margin_90d as numeric(18, 2)) as new_customer_gross_margin_90d,
-        cast(net_revenue_90d as double precision)
-        / nullif(cast(spend as double precision), 0) as roas_90d,
-        cast(gross_margin_90d - spend as double precision)
-        / nullif(cast(spend as double precision), 0) as roi_90d,
+        cast(net_revenue_90d as {{ contract_type('float') }})
+        / nullif(cast(spend as {{ contract_type('float') }}), 0) as roas_90d,
+        cast(gross_margin_90d - spend as {{ contract_type('float') }})
+        / nullif(cast(spend as {{ contract_type('float') }}), 0) as roi_90d,
         is_window_complete
     from prorated
 

@@ -15,15 +15,15 @@
 -#}
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         unique_key='date_day',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook=[
+        post_hook=incremental_post_hooks([
             "delete from {{ this }} where date_day not in ("
             ~ "select period_start from {{ ref('int_kpi_periods_measured') }}"
             ~ " where period_grain = 'day')",
-        ],
+        ]),
     )
 }}
 

@@ -61,7 +61,7 @@ kpi_values as (
         kpi_definitions.aggregation,
         case kpi_definitions.kpi
             {%- for kpi in kpi_columns %}
-            when '{{ kpi }}' then cast(periods_measured.{{ kpi }} as double precision)
+            when '{{ kpi }}' then cast(periods_measured.{{ kpi }} as {{ contract_type('float') }})
             {%- endfor %}
         end as value
     from periods_measured
@@ -90,7 +90,7 @@ kpi_values_targeted as (
                 then
                     kpi_targets.target
                     * (
-                        cast(kpi_values_compared.elapsed_days as double precision)
+                        cast(kpi_values_compared.elapsed_days as {{ contract_type('float') }})
                         / kpi_values_compared.calendar_days
                     )
             else kpi_targets.target

@@ -156,10 +156,10 @@ rates as (
         dimension_counts.dimension_value,
         dimension_counts.customers,
         dimension_counts.churned_customers,
-        cast(dimension_counts.churned_customers as double precision)
-        / nullif(cast(dimension_counts.customers as double precision), 0) as churn_rate,
-        cast(population_counts.churned_customers as double precision)
-        / nullif(cast(population_counts.customers as double precision), 0)
+        cast(dimension_counts.churned_customers as {{ contract_type('float') }})
+        / nullif(cast(dimension_counts.customers as {{ contract_type('float') }}), 0) as churn_rate,
+        cast(population_counts.churned_customers as {{ contract_type('float') }})
+        / nullif(cast(population_counts.customers as {{ contract_type('float') }}), 0)
             as population_churn_rate
     from dimension_counts
     cross join population_counts

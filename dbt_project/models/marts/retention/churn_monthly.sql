@@ -58,7 +58,7 @@ months as (
         month_bounds.as_of_month
     from month_bounds
     cross join
-        {{ date_series("month_bounds.first_month", "month_bounds.as_of_month", "month") }}
+        lateral {{ date_series("month_bounds.first_month", "month_bounds.as_of_month", "month") }}
             as month_series (month_ts)
 
 ),
@@ -165,8 +165,9 @@ final as (
         cast(coalesce(monthly_counts.reactivated, 0) as bigint) as reactivated,
         cast(coalesce(monthly_counts.churned, 0) as bigint) as churned,
         cast(coalesce(monthly_counts.active_at_end, 0) as bigint) as active_at_end,
-        cast(monthly_counts.churned as double precision)
-        / nullif(cast(monthly_counts.active_at_start as double precision), 0) as churn_rate
+        cast(monthly_counts.churned as {{ contract_type('float') }})
+        / nullif(cast(monthly_counts.active_at_start as {{ contract_type('float') }}), 0)
+            as churn_rate
     from month_windows
     left join monthly_counts
         on month_windows.month_start = monthly_counts.month_start

@@ -65,7 +65,7 @@ months as (
     select cast(month_series.month_ts as date) as month_start
     from month_bounds
     cross join
-        {{ date_series("month_bounds.first_month", "month_bounds.as_of_month", "month") }}
+        lateral {{ date_series("month_bounds.first_month", "month_bounds.as_of_month", "month") }}
             as month_series (month_ts)
 
 ),
@@ -130,12 +130,12 @@ final as (
         cast(cohort_size as bigint) as cohort_size,
         cast(retained_customers as bigint) as retained_customers,
         -- doubles on both databases: IEEE division gives the same digits on DuckDB and PostgreSQL
-        cast(retained_customers as double precision)
-        / nullif(cast(cohort_size as double precision), 0) as retention_rate,
+        cast(retained_customers as {{ contract_type('float') }})
+        / nullif(cast(cohort_size as {{ contract_type('float') }}), 0) as retention_rate,
         cast(net_revenue as numeric(18, 2)) as net_revenue,
         cast(cumulative_net_revenue as numeric(18, 2)) as cumulative_net_revenue,
-        cast(cumulative_net_revenue as double precision)
-        / nullif(cast(cohort_size as double precision), 0)
+        cast(cumulative_net_revenue as {{ contract_type('float') }})
+        / nullif(cast(cohort_size as {{ contract_type('float') }}), 0)
             as cumulative_net_revenue_per_customer
     from cumulated
 

@@ -17,11 +17,13 @@
 -#}
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         unique_key='ticket_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="delete from {{ this }} where created_date > {{ as_of_date() }}",
+        post_hook=incremental_post_hooks([
+            "delete from {{ this }} where created_date > {{ as_of_date() }}",
+        ]),
     )
 }}
 
@@ -223,17 +225,12 @@ joined as (
         ticket_events_summarised.ticket_status as status,
         tickets_to_build.assignee_id,
         ticket_events_summarised.first_reply_at,
-        cast(
-            extract(
-                epoch from (ticket_events_summarised.first_reply_at - tickets_to_build.created_at)
-            )
-            as double precision
-        ) / 60 as first_reply_minutes,
+        {{ seconds_between(
+            'tickets_to_build.created_at', 'ticket_events_summarised.first_reply_at'
+        ) }} / 60 as first_reply_minutes,
         ticket_events_summarised.solved_at,
-        cast(
-            extract(epoch from (ticket_events_summarised.solved_at - tickets_to_build.created_at))
-            as double precision
-        ) / 60 as full_resolution_minutes,
+        {{ seconds_between('tickets_to_build.created_at', 'ticket_events_summarised.solved_at') }}
+        / 60 as full_resolution_minutes,
         ticket_events_summarised.reopen_count,
         sla_targets.sla_target_minutes,
         -- the instant the first reply was due

@@ -188,12 +188,13 @@ final as (
         months.month_start,
         teams.team,
         cast(coalesce(solved_tickets.tickets_solved, 0) as bigint) as tickets_solved,
-        cast(coalesce(team_work.handle_minutes, 0) as double precision) / 60 as handle_hours,
+        cast(coalesce(team_work.handle_minutes, 0) as {{ contract_type('float') }}) / 60
+            as handle_hours,
         cast(coalesce(team_work.support_cost, 0) as numeric(18, 2)) as support_cost,
-        cast(coalesce(team_work.support_cost, 0) as double precision)
+        cast(coalesce(team_work.support_cost, 0) as {{ contract_type('float') }})
         / nullif(coalesce(solved_tickets.tickets_solved, 0), 0) as cost_per_ticket,
         cast(coalesce(active_customers.active_customers, 0) as bigint) as active_customers,
-        cast(coalesce(team_work.support_cost, 0) as double precision)
+        cast(coalesce(team_work.support_cost, 0) as {{ contract_type('float') }})
         / nullif(coalesce(active_customers.active_customers, 0), 0) as cost_per_active_customer
     from months
     cross join teams

@@ -1,12 +1,12 @@
 {{
     config(
-        materialized="incremental",
+        materialized=incremental_materialization(),
         unique_key="ticket_id",
         incremental_strategy="delete+insert",
         on_schema_change="fail",
-        post_hook=[
+        post_hook=incremental_post_hooks([
             "{{ delete_keys_gone_from_raw('ticket_id', source('support', 'tickets'), 'int') }}",
-        ],
+        ]),
     )
 }}
 

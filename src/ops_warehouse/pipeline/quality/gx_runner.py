@@ -225,12 +225,25 @@ def _scoped(suite: Suite, scope: Scope) -> tuple[list[dict], dict[tuple[str, ...
     return table, keys
 
 
-def _query_text(suite: Suite, settings: Settings, as_of: date) -> str:
+class _BusinessDates:
+    """``{business_date[column]}`` in a query file: the column's date in the business time
+    zone, as the connection's engine spells it."""
+
+    def __init__(self, con: Connection, tz: str) -> None:
+        self.con, self.tz = con, tz
+
+    def __getitem__(self, column: str) -> str:
+        return self.con.local_date(column, self.tz)
+
+
+def _query_text(suite: Suite, settings: Settings, as_of: date, con: Connection) -> str:
     sql = (QUERIES_DIR / suite.query).read_text()
     return sql.format(
         as_of_date=as_of.isoformat(),
         reporting_currency=settings.reporting_currency,
         business_tz=settings.business_tz,
+        business_date=_BusinessDates(con, settings.business_tz),
+        double=con.double_type,
     )
 
 
@@ -298,9 +311,10 @@ def volume_band(history: list[int], tolerance: float) -> tuple[int, int | None]:
 class _Warehouse:
     """What the runner needs from the warehouse: one connection for the whole run."""
 
-    def __init__(self, settings: Settings, con: Connection) -> None:
+    def __init__(self, settings: Settings, con: Connection, audit_con: Connection) -> None:
         self.settings = settings
-        self.con = con
+        self.con = con  # where the layer's tables are
+        self.audit_con = audit_con  # where the audit trail is (the same but on Spark)
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.con.fetch(sql, params or [])
@@ -313,18 +327,13 @@ class _Warehouse:
 
     def columns(self, table: str) -> list[str]:
         schema, name = table.split(".", 1)
-        rows = self.query(
-            "select column_name from information_schema.columns where table_schema = ? and "
-            "table_name = ? order by ordinal_position",
-            [schema, name],
-        )
-        return [r[0] for r in rows]
+        return self.con.columns(schema, name)
 
     def validated_loads(self) -> dict[str, datetime]:
         """Per table, the newest ``_loaded_at`` the last passing gate of its layer vouched for."""
         table = f"{audit.SCHEMA}.{audit.VALIDATED_LOADS}"
         try:
-            rows = self.query(
+            rows = self.audit_con.fetch(
                 f"select v.table_name, v.loaded_through from {table} v join ("
                 f"select table_name, max(validated_at) as validated_at from {table} "
                 "group by table_name) latest using (table_name, validated_at)"
@@ -342,7 +351,7 @@ class _Warehouse:
     def row_count_history(self, suite: str, run_id: str) -> list[int]:
         """Row counts recorded for this suite by earlier runs (audit.dq_results), if any."""
         try:
-            rows = self.query(
+            rows = self.audit_con.fetch(
                 'select observed_value from audit.dq_results where suite = ? and "check" = ? '
                 "and run_id <> ? and observed_value is not null order by checked_at desc limit ?",
                 [suite, ROW_COUNT_CHECK, run_id, VOLUME_HISTORY_RUNS],
@@ -359,9 +368,13 @@ class _Warehouse:
 
 
 @contextmanager
-def _open_warehouse(settings: Settings) -> Iterator[_Warehouse]:
-    with engine(settings).validation_reader() as con:
-        yield _Warehouse(settings, con)
+def _open_warehouse(settings: Settings, layer: str) -> Iterator[_Warehouse]:
+    warehouse = engine(settings)
+    with (
+        warehouse.validation_reader() as working,
+        warehouse.layer_reader(layer, working) as con,
+    ):
+        yield _Warehouse(settings, con, working)
 
 
 # --- running --------------------------------------------------------------------------------
@@ -374,8 +387,8 @@ def newest_loads(settings: Settings, layers: Iterable[str]) -> dict[str, datetim
     ``audit.record_validated_loads`` once the gate has passed; a blocked gate records nothing,
     so the next run checks the same rows again."""
     out = {}
-    with _open_warehouse(settings) as warehouse:
-        for layer in layers:
+    for layer in layers:
+        with _open_warehouse(settings, layer) as warehouse:
             for suite in load_suites(layer):
                 if suite.table and warehouse.columns(suite.table):
                     newest = warehouse.newest_load(suite.table)
@@ -412,7 +425,7 @@ def run_suites(
     context = _context(settings)
     params = run_parameters(settings, as_of)
     results: list[CheckResult] = []
-    with _open_warehouse(settings) as warehouse, warnings.catch_warnings():
+    with _open_warehouse(settings, layer) as warehouse, warnings.catch_warnings():
         # GX 1.x warns of deprecations in its own internals: not our news
         warnings.simplefilter("ignore", DeprecationWarning)
         datasource = _datasource(context, settings, warehouse)
@@ -507,7 +520,7 @@ def _run_suite(
         else:
             frames = context.data_sources.get("query_results")
             batch_definition = frames.get_asset("query_result").get_batch_definition("whole")
-            frame = warehouse.frame(_query_text(suite, settings, as_of))
+            frame = warehouse.frame(_query_text(suite, settings, as_of, warehouse.con))
             batch_parameters = {"dataframe": frame}
     except Exception as exc:  # the data could not even be read: nothing can vouch for it
         return [

@@ -146,6 +146,33 @@ def test_the_reports_were_built_from_spark(demo_homes):
     assert ("transform", "published") in runs
 
 
+def test_bi_tools_read_the_published_views_through_the_thrift_server(demo_homes):
+    """What a BI tool configured with ``published_url`` (SQLAlchemy, ``hive://``) or
+    ``connect_published`` (DB-API) reads: the newest publish, by the marts' own names."""
+    import sqlalchemy as sa
+
+    from ops_warehouse.warehouse.readers import connect_published, published_engine
+
+    _, on_spark, _ = demo_homes
+    with engine(on_spark).published() as pinned:
+        expected = pinned.fetch("select count(*), sum(net_revenue) from marts.kpi_daily")[0]
+        orders = pinned.fetch("select count(*) from marts.fct_orders")[0][0]
+    bi = published_engine(on_spark)
+    try:
+        with bi.connect() as con:
+            got = con.execute(sa.text("select count(*), sum(net_revenue) from kpi_daily")).one()
+    finally:
+        bi.dispose()
+    assert tuple(got) == tuple(expected) and expected[0] > 0
+    con = connect_published(on_spark)
+    try:
+        cursor = con.cursor()
+        cursor.execute("select count(*) from fct_orders")
+        assert cursor.fetchall() == [(orders,)]
+    finally:
+        con.close()
+
+
 def test_a_failed_publish_leaves_the_published_marts_as_they_were(demo_homes, monkeypatch):
     from ops_warehouse.pipeline.audit import RunInfo
     from ops_warehouse.warehouse import publish as publish_module

@@ -11,7 +11,9 @@ in-memory database reads the file as it is now; everything here opens it that wa
 
 - :func:`connect_published`: one connection (DuckDB: the file attached read-only as
   ``published`` and made the default, so ``marts.kpi_daily`` reads as usual; PostgreSQL: a
-  read-only connection to the published database as ``bi_reader``);
+  read-only connection to the published database as ``bi_reader``; Spark: a PyHive
+  connection to the Thrift server whose default database is ``published``, the views over
+  the newest publish, so ``kpi_daily`` reads as usual);
 - :func:`published_engine`: a SQLAlchemy engine; on DuckDB each new connection attaches the
   current file, and a pooled connection is replaced at checkout once the file was replaced;
 - ``duckdb+published:///<path>`` (:class:`PublishedDialect`, registered when this module is
@@ -43,6 +45,9 @@ from sqlalchemy.engine import make_url
 from ops_warehouse.files import sql_literal
 from ops_warehouse.settings import Settings, get_settings
 from ops_warehouse.warehouse.bi_access import BI_READER_ROLE
+
+# On Spark, the views over the newest publish (warehouse/publish.py, docs/decisions.md "Spark")
+SPARK_PUBLISHED_DB = "published"
 
 ALIAS = "published"  # the attached file's name inside a reader's in-memory database
 DIALECT = "duckdb.published"  # SQLAlchemy's name for PublishedDialect: duckdb+published://
@@ -96,6 +101,15 @@ def connect_published(settings: Settings | None = None, *, role: str | None = BI
     settings = settings or get_settings()
     if settings.warehouse == "duckdb":
         return attach_published(settings.published_path)
+    if settings.warehouse == "spark":
+        from pyhive import hive
+
+        return hive.connect(
+            host=settings.spark_thrift_host,
+            port=settings.spark_thrift_port,
+            username=settings.spark_user,
+            database=SPARK_PUBLISHED_DB,
+        )
     import psycopg
 
     url = make_url(postgres_reader_url(settings, role=role))
@@ -127,6 +141,11 @@ def published_url(settings: Settings | None = None, *, role: str | None = BI_REA
     settings = settings or get_settings()
     if settings.warehouse == "duckdb":
         return f"duckdb+published:///{settings.published_path.resolve()}"
+    if settings.warehouse == "spark":
+        return (
+            f"hive://{settings.spark_user}@{settings.spark_thrift_host}:"
+            f"{settings.spark_thrift_port}/{SPARK_PUBLISHED_DB}"
+        )
     return postgres_reader_url(settings, role=role)
 
 
@@ -140,7 +159,7 @@ def published_engine(
     opened (``poolclass=sqlalchemy.pool.NullPool`` opens one per checkout instead).
     PostgreSQL: ``role`` (``bi_reader``) with ``pool_pre_ping``; read-only transactions."""
     settings = settings or get_settings()
-    if settings.warehouse == "duckdb":
+    if settings.warehouse in ("duckdb", "spark"):
         return sa.create_engine(published_url(settings), **engine_args)
     engine_args.setdefault("pool_pre_ping", True)
     engine_args.setdefault("connect_args", {"options": "-c default_transaction_read_only=on"})

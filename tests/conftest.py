@@ -22,7 +22,7 @@ UNTIL = date(2026, 11, 22)
 # --no-loadscope-reorder`) runs them side by side from the start instead of leaving one of
 # them alone at the end: xdist hands the first file to one worker, the second to the other.
 LONGEST_FIRST = (
-    "tests/spark/test_spark_pipeline.py",
+    "tests/spark/test_cluster.py",
     "tests/production/test_celery_e2e.py",
     "tests/e2e/test_demo_e2e.py",
     "tests/dbt/test_incremental_equivalence.py",

@@ -264,7 +264,8 @@ def summary_text(s: Settings, *, until: date, seconds: float, log_path: Path, re
         f"Airflow log of this run: {log_path}\n"
         + reports
         + "Next: `make up` to browse the DAGs in Airflow's UI, or open the published warehouse "
-        f"with `{client}` and `select * from marts.kpi_daily order by date_day desc limit 7`."
+        f"with `{client}` and `select * from {'' if s.warehouse == 'spark' else 'marts.'}"
+        "kpi_daily order by date_day desc limit 7`."
     )
 
 

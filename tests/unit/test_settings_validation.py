@@ -95,7 +95,7 @@ def test_a_currency_in_lower_case_reads_as_its_code(env):
         ("OPS_PAGE_SIZE", "ten", "a whole number"),
         ("OPS_HTTP_TIMEOUT_S", "30s", "a number of seconds"),
         ("OPS_DEMO_UNTIL", "22/11/2026", "a date"),
-        ("OPS_WAREHOUSE", "sqlite", "'duckdb' or 'postgres'"),
+        ("OPS_WAREHOUSE", "sqlite", "'duckdb', 'postgres' or 'spark'"),
         ("OPS_REPORT_LANGUAGE", "fr", "OPS_REPORT_LANGUAGE must be one of"),
     ],
 )

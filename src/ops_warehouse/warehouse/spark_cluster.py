@@ -494,6 +494,9 @@ def _commands(cluster: SparkCluster) -> dict[str, list[str]]:
         "spark.sql.shuffle.partitions": str(2 * cluster.workers),
         # the driver plans every query and collects what the checks and readers fetch
         "spark.driver.memory": "2g",
+        # a result goes to the client a partition at a time, not collected whole in the
+        # driver first: a check that reads a 1-million-row table at scale 10 ran it out of heap
+        "spark.sql.thriftServer.incrementalCollect": "true",
     }
     submit = [str(home / "bin" / "spark-submit")]
     submit += ["--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"]

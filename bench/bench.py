@@ -47,7 +47,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import re
 import shutil
 import signal
@@ -611,20 +610,6 @@ class SparkOptions:
     worker_memory: str = "2g"
 
 
-def _free_port_block(size: int) -> int:
-    """The first of ``size`` consecutive free ports, below Linux's ephemeral range (32768+)
-    so that no outgoing connection takes one between this check and the cluster's bind."""
-    from ops_warehouse.processes import port_holder
-    from ops_warehouse.warehouse.spark_cluster import HOST
-
-    rng = random.Random(os.getpid())
-    for _ in range(200):
-        base = rng.randrange(20000, 32000 - size)
-        if all(port_holder(HOST, port) is None for port in range(base, base + size)):
-            return base
-    raise RuntimeError(f"no {size} consecutive free ports found between 20000 and 32000")
-
-
 def _spark_version(home: Path) -> str:
     match = re.search(r"""__version__[^=]*=\s*['"]([^'"]+)""", (home / "version.py").read_text())
     return match.group(1) if match else "unknown"
@@ -637,14 +622,14 @@ class SparkRun:
     ends every process of the cluster and puts the environment back."""
 
     def __init__(self, options: SparkOptions, root: Path, console) -> None:
-        from ops_warehouse.warehouse.spark_cluster import SparkCluster
+        from ops_warehouse.warehouse.spark_cluster import SparkCluster, free_port_block
 
         self.options = options
         self.console = console
         self.lake = root / "lake"
         workers = options.workers
         # master, its web UI, one web UI per worker, the Thrift server's UI, the Thrift port
-        base = _free_port_block(workers + 4)
+        base = free_port_block(workers + 4)
         self.cluster = SparkCluster(
             folder=root / "spark",
             master_port=base,

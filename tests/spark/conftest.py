@@ -10,34 +10,21 @@ while executors work). Skipped, saying why, only where no Java is installed.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from ops_warehouse.processes import port_holder
-from ops_warehouse.warehouse.spark_cluster import HOST, SparkCluster, start, stop
+from ops_warehouse.warehouse.spark_cluster import SparkCluster, free_port_block, start, stop
 
 WORKERS = 2
 WORKER_MEMORY = "1g"
 
 
-def _free_port_block(size: int) -> int:
-    """The first of ``size`` consecutive free ports, below Linux's ephemeral range (32768+)
-    so that no outgoing connection takes one between this check and the cluster's bind."""
-    rng = random.Random(os.getpid())
-    for _ in range(200):
-        base = rng.randrange(20000, 32000 - size)
-        if all(port_holder(HOST, port) is None for port in range(base, base + size)):
-            return base
-    raise RuntimeError(f"no {size} consecutive free ports found between 20000 and 32000")
-
-
 def cluster_on_free_ports(folder, workers: int = WORKERS) -> SparkCluster:
     """A cluster description on free ports: master, its web UI, one web UI per worker, the
     Thrift server's UI, then the Thrift port."""
-    base = _free_port_block(workers + 4)
+    base = free_port_block(workers + 4)
     return SparkCluster(
         folder=folder,
         master_port=base,

@@ -496,19 +496,6 @@ class SparkConnection(Connection):
     def modify(self, sql: str, params: Sequence[Any] = ()) -> int:
         raise NotImplementedError("Spark tables here are written whole, never row by row")
 
-    def frame(self, sql: str):
-        from decimal import Decimal
-
-        import pandas as pd
-
-        cursor = self.execute(sql)
-        names = [d[0] for d in cursor.description]
-        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names)
-        for name in names:
-            if frame[name].map(lambda v: isinstance(v, Decimal)).any():
-                frame[name] = frame[name].astype(float)
-        return frame
-
     def tables(self, schema: str) -> list[str]:
         schema = self.schemas.get(schema, schema)
         if not self.has_schema(schema):

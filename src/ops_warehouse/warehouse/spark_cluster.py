@@ -115,6 +115,20 @@ def spark_home() -> Path:
     return found[0].parent.parent
 
 
+def free_port_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports on 127.0.0.1, below Linux's ephemeral
+    range (32768+) so that no outgoing connection takes one between this check and the
+    cluster's bind: for a cluster beside others (tests, the benchmark)."""
+    import random
+
+    rng = random.Random(os.getpid())
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - size)
+        if all(port_holder(HOST, port) is None for port in range(base, base + size)):
+            return base
+    raise SparkClusterError(f"no {size} consecutive free ports found between 20000 and 32000")
+
+
 def memory_mb(value: str, setting: str = "OPS_SPARK_WORKER_MEMORY") -> int:
     """A Spark memory size (``2g``, ``1536m``) in MiB."""
     match = _MEMORY.match(value.strip())

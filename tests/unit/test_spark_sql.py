@@ -78,3 +78,23 @@ def test_dates_and_timestamps_come_back_as_python_values():
         (None, None, None),
     ]
     assert isinstance(SparkConnection(con).execute("select 1"), SparkCursor)
+
+
+def test_dbt_and_our_own_sessions_agree_on_the_settings_the_money_relies_on():
+    """dbt's sessions (profiles.yml) and ours (SPARK_SESSION: checks, GX, publish, readers)
+    set the same values: a check recomputing money under other decimal rules than the models
+    rounds half-cent cases the other way (a scale-10 reconciliation was 0.24 off)."""
+    from pathlib import Path
+
+    import yaml
+
+    from ops_warehouse.warehouse.engines import SPARK_SESSION
+
+    profiles = yaml.safe_load(
+        (Path(__file__).parents[2] / "dbt_project" / "profiles.yml").read_text()
+    )
+    params = profiles["ops_warehouse"]["outputs"]["spark"]["server_side_parameters"]
+    dbt = {k.removeprefix("set:hiveconf:"): str(v) for k, v in params.items()}
+    ours = dict(s.split("=", 1) for s in SPARK_SESSION)
+    assert dbt["spark.sql.decimalOperations.allowPrecisionLoss"] == "false"
+    assert {k: ours.get(k) for k in dbt} == dbt

@@ -545,10 +545,16 @@ def spark_literal(value: Any) -> str:
 
 # Each connection's session: SQL read as on the other engines ("x" an identifier, a value
 # that does not fit its type an error, not a null), timestamps in UTC.
+# Every session of ours on the Thrift server (the checks, GX's, publish, readers) starts with
+# these; dbt's sessions get the same through profiles.yml's server_side_parameters (all but the
+# double-quoted identifiers: dbt-spark quotes with backticks). Without allowPrecisionLoss=false
+# a decimal product is cut to 6 decimals before round(..., 2): a check recomputing money would
+# round 610.76499978 to 610.77 where the models (and DuckDB) give 610.76.
 SPARK_SESSION = (
     "spark.sql.ansi.enabled=true",
     "spark.sql.ansi.doubleQuotedIdentifiers=true",
     "spark.sql.session.timeZone=UTC",
+    "spark.sql.decimalOperations.allowPrecisionLoss=false",
 )
 
 
@@ -667,9 +673,11 @@ class Spark(Engine):
         if con.engine != "spark":
             return self.landing.gx_datasource(context, name, con)
         s = self.settings
+        # GX's connections are sessions of ours (SPARK_SESSION), not the server's defaults
         return context.data_sources.add_sql(
             name,
             connection_string=f"hive://{s.spark_user}@{s.spark_thrift_host}:{s.spark_thrift_port}/default",
+            kwargs={"creator": lambda: thrift_connect(s)},
         )
 
     def prepare_build(self) -> None:

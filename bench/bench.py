@@ -758,7 +758,7 @@ def run_scale(
             result["baselines"] = run_baselines(bench)
         adv = bench.stage("advance", "advance")
         result["advance"] = asdict(adv)
-        # on Spark a full build again (builds_incrementally): how its cost grows with the data
+        # on Spark every model is written again (builds_incrementally), with the daily tests
         pipeline(bench, day_end + timedelta(days=1), "incremental", result)
         if spark is None:
             result["equivalence"] = asdict(check_equivalence(bench))

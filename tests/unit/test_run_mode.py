@@ -68,3 +68,13 @@ def test_a_warehouse_older_than_the_watermarks_gets_a_full_build(settings):
     assert not run_mode(settings, MONDAY).full
     never = dataclasses.replace(settings, full_rebuild_weekdays=frozenset())
     assert not run_mode(never, SUNDAY).full
+
+
+def test_on_spark_the_days_decide_the_tests_and_checks(settings):
+    """Spark writes every model whole either way; the mode still picks dbt's daily tests and
+    the checks of the day's rows on a weekday, everything on Sunday. No watermark is asked of
+    Spark's tables (an unreachable Thrift port here: nothing may connect)."""
+    on_spark = dataclasses.replace(settings, warehouse="spark", spark_thrift_port=1)
+    assert run_mode(on_spark, SUNDAY).full
+    assert not run_mode(on_spark, MONDAY).full
+    assert run_mode(on_spark, MONDAY, requested=True).full

@@ -41,12 +41,8 @@ class RunMode:
 def run_mode(settings: Settings, as_of: date, *, requested: bool | None = None) -> RunMode:
     """The mode of a run as of ``as_of``; ``requested`` (the run's conf) overrides the days,
     and a warehouse whose incremental models predate their watermark gets a full build. On
-    Spark every run is a full build: its Parquet tables are written whole, never in part
-    (docs/decisions.md, "Spark")."""
-    from ops_warehouse.warehouse.engines import engine
-
-    if not engine(settings).builds_incrementally:
-        return RunMode(True, f"{settings.warehouse} builds every model whole")
+    Spark the models are written whole either way (Parquet tables, docs/decisions.md "Spark"):
+    there the mode decides which dbt tests run and what the checks read."""
     if requested is not None:
         return RunMode(requested, f"the run's conf: {FULL_REBUILD_CONF}={str(requested).lower()}")
     missing = missing_watermarks(settings)
@@ -76,8 +72,11 @@ def missing_watermarks(settings: Settings) -> list[str]:
     from ops_warehouse.warehouse.engines import engine
     from ops_warehouse.warehouse.queries import query
 
-    if not engine(settings).working_exists():
-        return []  # nothing built yet: the first build is a full one anyway
+    warehouse = engine(settings)
+    if not warehouse.builds_incrementally or not warehouse.working_exists():
+        # models written whole need no watermark; with nothing built yet the first build
+        # is a full one anyway
+        return []
     tables = {
         (schema, table, column.lower())
         for schema, table, column in query(

@@ -166,7 +166,8 @@ class Engine:
 
     name: ClassVar[str]
     # dbt's incremental models take the day's changed keys here (pipeline/run_mode.py); where
-    # tables can only be written whole (Spark's Parquet tables), every run is a full build
+    # tables can only be written whole (Spark's Parquet tables) they are tables, rebuilt by
+    # every run, and only the tests and checks follow the day's mode
     builds_incrementally: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:

@@ -38,8 +38,9 @@ class Connection:
         self.con = con
         self.engine = engine
 
-    # the type of a double-precision float, as the engine spells it
+    # the type of a double-precision float, and of an instant, as the engine spells them
     double_type = "double precision"
+    instant_type = "timestamp with time zone"
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.engine == "postgres" else sql
@@ -466,6 +467,8 @@ class SparkConnection(Connection):
         )
 
     double_type = "double"
+    # the session time zone is UTC; a literal with an offset is read as that instant
+    instant_type = "timestamp"
 
     def local_date(self, expression: str, tz: str) -> str:
         # timestamps are UTC (the session time zone); from_utc_timestamp shifts to tz

@@ -120,12 +120,13 @@ class Scope:
     def keys(self) -> str:
         return f"keys of {self.rows}"
 
-    def rows_sharing_keys(self, table: str, columns: tuple[str, ...]) -> str:
+    def rows_sharing_keys(self, table: str, columns: tuple[str, ...], instant_type: str) -> str:
         """The rows of ``table`` whose key a row loaded after ``since`` also has. A key with a
-        null part matches nothing here: the key columns' not-null checks report it."""
+        null part matches nothing here: the key columns' not-null checks report it.
+        ``instant_type``: the engine's spelling of a timestamp with a time zone."""
         key = ", ".join(f'"{c}"' for c in columns)
         key = f"({key})" if len(columns) > 1 else key
-        since = f"cast('{self.since.isoformat()}' as timestamp with time zone)"
+        since = f"cast('{self.since.isoformat()}' as {instant_type})"
         return (
             f"select * from {table} where {key} in "
             f"(select {key} from {table} where {LOAD_MARK} > {since})"
@@ -551,7 +552,7 @@ def _run_suite(
         for key, checks in by_key.items():
             asset = datasource.add_query_asset(
                 f"{suite.asset_name} {scope.keys} ({', '.join(key)})",
-                query=scope.rows_sharing_keys(suite.table, key),
+                query=scope.rows_sharing_keys(suite.table, key, warehouse.con.instant_type),
             )
             batch = asset.add_batch_definition_whole_table("whole")
             parts.append((f"{suite.name}.new_keys.{'.'.join(key)}", batch, checks, scope.keys))

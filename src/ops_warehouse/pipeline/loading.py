@@ -383,7 +383,11 @@ def load_source(
     _unwrapped(pipeline.load, raise_on_failed_jobs=True)
     delete_loaded_packages(pipeline)
     raw_archive.publish(settings, source)
-    for name, count in raw_counts(settings, source).items():
+    counts = raw_counts(settings, source)
+    indexed = engine(settings).index_load_marks(f"raw_{source}", counts)
+    if indexed:
+        log.info("%s: indexed _loaded_at of %s", source, ", ".join(indexed))
+    for name, count in counts.items():
         if name in summary.entities:
             summary.entities[name].raw_rows = count
     summary.seconds = time.monotonic() - started

@@ -224,6 +224,14 @@ class Engine:
         """Make the raw tables readable where dbt builds (nothing to do where it builds in the
         working warehouse itself)."""
 
+    def index_load_marks(self, schema: str, tables: Iterable[str]) -> list[str]:
+        """Make ``_loaded_at`` of the raw tables a load wrote quick to filter on: an
+        incremental day's checks and staging models read only the rows past a mark. Returns
+        the indexes created. Nothing to do on DuckDB, whose raw tables grow load by load (the
+        min/max of ``_loaded_at`` it keeps per row group skips older rows), nor on Spark, whose
+        landing is a DuckDB file."""
+        return []
+
     def dlt_destination(self) -> Any:
         """dlt's destination for the working warehouse's raw schemas."""
         raise NotImplementedError
@@ -356,6 +364,24 @@ class Postgres(Engine):
         con.read_only = True
         with con:
             yield Connection(con, self.name)
+
+    def index_load_marks(self, schema: str, tables: Iterable[str]) -> list[str]:
+        # a b-tree on _loaded_at: "rows loaded after the mark" reads the day's rows, not the
+        # whole table (PostgreSQL has no zone maps). Created once per table; dlt's merge keeps
+        # it up to date, and a replaced table (a sheet) gets it again at its next load.
+        created = []
+        with self.transaction() as con:
+            for table in tables:
+                name = f"{table}__loaded_at"
+                exists = con.fetch(
+                    "select count(*) from pg_indexes where schemaname = ? and indexname = ?",
+                    [schema, name],
+                )[0][0]
+                has_column = "_loaded_at" in con.columns(schema, table)
+                if has_column and not exists:
+                    con.execute(f'create index "{name}" on {schema}."{table}" (_loaded_at)')
+                    created.append(f"{schema}.{name}")
+        return created
 
     def gx_datasource(self, context: Any, name: str, con: Connection) -> Any:
         from sqlalchemy.engine import make_url

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -194,3 +198,29 @@ def frames_differ(left, right, tolerance: float = 1e-6) -> str | None:
                 continue
             return f"row {index}, column {col}: {a!r} vs {b!r}"
     return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_demo(home: Path, scale: str, timeout: int, **env: str) -> subprocess.CompletedProcess:
+    """``ops-demo`` (``make demo``) as a new user runs it: in its own home, on a free port,
+    none of this process's OPS_/AIRFLOW settings; ``env`` adds or overrides settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "AIRFLOW"))}
+    clean.update(
+        OPS_HOME=str(home),
+        OPS_DEMO_SCALE=scale,
+        OPS_DEMO_PORT=str(free_port()),
+        COLUMNS="160",
+        **env,
+    )
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("ops-demo"))],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

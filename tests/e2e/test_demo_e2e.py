@@ -3,45 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from ops_warehouse.pipeline.contracts import ENTITIES
 from ops_warehouse.settings import Settings
-from tests.helpers import raw_snapshot, source_snapshot
+from tests.helpers import raw_snapshot, run_demo, source_snapshot
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _run_demo(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("ops-demo"))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 def test_demo_runs_every_dag_and_is_idempotent(tmp_path):
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "AIRFLOW"))}
-    env.update(
-        OPS_HOME=str(home), OPS_DEMO_SCALE="0.03", OPS_DEMO_PORT=str(_free_port()), COLUMNS="160"
-    )
-    first = _run_demo(env)
+    first = run_demo(home, "0.03", timeout=900)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     for dag_id in ("ingest_marketing", "ingest_sales", "ingest_support", "transform"):
         assert f"✓ {dag_id}" in first.stdout
@@ -64,7 +39,7 @@ def test_demo_runs_every_dag_and_is_idempotent(tmp_path):
         staged_orders = con.execute("select count(*) from staging.stg_sales__orders").fetchone()[0]
     assert staged_orders == len(source["orders"])
 
-    second = _run_demo(env)
+    second = run_demo(home, "0.03", timeout=900)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     assert "Using the demo world" in second.stdout
     assert raw_snapshot(settings) == raw

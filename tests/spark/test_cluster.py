@@ -23,8 +23,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, date, datetime
@@ -48,6 +46,7 @@ from ops_warehouse.warehouse.spark_cluster import (
     status,
     stop,
 )
+from tests.helpers import run_demo
 
 
 def _get(url: str):
@@ -129,7 +128,6 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_a_taken_port_is_named_before_anything_starts(tmp_path):
-    import socket
 
     with socket.socket() as held:
         held.bind((HOST, 0))
@@ -267,30 +265,6 @@ AS_OF = date(2026, 11, 22)
 MARTS = 14
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _demo(home: Path, **env_overrides: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "AIRFLOW"))}
-    env.update(
-        OPS_HOME=str(home),
-        OPS_DEMO_SCALE=SCALE,
-        OPS_DEMO_PORT=str(_free_port()),
-        COLUMNS="160",
-        **env_overrides,
-    )
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("ops-demo"))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-
-
 def _settings(home: Path, **overrides) -> Settings:
     return dataclasses.replace(
         Settings.from_env(),
@@ -331,8 +305,10 @@ def demo_homes(tmp_path_factory, spark_cluster):
 
     root = tmp_path_factory.mktemp("spark_e2e")
     on_spark, duck = root / "spark", root / "duckdb"
-    run = _demo(
+    run = run_demo(
         on_spark,
+        SCALE,
+        timeout=1500,
         OPS_WAREHOUSE="spark",
         OPS_SPARK_THRIFT_PORT=str(spark_cluster.thrift_port),
         OPS_SPARK_LAKE_DIR=str(root / "lake"),

@@ -384,9 +384,7 @@ def load_source(
     delete_loaded_packages(pipeline)
     raw_archive.publish(settings, source)
     counts = raw_counts(settings, source)
-    indexed = engine(settings).index_load_marks(f"raw_{source}", counts)
-    if indexed:
-        log.info("%s: indexed _loaded_at of %s", source, ", ".join(indexed))
+    engine(settings).index_load_marks(f"raw_{source}", counts)
     for name, count in counts.items():
         if name in summary.entities:
             summary.entities[name].raw_rows = count

@@ -224,13 +224,12 @@ class Engine:
         """Make the raw tables readable where dbt builds (nothing to do where it builds in the
         working warehouse itself)."""
 
-    def index_load_marks(self, schema: str, tables: Iterable[str]) -> list[str]:
+    def index_load_marks(self, schema: str, tables: Iterable[str]) -> None:
         """Make ``_loaded_at`` of the raw tables a load wrote quick to filter on: an
-        incremental day's checks and staging models read only the rows past a mark. Returns
-        the indexes created. Nothing to do on DuckDB, whose raw tables grow load by load (the
+        incremental day's checks and staging models read only the rows past a mark. Nothing
+        to do on DuckDB, whose raw tables grow load by load (the
         min/max of ``_loaded_at`` it keeps per row group skips older rows), nor on Spark, whose
         landing is a DuckDB file."""
-        return []
 
     def dlt_destination(self) -> Any:
         """dlt's destination for the working warehouse's raw schemas."""
@@ -365,23 +364,16 @@ class Postgres(Engine):
         with con:
             yield Connection(con, self.name)
 
-    def index_load_marks(self, schema: str, tables: Iterable[str]) -> list[str]:
-        # a b-tree on _loaded_at: "rows loaded after the mark" reads the day's rows, not the
-        # whole table (PostgreSQL has no zone maps). Created once per table; dlt's merge keeps
-        # it up to date, and a replaced table (a sheet) gets it again at its next load.
-        created = []
+    def index_load_marks(self, schema: str, tables: Iterable[str]) -> None:
+        # a b-tree on _loaded_at (every raw row carries it): "rows loaded after the mark" reads
+        # the day's rows, not the whole table (PostgreSQL has no zone maps). Created once per
+        # table; dlt's merge keeps it up to date, a replaced table (a sheet) gets it again.
         with self.transaction() as con:
             for table in tables:
-                name = f"{table}__loaded_at"
-                exists = con.fetch(
-                    "select count(*) from pg_indexes where schemaname = ? and indexname = ?",
-                    [schema, name],
-                )[0][0]
-                has_column = "_loaded_at" in con.columns(schema, table)
-                if has_column and not exists:
-                    con.execute(f'create index "{name}" on {schema}."{table}" (_loaded_at)')
-                    created.append(f"{schema}.{name}")
-        return created
+                con.execute(
+                    f'create index if not exists "{table}__loaded_at" '
+                    f'on {schema}."{table}" (_loaded_at)'
+                )
 
     def gx_datasource(self, context: Any, name: str, con: Connection) -> Any:
         from sqlalchemy.engine import make_url
@@ -573,10 +565,9 @@ def spark_literal(value: Any) -> str:
     return f"'{text}'"
 
 
-# Each connection's session: SQL read as on the other engines ("x" an identifier, a value
-# that does not fit its type an error, not a null), timestamps in UTC.
-# Every session of ours on the Thrift server (the checks, GX's, publish, readers) starts with
-# these; dbt's sessions get the same through profiles.yml's server_side_parameters (all but the
+# Each session of ours on the Thrift server (the checks, GX's, publish, our readers) starts
+# with these: SQL read as on the other engines ("x" an identifier, a value that does not fit its
+# type an error, not a null), timestamps in UTC; dbt's sessions get the same through profiles.yml's server_side_parameters (all but the
 # double-quoted identifiers: dbt-spark quotes with backticks). Without allowPrecisionLoss=false
 # a decimal product is cut to 6 decimals before round(..., 2): a check recomputing money would
 # round 610.76499978 to 610.77 where the models (and DuckDB) give 610.76.
@@ -588,8 +579,9 @@ SPARK_SESSION = (
 )
 
 
-def thrift_connect(settings: Settings):
-    """A PyHive connection to the configured Spark Thrift server."""
+def thrift_connect(settings: Settings, database: str = "default"):
+    """A PyHive connection to the configured Spark Thrift server, its session set up
+    (``SPARK_SESSION``), ``database`` the default one."""
     from pyhive import hive
 
     # PyHive logs every statement's text at INFO: a task log would be mostly SQL
@@ -599,6 +591,7 @@ def thrift_connect(settings: Settings):
             host=settings.spark_thrift_host,
             port=settings.spark_thrift_port,
             username=settings.spark_user,
+            database=database,
         )
         cursor = con.cursor()
         for setting in SPARK_SESSION:

@@ -46,9 +46,6 @@ from ops_warehouse.files import sql_literal
 from ops_warehouse.settings import Settings, get_settings
 from ops_warehouse.warehouse.bi_access import BI_READER_ROLE
 
-# On Spark, the views over the newest publish (warehouse/publish.py, docs/decisions.md "Spark")
-SPARK_PUBLISHED_DB = "published"
-
 ALIAS = "published"  # the attached file's name inside a reader's in-memory database
 DIALECT = "duckdb.published"  # SQLAlchemy's name for PublishedDialect: duckdb+published://
 # set after the attach: the reader may read the attached file and nothing else
@@ -102,14 +99,7 @@ def connect_published(settings: Settings | None = None, *, role: str | None = BI
     if settings.warehouse == "duckdb":
         return attach_published(settings.published_path)
     if settings.warehouse == "spark":
-        from pyhive import hive
-
-        return hive.connect(
-            host=settings.spark_thrift_host,
-            port=settings.spark_thrift_port,
-            username=settings.spark_user,
-            database=SPARK_PUBLISHED_DB,
-        )
+        return _spark_published(settings)
     import psycopg
 
     url = make_url(postgres_reader_url(settings, role=role))
@@ -134,6 +124,14 @@ def postgres_reader_url(settings: Settings, *, role: str | None = BI_READER_ROLE
     return url.render_as_string(hide_password=False)
 
 
+def _spark_published(settings: Settings):
+    """A Thrift connection whose default database holds the views over the newest publish
+    (``published``, warehouse/publish.py), its session ours (engines.SPARK_SESSION)."""
+    from ops_warehouse.warehouse.engines import PUBLISHED_DB, thrift_connect
+
+    return thrift_connect(settings, database=PUBLISHED_DB)
+
+
 def published_url(settings: Settings | None = None, *, role: str | None = BI_READER_ROLE) -> str:
     """The SQLAlchemy URL of the published warehouse: ``duckdb+published:///<file>`` on
     DuckDB (this module must be imported where it is used), :func:`postgres_reader_url` on
@@ -142,9 +140,11 @@ def published_url(settings: Settings | None = None, *, role: str | None = BI_REA
     if settings.warehouse == "duckdb":
         return f"duckdb+published:///{settings.published_path.resolve()}"
     if settings.warehouse == "spark":
+        from ops_warehouse.warehouse.engines import PUBLISHED_DB
+
         return (
             f"hive://{settings.spark_user}@{settings.spark_thrift_host}:"
-            f"{settings.spark_thrift_port}/{SPARK_PUBLISHED_DB}"
+            f"{settings.spark_thrift_port}/{PUBLISHED_DB}"
         )
     return postgres_reader_url(settings, role=role)
 
@@ -159,6 +159,8 @@ def published_engine(
     opened (``poolclass=sqlalchemy.pool.NullPool`` opens one per checkout instead).
     PostgreSQL: ``role`` (``bi_reader``) with ``pool_pre_ping``; read-only transactions."""
     settings = settings or get_settings()
+    if settings.warehouse == "spark":
+        engine_args.setdefault("creator", lambda: _spark_published(settings))
     if settings.warehouse in ("duckdb", "spark"):
         return sa.create_engine(published_url(settings), **engine_args)
     engine_args.setdefault("pool_pre_ping", True)

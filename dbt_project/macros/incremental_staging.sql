@@ -3,9 +3,11 @@
     since its last build brought (docs/decisions.md "The incremental day").
 
     changed_keys_only(key, relation): the WHERE clause of a staging model's source CTE. On an
-    incremental run it keeps every raw version of each key that has a row loaded at or after the
-    newest _loaded_at already in {{ this }} (">=": the newest load is taken again, which changes
-    nothing). Every version of such a key is read, not only the new ones, so the model's
+    incremental run it keeps every raw version of each key that has a row loaded after the newest
+    _loaded_at already in {{ this }}. ">", not ">=": every row of one load carries the load's
+    stamp, and loads and builds never overlap (the single-slot warehouse_writer pool), so the
+    rows at the newest stamp are all in {{ this }} already; ">=" would take that whole load
+    again, which after a first backfill is every row. Every version of such a key is read, not only the new ones, so the model's
     "newest version wins" ranking sees exactly what a full build sees for that key; delete+insert
     on the key then replaces the key's row. Keys without a new raw row keep the row they have,
     which a full build would compute the same way from the same raw rows.
@@ -23,7 +25,7 @@
         select {{ key }}
         from {{ relation }}
         where
-            cast(_loaded_at as {{ contract_type('timestamp') }}) >= (
+            cast(_loaded_at as {{ contract_type('timestamp') }}) > (
                 select coalesce(max(_loaded_at), cast('1900-01-01 00:00:00+00' as {{ contract_type('timestamp') }}))
                 from {{ this }}
             )

@@ -47,6 +47,47 @@ def _load(settings, day):
         load_source(source, day_window(day), settings=settings, run_id=f"test__{day}")
 
 
+# what the first incremental day after the backfill reads: a staging model, the keys of the
+# day's load; an incremental intermediate model, its changed keys (model, key, raw table)
+FIRST_DAY_READS = [
+    ("stg_sales__order_items", "order_item_id", "raw_sales.order_items"),
+    ("stg_support__ticket_events", "event_id", "raw_support.ticket_events"),
+    ("int_orders_converted", "order_id", None),
+    ("int_ticket_events_summarised", "ticket_id", None),
+]
+
+
+def _rows_read(settings, day, layer: str) -> dict[str, tuple[int, int]]:
+    """Per model of FIRST_DAY_READS in `layer`, the rows its compiled incremental select
+    returns for `day`, beside the day's keys in raw (staging) or the rows the model holds
+    (intermediate)."""
+    import duckdb
+
+    compiled = settings.home / "dbt" / "target" / "compiled" / "ops_warehouse" / "models"
+    prefix = {"staging": "stg_", "intermediate": "int_"}[layer]
+    models = [m for m in FIRST_DAY_READS if m[0].startswith(prefix)]
+    names = " ".join(model for model, _, _ in models)
+    dbt_invoke(["compile", "--select", names], settings=settings, as_of=day)
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        reads = {}
+        for model, key, raw in models:
+            sql = next(compiled.rglob(f"{model}.sql")).read_text()
+            read = con.execute(f"select count(*) from ({sql})").fetchone()[0]
+            if raw is None:
+                schema = "intermediate"
+                against = con.execute(f"select count(*) from {schema}.{model}").fetchone()[0]
+            else:
+                against = con.execute(
+                    f"select count(distinct {key}) from {raw} where _load_id = ?",
+                    [f"test__{day}"],
+                ).fetchone()[0]
+            reads[model] = (read, against)
+        return reads
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="module")
 def incremental_and_full(tmp_path_factory):
     from ops_demo import world
@@ -62,26 +103,47 @@ def incremental_and_full(tmp_path_factory):
         inc = make_settings(root / "inc", world_dir, server.url)
         _load(inc, first_day)
         dbt_invoke(["build", *NO_TESTS], settings=inc, as_of=first_day)
+        first_reads = {}
         for offset in range(1, DAYS + 1):
             day = first_day + timedelta(days=offset)
             world.advance(world_dir, days=1)
             _load(inc, day)
+            if offset == 1:
+                # staging built before the intermediate models are compiled: their changed keys
+                # are then those of the day
+                first_reads = _rows_read(inc, day, "staging")
+                dbt_invoke(["run", "--select", "staging"], settings=inc, as_of=day)
+                first_reads |= _rows_read(inc, day, "intermediate")
             dbt_invoke(["run"], settings=inc, as_of=day)
         full = make_settings(root / "full", world_dir, server.url)
         _load(full, MARTS_UNTIL)
         dbt_invoke(["build", "--full-refresh", *NO_TESTS], settings=full, as_of=MARTS_UNTIL)
-    return inc, full
+    return inc, full, first_reads
 
 
 @pytest.mark.parametrize(
     ("schema", "table"), [("marts", t) for t in MART_TABLES] + INCREMENTAL_BELOW_MARTS
 )
 def test_incremental_runs_equal_full_refresh(incremental_and_full, schema, table):
-    inc, full = incremental_and_full
+    inc, full, _ = incremental_and_full
     a, b = _read(inc, schema, table), _read(full, schema, table)
     assert len(b) > 0
     difference = frames_differ(a, b)
     assert difference is None, f"{schema}.{table}: {difference}"
+
+
+def test_the_first_incremental_day_reads_the_days_keys_not_the_backfill(incremental_and_full):
+    """The backfill is one load, so every raw row carries its stamp; the first incremental
+    day must not read that load again (macros/incremental_staging.sql)."""
+    _, _, reads = incremental_and_full
+    for model, _, raw in FIRST_DAY_READS:
+        read, against = reads[model]
+        if raw is not None:
+            # one row per key of the day's load: the staging select reads those keys only
+            assert read == against > 0, f"{model}: read {read} keys, the day's load has {against}"
+        else:
+            # the day's orders or tickets and the ones it touched: far fewer than the history
+            assert 0 < read < against / 4, f"{model}: recomputes {read} of {against} rows"
 
 
 # Late corrections an incremental day must carry into every row they restate, as a full build
@@ -122,7 +184,7 @@ def corrected(incremental_and_full, tmp_path_factory):
 
     import duckdb
 
-    inc, _ = incremental_and_full
+    inc, _, _ = incremental_and_full
     before = read_table(inc, "marts", "fct_orders")
     root = tmp_path_factory.mktemp("corrected")
     full = make_settings(root / "full", root / "world", "http://127.0.0.1:1")

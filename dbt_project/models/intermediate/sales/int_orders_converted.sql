@@ -9,8 +9,9 @@
 
     Incremental (delete+insert on order_id): an incremental day recomputes only the orders an
     input may have changed (docs/decisions.md "The incremental day"), each from all its rows:
-    - orders, items or refunds loaded since the last build (their staging _loaded_at at or after
-      the newest _inputs_loaded_at kept here);
+    - orders, items or refunds loaded since the last build (their staging _loaded_at after the
+      newest _inputs_loaded_at kept here: that load's rows were all read by the build that kept
+      it, see macros/incremental_staging.sql);
     - orders placed, and refunds made, after the last build's as-of date (they enter the window);
     - orders with an item of a product loaded since the last build (a cost correction restates
       the cost of goods of every order of that product, however old);
@@ -53,7 +54,7 @@ changed_orders as (
     select order_id
     from {{ ref('stg_sales__orders') }}
     where
-        _loaded_at >= (select last_build.inputs_loaded_at from last_build)
+        _loaded_at > (select last_build.inputs_loaded_at from last_build)
         or {{ to_business_date("ordered_at") }} > (select last_build.as_of_date from last_build)
         or {{ as_of_date() }} < (select last_build.as_of_date from last_build)
 
@@ -61,14 +62,14 @@ changed_orders as (
 
     select order_id
     from {{ ref('stg_sales__order_items') }}
-    where _loaded_at >= (select last_build.inputs_loaded_at from last_build)
+    where _loaded_at > (select last_build.inputs_loaded_at from last_build)
 
     union
 
     select order_id
     from {{ ref('stg_sales__refunds') }}
     where
-        _loaded_at >= (select last_build.inputs_loaded_at from last_build)
+        _loaded_at > (select last_build.inputs_loaded_at from last_build)
         or {{ to_business_date("refunded_at") }} > (select last_build.as_of_date from last_build)
 
     union
@@ -77,7 +78,7 @@ changed_orders as (
     from {{ ref('stg_sales__order_items') }} as changed_items
     inner join {{ ref('stg_sales__products') }} as changed_products
         on changed_items.product_id = changed_products.product_id
-    where changed_products._loaded_at >= (select last_build.inputs_loaded_at from last_build)
+    where changed_products._loaded_at > (select last_build.inputs_loaded_at from last_build)
 
     union
 

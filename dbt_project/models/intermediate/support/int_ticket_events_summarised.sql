@@ -40,7 +40,7 @@ changed_tickets as (
     select ticket_id
     from {{ ref('stg_support__tickets') }}
     where
-        _loaded_at >= (select last_build.inputs_loaded_at from last_build)
+        _loaded_at > (select last_build.inputs_loaded_at from last_build)
         or {{ to_business_date('created_at') }} > (select last_build.as_of_date from last_build)
         or {{ as_of_date() }} < (select last_build.as_of_date from last_build)
 
@@ -49,7 +49,7 @@ changed_tickets as (
     select ticket_id
     from {{ ref('stg_support__ticket_events') }}
     where
-        _loaded_at >= (select last_build.inputs_loaded_at from last_build)
+        _loaded_at > (select last_build.inputs_loaded_at from last_build)
         or {{ to_business_date('created_at') }} > (select last_build.as_of_date from last_build)
 
     union

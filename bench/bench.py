@@ -169,6 +169,7 @@ class Bench:
             self.env.pop(key, None)
         self.server = None
         self.server_runs = []
+        self._warm_cpu: float | None = None
         self._worker: Worker | None = None
 
     def stage(self, name: str, task: str, *, forked: bool = False, **kwargs: Any) -> Stage:
@@ -275,6 +276,9 @@ class Bench:
                 self.env["OPS_DEMO_DIR"],
                 "--port",
                 self.env["OPS_DEMO_PORT"],
+                # up with its data in memory before the clock, as a source system is: a cold
+                # demo server would charge its file reading to the first ingest
+                "--warm",
             ],
             env=self.env,
             stdout=log,
@@ -284,10 +288,11 @@ class Bench:
         url = f"http://127.0.0.1:{self.env['OPS_DEMO_PORT']}/_demo/config"
         import urllib.request
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 900  # warming reads every row: ≈40 s at scale 50
         while True:
             try:
                 urllib.request.urlopen(url, timeout=1).read()
+                self._warm_cpu = self._server_cpu()
                 return
             except OSError:
                 if self.server.poll() is not None or time.monotonic() > deadline:
@@ -306,7 +311,11 @@ class Bench:
             self.server.kill()
             self.server.wait()
         self.server = None
-        run = {"cpu_s": round(cpu or 0, 2), "peak_rss_mb": peak}
+        run = {
+            "cpu_s": round(cpu or 0, 2),
+            "warm_cpu_s": round(self._warm_cpu or 0, 2),
+            "peak_rss_mb": peak,
+        }
         self.server_runs.append(run)
         return run
 
@@ -316,6 +325,7 @@ class Bench:
         runs = self.server_runs
         return {
             "cpu_s": round(sum(r["cpu_s"] for r in runs), 2),
+            "warm_cpu_s": round(sum(r.get("warm_cpu_s", 0) for r in runs), 2),
             "peak_rss_mb": max((r["peak_rss_mb"] or 0 for r in runs), default=None),
             "runs": len(runs),
         }

@@ -499,6 +499,16 @@ def test_reload_after_the_world_advances_and_old_cursors_stay_valid(world, serve
     assert stats["reloads"]["tickets"] == 2
 
 
+def test_a_warm_server_reads_every_entity_before_the_first_request(world):
+    rows = world_rows()
+    with DemoServer(world, marketing_token=MKT, support_token=SUP) as srv:
+        warmed = srv.warm()
+        assert warmed == {name: len(entity_rows) for name, entity_rows in rows.items()}
+        assert srv.stats()["reloads"] == dict.fromkeys(rows, 1)
+        assert len(drain(srv, "tickets", page_size=7)) == len(rows["tickets"])
+        assert srv.stats()["reloads"]["tickets"] == 1  # the first request read nothing
+
+
 def test_missing_world_gets_503_naming_the_directory(tmp_path):
     with DemoServer(tmp_path / "nowhere", marketing_token=MKT, support_token=SUP) as srv:
         r = get(srv, "tickets")

@@ -318,6 +318,25 @@ def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(either_engine
     assert "OORPHAN2" in ids and "OORPHAN1" not in ids and "ONOFX001" not in ids
 
 
+def test_a_loads_sweep_runs_the_rules_its_source_can_change(settings):
+    from ops_warehouse.pipeline.quarantine import SWEEP_RULES, sweep
+
+    for source in ("marketing", "sales", "support"):
+        load_source(source, day_window(UNTIL), settings=settings)
+    end = day_window(UNTIL).end
+    every_rule = {f"{name}: {reason}" for _, name, _, reason, _ in SWEEP_RULES}
+    assert set(sweep(settings, as_of_end=end)) == every_rule
+    assert set(sweep(settings, as_of_end=end, touching="support")) == {
+        "ticket_events: foreign key ticket_id points to no ticket"
+    }
+    # marketing's ad rows are swept when marketing loads, and when sales loads their fx rates
+    ads = "ad_performance: currency has no fx rate at or before the ad date"
+    assert set(sweep(settings, as_of_end=end, touching="marketing")) == {ads}
+    assert set(sweep(settings, as_of_end=end, touching="sales")) == every_rule - {
+        "ticket_events: foreign key ticket_id points to no ticket"
+    }
+
+
 def test_sweep_handles_composite_keys_of_ad_performance(settings):
     from ops_warehouse.pipeline.quarantine import sweep
 

@@ -104,7 +104,7 @@ def run_load(
     audit.record_run_start(settings, run, as_of=window.last_day)
     try:
         summary = load_source(source, window, run_id=run.run_id, settings=settings)
-        swept = sweep(settings, as_of_end=window.end, run_id=run.run_id)
+        swept = sweep(settings, as_of_end=window.end, run_id=run.run_id, touching=source)
         started = time.monotonic()
         reconciled = {r.entity: r for r in reconcile(settings, source, window, summary)}
         reconcile_s = round(time.monotonic() - started, 2)

@@ -183,10 +183,20 @@ SWEEP_RULES: tuple[tuple[str, str, str, str, str], ...] = (
 
 
 def sweep(
-    settings: Settings, *, as_of_end: datetime, grace_days: int = 2, run_id: str = "sweep"
+    settings: Settings,
+    *,
+    as_of_end: datetime,
+    grace_days: int = 2,
+    run_id: str = "sweep",
+    touching: str | None = None,
 ) -> dict[str, int]:
     """Move rows whose foreign key points nowhere (after the grace period) or whose amount
-    has no fx rate to quarantine, in one transaction. Returns rows moved per rule."""
+    has no fx rate to quarantine, in one transaction. Returns rows moved per rule.
+
+    ``touching``: only the rules a load of that source can change, those whose rows or whose
+    parent table it loads (a load's own sweep). Each rule reads its whole table, and every
+    transform waits for a load of each source, so each rule still runs before every build:
+    once a day instead of once per load."""
     cutoff = as_of_end - timedelta(days=grace_days)
     moved: dict[str, int] = {}
     warehouse = engine(settings)
@@ -210,6 +220,10 @@ def sweep(
                 tables.add(target)
             parent = condition.split(" from ")[1].split(" ")[0]
             if parent not in tables:
+                continue
+            if touching is not None and touching != source and not parent.startswith(
+                f"raw_{touching}."
+            ):
                 continue
             ent = entity_named(name)
             # a list needs one element type: composite keys go as text

@@ -28,6 +28,7 @@ from ops_warehouse.settings import Settings
 
 if TYPE_CHECKING:
     from ops_warehouse.pipeline.loading import LoadSummary
+    from ops_warehouse.warehouse.engines import Connection
 
 
 class SourceGapError(OpsWarehouseError):
@@ -81,42 +82,38 @@ def _source_counts(
     return counts
 
 
-def _raw_rows(settings: Settings, entity: Entity, window: Window) -> int:
-    from ops_warehouse.warehouse.queries import query
+def _exists(reader: Connection, schema: str, table: str) -> bool:
+    return bool(
+        reader.fetch(
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            [schema, table],
+        )[0][0]
+    )
 
+
+def _raw_rows(reader: Connection, entity: Entity, window: Window) -> int:
     table = f'{entity.raw_schema}."{entity.name}"'
-    if not query(
-        settings,
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [entity.raw_schema, entity.name],
-    )[0][0]:
+    if not _exists(reader, entity.raw_schema, entity.name):
         return 0  # nothing served yet: dlt creates the table with its first row
     if entity.source == "sales":
         upper = window.end.date() if entity.cursor == "rate_date" else window.end
-        return query(
-            settings, f'select count(*) from {table} where "{entity.cursor}" < ?', [upper]
-        )[0][0]
-    return query(settings, f"select count(*) from {table}")[0][0]
+        counted = reader.fetch(f'select count(*) from {table} where "{entity.cursor}" < ?', [upper])
+        return counted[0][0]
+    return reader.fetch(f"select count(*) from {table}")[0][0]
 
 
-def _quarantined(settings: Settings, source: str) -> dict[str, int]:
+def _quarantined(reader: Connection, source: str) -> dict[str, int]:
     """Distinct quarantined keys per entity of one source (rows kept out of raw)."""
     from ops_warehouse.pipeline.loading import QUARANTINE_TABLE
-    from ops_warehouse.warehouse.queries import query
 
     schema = f"raw_{source}"
-    exists = query(
-        settings,
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, QUARANTINE_TABLE],
-    )[0][0]
-    if not exists:
+    if not _exists(reader, schema, QUARANTINE_TABLE):
         return {}
     return dict(
-        query(
-            settings,
+        reader.fetch(
             f'select entity, count(distinct record_key) from {schema}."{QUARANTINE_TABLE}"'
-            " group by entity",
+            " group by entity"
         )
     )
 
@@ -125,19 +122,23 @@ def reconcile(
     settings: Settings, source: str, window: Window, summary: LoadSummary
 ) -> list[EntityReconciliation]:
     """Every loaded entity of one source, counted in the source (where it can tell) and raw."""
+    from ops_warehouse.warehouse.engines import engine
+
     counts = _source_counts(settings, source, window, summary)
-    quarantined = _quarantined(settings, source)
-    return [
-        EntityReconciliation(
-            source=source,
-            entity=entity.name,
-            source_rows=counts.get(entity.name),
-            raw_rows=_raw_rows(settings, entity, window),
-            quarantined=int(quarantined.get(entity.name, 0)),
-        )
-        for entity in entities_of(source)
-        if entity.name in summary.entities
-    ]
+    # one connection for every count: opening DuckDB's file costs more than most counts here
+    with engine(settings).read_only() as reader:
+        quarantined = _quarantined(reader, source)
+        return [
+            EntityReconciliation(
+                source=source,
+                entity=entity.name,
+                source_rows=counts.get(entity.name),
+                raw_rows=_raw_rows(reader, entity, window),
+                quarantined=int(quarantined.get(entity.name, 0)),
+            )
+            for entity in entities_of(source)
+            if entity.name in summary.entities
+        ]
 
 
 def check(reconciliations: list[EntityReconciliation]) -> None:

@@ -1309,8 +1309,12 @@ def _sql_checks(con, suite, settings, params: dict) -> tuple[int, int]:
     """One suite's checks as one aggregate query (plus one GROUP BY per compound key).
     Returns (checks computed, unexpected rows of the not-null / in-set / between checks)."""
     from ops_warehouse.pipeline.quality import gx_runner
+    from ops_warehouse.warehouse.engines import Connection
 
-    source = f"({gx_runner._query_text(suite, settings, UNTIL)})" if suite.query else suite.table
+    if suite.query:  # the query file as the runner fills it in, spelled for DuckDB
+        source = f"({gx_runner._query_text(suite, settings, UNTIL, Connection(con, 'duckdb'))})"
+    else:
+        source = suite.table
 
     def q(c: str) -> str:
         return '"' + c.replace('"', '""') + '"'

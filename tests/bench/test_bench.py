@@ -64,3 +64,37 @@ def test_bench_measures_every_stage_of_both_phases(tmp_path):
         assert stage["rows"] == sum(served[e.name] for e in entities_of(source)), source
     assert scale["demo_server"]["runs"] == 2, "the demo server runs only while ingesting"
     assert f"Scale {SMALL_SCALE:g}" in (results / "BENCHMARKS.md").read_text()
+
+
+def test_the_gx_baseline_runs_the_checks_as_sql_and_agrees(duckdb_marts, tmp_path):
+    """The GX-vs-SQL baseline (not run above: `--no-baselines`) on a built warehouse: every
+    staging and marts check has its SQL twin, and both count the same unexpected rows."""
+    import shutil
+
+    db = tmp_path / "floor" / "working.duckdb"
+    db.parent.mkdir()
+    shutil.copy(duckdb_marts.warehouse_path, db)
+    out = tmp_path / "gx_vs_sql.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPS_")}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "bench/bench.py",
+            "--task",
+            "gx_vs_sql",
+            "--out",
+            str(out),
+            "--kw",
+            json.dumps({"db": str(db)}),
+        ],
+        cwd=PROJECT_ROOT,
+        env={**env, "OPS_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for layer in ("staging", "marts"):
+        assert result["sql_checks"][layer] == result["gx_checks"][layer] > 0, layer
+    assert result["unexpected_sql"] == result["unexpected_gx"]

@@ -1070,12 +1070,17 @@ def task_publish(kw: dict) -> dict:
     from ops_warehouse.settings import get_settings
     from ops_warehouse.warehouse.engines import engine
 
-    run_publish(_context(kw))
+    done = run_publish(_context(kw))
     with engine(get_settings()).models_reader() as con:
         marts = [f"{MARTS}.{t}" for t in con.tables(MARTS)]
     with engine(get_settings()).published() as con:  # what readers now see
         published = len(con.tables(MARTS))
-    return {"rows": _table_rows(marts), "tables": len(marts), "published_tables": published}
+    return {
+        "rows": _table_rows(marts),
+        "tables": len(marts),
+        "published_tables": published,
+        "republished": len(done["republished"]),
+    }
 
 
 def task_report(kw: dict) -> dict:

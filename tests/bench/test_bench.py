@@ -23,27 +23,30 @@ STAGES = [
 ]
 
 
-def test_bench_measures_every_stage_of_both_phases(tmp_path):
-    results = tmp_path / "results"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPS_")}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "bench/bench.py",
-            "--scale",
-            f"{SMALL_SCALE:g}",
-            "--no-airflow",
-            "--no-baselines",
-            "--root",
-            str(tmp_path / "work"),
-            "--results-dir",
-            str(results),
-        ],
+def _bench(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """bench/bench.py in a child process, without this environment's OPS_ settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPS_")}
+    return subprocess.run(
+        [sys.executable, "bench/bench.py", *args],
         cwd=PROJECT_ROOT,
-        env=env,
+        env={**clean, **env},
         capture_output=True,
         text=True,
         timeout=1200,
+    )
+
+
+def test_bench_measures_every_stage_of_both_phases(tmp_path):
+    results = tmp_path / "results"
+    run = _bench(
+        "--scale",
+        f"{SMALL_SCALE:g}",
+        "--no-airflow",
+        "--no-baselines",
+        "--root",
+        str(tmp_path / "work"),
+        "--results-dir",
+        str(results),
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (path,) = results.glob("*.json")
@@ -75,23 +78,14 @@ def test_the_gx_baseline_runs_the_checks_as_sql_and_agrees(duckdb_marts, tmp_pat
     db.parent.mkdir()
     shutil.copy(duckdb_marts.warehouse_path, db)
     out = tmp_path / "gx_vs_sql.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPS_")}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "bench/bench.py",
-            "--task",
-            "gx_vs_sql",
-            "--out",
-            str(out),
-            "--kw",
-            json.dumps({"db": str(db)}),
-        ],
-        cwd=PROJECT_ROOT,
-        env={**env, "OPS_HOME": str(tmp_path / "home")},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run = _bench(
+        "--task",
+        "gx_vs_sql",
+        "--out",
+        str(out),
+        "--kw",
+        json.dumps({"db": str(db)}),
+        OPS_HOME=str(tmp_path / "home"),
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())

@@ -221,8 +221,10 @@ def sweep(
             parent = condition.split(" from ")[1].split(" ")[0]
             if parent not in tables:
                 continue
-            if touching is not None and touching != source and not parent.startswith(
-                f"raw_{touching}."
+            if (
+                touching is not None
+                and touching != source
+                and not parent.startswith(f"raw_{touching}.")
             ):
                 continue
             ent = entity_named(name)

@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -31,7 +30,7 @@ from ops_warehouse.airflow.dag_factory import WRITER_POOL
 from ops_warehouse.airflow.environment import airflow_bin, airflow_env
 from ops_warehouse.settings import Settings
 from tests.conftest import drop_pg_database, load_and_build, make_settings, scratch_pg_database
-from tests.helpers import MART_TABLES, frames_differ, read_table
+from tests.helpers import MART_TABLES, frames_differ, free_port, read_table
 
 pytestmark = pytest.mark.e2e
 
@@ -42,12 +41,6 @@ REPORT_DAGS = ("daily_digest", "weekly_report")
 KILLED_TASK = "dbt_build"
 REDIS = "redis://127.0.0.1:6379"
 PG = "postgresql://postgres@127.0.0.1:5432"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def latest_complete_day() -> date:

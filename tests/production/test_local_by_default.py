@@ -12,7 +12,6 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -28,15 +27,10 @@ import pytest
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.processes import Children, port_holder
 from ops_warehouse.settings import get_settings
+from tests.helpers import free_port
 
 OPS_DEMO = str(Path(sys.executable).with_name("ops-demo"))
 READY = "Ctrl-C stops everything"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass
@@ -69,7 +63,7 @@ def _up_env(home: Path, api_port: int, demo_port: int) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def up(tmp_path_factory) -> Iterator[Up]:
     home = tmp_path_factory.mktemp("up_home")
-    api_port, demo_port = _free_port(), _free_port()
+    api_port, demo_port = free_port(), free_port()
     env = _up_env(home, api_port, demo_port)
     output = home / "up.out"
     with output.open("w") as out:

@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import json
 import shutil
-import socket
 import threading
 from datetime import UTC, datetime
 from email.message import Message
@@ -21,6 +20,7 @@ import pytest
 from ops_warehouse.pipeline.audit import RunInfo
 from ops_warehouse.pipeline.quality.results import CheckResult
 from ops_warehouse.settings import Settings
+from tests.helpers import free_port
 
 LOGICAL_DATE = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -92,12 +92,6 @@ def fixed_data_docs(monkeypatch):
     import ops_warehouse.pipeline.quality as quality
 
     monkeypatch.setattr(quality, "build_data_docs", lambda s: s.home / "data_docs" / "index.html")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def working_copy(built: Settings, home: Path, **overrides) -> Settings:

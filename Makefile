@@ -57,7 +57,7 @@ report: install ## render the latest weekly report from the demo's published war
 	@$(RUN) ops report weekly
 
 test: install ## every test: unit, dbt, DAG integrity, quality, reports, production, end to end
-	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: install
 	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not e2e"

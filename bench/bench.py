@@ -1254,7 +1254,8 @@ def task_equivalence(kw: dict) -> dict:
 
 
 def task_gx_vs_sql(kw: dict) -> dict:
-    """Every suite through the GX runner, then the same checks as plain SQL aggregates."""
+    """Every suite through the GX runner, then the same checks as plain SQL aggregates, as of
+    ``kw["as_of"]`` (default: the full phase's day, as the floor's warehouse is)."""
     import dataclasses
 
     import duckdb
@@ -1269,23 +1270,24 @@ def task_gx_vs_sql(kw: dict) -> dict:
     import great_expectations  # noqa: F401
 
     import_s = time.monotonic() - t0
+    as_of = date.fromisoformat(kw["as_of"]) if "as_of" in kw else UNTIL
     gx_s, sql_s, checks, translated, gx_unexpected = {}, {}, {}, {}, {}
     sql_unexpected = {}
     for layer in gx_runner.LAYERS:
         t0 = time.monotonic()
-        results = gx_runner.run_suites(s, layer, UNTIL, "bench_gx")
+        results = gx_runner.run_suites(s, layer, as_of, "bench_gx")
         gx_s[layer] = round(time.monotonic() - t0, 2)
         checks[layer] = len(results)
         gx_unexpected[layer] = sum(
             r.unexpected_count or 0 for r in results if r.check in _UNEXPECTED_TYPES
         )
-    params = gx_runner.run_parameters(s, UNTIL)
+    params = gx_runner.run_parameters(s, as_of)
     con = duckdb.connect(kw["db"], read_only=True)
     for layer in gx_runner.LAYERS:
         t0 = time.monotonic()
         n, unexpected = 0, 0
         for suite in gx_runner.load_suites(layer):
-            got, u = _sql_checks(con, suite, s, params)
+            got, u = _sql_checks(con, suite, s, params, as_of)
             n += got
             unexpected += u
         sql_s[layer] = round(time.monotonic() - t0, 2)
@@ -1310,14 +1312,14 @@ _UNEXPECTED_TYPES = (
 )
 
 
-def _sql_checks(con, suite, settings, params: dict) -> tuple[int, int]:
+def _sql_checks(con, suite, settings, params: dict, as_of: date) -> tuple[int, int]:
     """One suite's checks as one aggregate query (plus one GROUP BY per compound key).
     Returns (checks computed, unexpected rows of the not-null / in-set / between checks)."""
     from ops_warehouse.pipeline.quality import gx_runner
     from ops_warehouse.warehouse.engines import Connection
 
     if suite.query:  # the query file as the runner fills it in, spelled for DuckDB
-        source = f"({gx_runner._query_text(suite, settings, UNTIL, Connection(con, 'duckdb'))})"
+        source = f"({gx_runner._query_text(suite, settings, as_of, Connection(con, 'duckdb'))})"
     else:
         source = suite.table
 

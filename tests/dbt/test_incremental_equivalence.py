@@ -47,43 +47,53 @@ def _load(settings, day):
         load_source(source, day_window(day), settings=settings, run_id=f"test__{day}")
 
 
-# what the first incremental day after the backfill reads: a staging model, the keys of the
-# day's load; an incremental intermediate model, its changed keys (model, key, raw table)
-FIRST_DAY_READS = [
+# what the first incremental day after the backfill reads: each staging model, the keys of the
+# day's load (model, key, raw table); each incremental intermediate model rewrites only the rows
+# its changed keys give (their _inputs_loaded_at is the build's)
+FIRST_DAY_STAGING = [
     ("stg_sales__order_items", "order_item_id", "raw_sales.order_items"),
     ("stg_support__ticket_events", "event_id", "raw_support.ticket_events"),
-    ("int_orders_converted", "order_id", None),
-    ("int_ticket_events_summarised", "ticket_id", None),
 ]
+FIRST_DAY_INTERMEDIATE = ["int_orders_converted", "int_ticket_events_summarised"]
 
 
-def _rows_read(settings, day, layer: str) -> dict[str, tuple[int, int]]:
-    """Per model of FIRST_DAY_READS in `layer`, the rows its compiled incremental select
-    returns for `day`, beside the day's keys in raw (staging) or the rows the model holds
-    (intermediate)."""
+def _staging_reads(settings, day) -> dict[str, tuple[int, int]]:
+    """Per staging model of FIRST_DAY_STAGING, the rows its compiled incremental select returns
+    for `day` (before the day's build), beside the keys of the day's load in raw."""
     import duckdb
 
     compiled = settings.home / "dbt" / "target" / "compiled" / "ops_warehouse" / "models"
-    prefix = {"staging": "stg_", "intermediate": "int_"}[layer]
-    models = [m for m in FIRST_DAY_READS if m[0].startswith(prefix)]
-    names = " ".join(model for model, _, _ in models)
+    names = " ".join(model for model, _, _ in FIRST_DAY_STAGING)
     dbt_invoke(["compile", "--select", names], settings=settings, as_of=day)
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         reads = {}
-        for model, key, raw in models:
+        for model, key, raw in FIRST_DAY_STAGING:
             sql = next(compiled.rglob(f"{model}.sql")).read_text()
             read = con.execute(f"select count(*) from ({sql})").fetchone()[0]
-            if raw is None:
-                schema = "intermediate"
-                against = con.execute(f"select count(*) from {schema}.{model}").fetchone()[0]
-            else:
-                against = con.execute(
-                    f"select count(distinct {key}) from {raw} where _load_id = ?",
-                    [f"test__{day}"],
-                ).fetchone()[0]
-            reads[model] = (read, against)
+            day_keys = con.execute(
+                f"select count(distinct {key}) from {raw} where _load_id = ?", [f"test__{day}"]
+            ).fetchone()[0]
+            reads[model] = (read, day_keys)
         return reads
+    finally:
+        con.close()
+
+
+def _intermediate_rewrites(settings) -> dict[str, tuple[int, int]]:
+    """Per model of FIRST_DAY_INTERMEDIATE, the rows the last build wrote (those carrying its
+    watermark) beside all the rows the model holds."""
+    import duckdb
+
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return {
+            model: con.execute(
+                "select count(*) filter (where _inputs_loaded_at = (select max(_inputs_loaded_at)"
+                f" from intermediate.{model})), count(*) from intermediate.{model}"
+            ).fetchone()
+            for model in FIRST_DAY_INTERMEDIATE
+        }
     finally:
         con.close()
 
@@ -109,12 +119,10 @@ def incremental_and_full(tmp_path_factory):
             world.advance(world_dir, days=1)
             _load(inc, day)
             if offset == 1:
-                # staging built before the intermediate models are compiled: their changed keys
-                # are then those of the day
-                first_reads = _rows_read(inc, day, "staging")
-                dbt_invoke(["run", "--select", "staging"], settings=inc, as_of=day)
-                first_reads |= _rows_read(inc, day, "intermediate")
+                first_reads = _staging_reads(inc, day)
             dbt_invoke(["run"], settings=inc, as_of=day)
+            if offset == 1:
+                first_reads |= _intermediate_rewrites(inc)
         full = make_settings(root / "full", world_dir, server.url)
         _load(full, MARTS_UNTIL)
         dbt_invoke(["build", "--full-refresh", *NO_TESTS], settings=full, as_of=MARTS_UNTIL)
@@ -136,14 +144,14 @@ def test_the_first_incremental_day_reads_the_days_keys_not_the_backfill(incremen
     """The backfill is one load, so every raw row carries its stamp; the first incremental
     day must not read that load again (macros/incremental_staging.sql)."""
     _, _, reads = incremental_and_full
-    for model, _, raw in FIRST_DAY_READS:
-        read, against = reads[model]
-        if raw is not None:
-            # one row per key of the day's load: the staging select reads those keys only
-            assert read == against > 0, f"{model}: read {read} keys, the day's load has {against}"
-        else:
-            # the day's orders or tickets and the ones it touched: far fewer than the history
-            assert 0 < read < against / 4, f"{model}: recomputes {read} of {against} rows"
+    for model, _, _ in FIRST_DAY_STAGING:
+        read, day_keys = reads[model]
+        # one row per key of the day's load: the staging select reads those keys only
+        assert read == day_keys > 0, f"{model}: read {read} keys, the day's load has {day_keys}"
+    for model in FIRST_DAY_INTERMEDIATE:
+        # the day's orders or tickets and the ones it touched: far fewer than the history
+        rewritten, held = reads[model]
+        assert 0 < rewritten < held / 4, f"{model}: rewrote {rewritten} of {held} rows"
 
 
 # Late corrections an incremental day must carry into every row they restate, as a full build

@@ -10,6 +10,7 @@ import pytest
 
 from ops_warehouse.pipeline.loading import load_source
 from ops_warehouse.pipeline.transform import dbt_invoke
+from ops_warehouse.warehouse.queries import query
 from tests.conftest import make_settings
 from tests.dbt.conftest import MARTS_HISTORY_DAYS, MARTS_UNTIL
 from tests.helpers import MART_TABLES, day_window, frames_differ, read_table
@@ -60,42 +61,33 @@ FIRST_DAY_INTERMEDIATE = ["int_orders_converted", "int_ticket_events_summarised"
 def _staging_reads(settings, day) -> dict[str, tuple[int, int]]:
     """Per staging model of FIRST_DAY_STAGING, the rows its compiled incremental select returns
     for `day` (before the day's build), beside the keys of the day's load in raw."""
-    import duckdb
-
     compiled = settings.home / "dbt" / "target" / "compiled" / "ops_warehouse" / "models"
     names = " ".join(model for model, _, _ in FIRST_DAY_STAGING)
     dbt_invoke(["compile", "--select", names], settings=settings, as_of=day)
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        reads = {}
-        for model, key, raw in FIRST_DAY_STAGING:
-            sql = next(compiled.rglob(f"{model}.sql")).read_text()
-            read = con.execute(f"select count(*) from ({sql})").fetchone()[0]
-            day_keys = con.execute(
-                f"select count(distinct {key}) from {raw} where _load_id = ?", [f"test__{day}"]
-            ).fetchone()[0]
-            reads[model] = (read, day_keys)
-        return reads
-    finally:
-        con.close()
+    reads = {}
+    for model, key, raw in FIRST_DAY_STAGING:
+        sql = next(compiled.rglob(f"{model}.sql")).read_text()
+        (read,) = query(settings, f"select count(*) from ({sql})")[0]
+        (day_keys,) = query(
+            settings,
+            f"select count(distinct {key}) from {raw} where _load_id = ?",
+            [f"test__{day}"],
+        )[0]
+        reads[model] = (read, day_keys)
+    return reads
 
 
 def _intermediate_rewrites(settings) -> dict[str, tuple[int, int]]:
     """Per model of FIRST_DAY_INTERMEDIATE, the rows the last build wrote (those carrying its
     watermark) beside all the rows the model holds."""
-    import duckdb
-
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return {
-            model: con.execute(
-                "select count(*) filter (where _inputs_loaded_at = (select max(_inputs_loaded_at)"
-                f" from intermediate.{model})), count(*) from intermediate.{model}"
-            ).fetchone()
-            for model in FIRST_DAY_INTERMEDIATE
-        }
-    finally:
-        con.close()
+    return {
+        model: query(
+            settings,
+            "select count(*) filter (where _inputs_loaded_at = (select max(_inputs_loaded_at)"
+            f" from intermediate.{model})), count(*) from intermediate.{model}",
+        )[0]
+        for model in FIRST_DAY_INTERMEDIATE
+    }
 
 
 @pytest.fixture(scope="module")

@@ -82,19 +82,9 @@ def _source_counts(
     return counts
 
 
-def _exists(reader: Connection, schema: str, table: str) -> bool:
-    return bool(
-        reader.fetch(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [schema, table],
-        )[0][0]
-    )
-
-
 def _raw_rows(reader: Connection, entity: Entity, window: Window) -> int:
     table = f'{entity.raw_schema}."{entity.name}"'
-    if not _exists(reader, entity.raw_schema, entity.name):
+    if not reader.has_table(entity.raw_schema, entity.name):
         return 0  # nothing served yet: dlt creates the table with its first row
     if entity.source == "sales":
         upper = window.end.date() if entity.cursor == "rate_date" else window.end
@@ -108,7 +98,7 @@ def _quarantined(reader: Connection, source: str) -> dict[str, int]:
     from ops_warehouse.pipeline.loading import QUARANTINE_TABLE
 
     schema = f"raw_{source}"
-    if not _exists(reader, schema, QUARANTINE_TABLE):
+    if not reader.has_table(schema, QUARANTINE_TABLE):
         return {}
     return dict(
         reader.fetch(

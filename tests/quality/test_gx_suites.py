@@ -347,6 +347,42 @@ def test_data_docs_show_the_runs(duckdb_marts, tmp_path):
     assert "kpi_daily.marts" in index.read_text()
 
 
+def test_data_docs_render_each_result_once_and_show_the_newest(duckdb_marts, tmp_path, monkeypatch):
+    """A build renders pages only for results that have none, and keeps GX's store to the
+    results the site shows (older ones are archived): a night's docs cost the night's
+    results, not the history's."""
+    from ops_warehouse.pipeline.quality import gx_runner
+
+    monkeypatch.setattr(gx_runner, "shown_results_limit", lambda: 2)
+    settings = dataclasses.replace(duckdb_marts, home=tmp_path)
+    site, store = tmp_path / "data_docs" / "validations", tmp_path / "gx" / "validations"
+
+    def page(run_id: str) -> Path:
+        (found,) = [p for p in site.rglob("*.html") if run_id in p.parts]
+        return found
+
+    for run_id in ("docs_1", "docs_2"):
+        run_suites(settings, "marts", AS_OF, run_id, only=["dim_date.marts"])
+    build_data_docs(settings)
+    first = {run_id: page(run_id).stat().st_mtime_ns for run_id in ("docs_1", "docs_2")}
+    run_suites(settings, "marts", AS_OF, "docs_3", only=["dim_date.marts"])
+    index = build_data_docs(settings)
+    # the page still shown was not rendered again; the new result has its own; the archived
+    # result's page is gone with it from the site (GX's site mirrors its store)
+    assert page("docs_2").stat().st_mtime_ns == first["docs_2"]
+    assert page("docs_3").is_file()
+    assert not [p for p in site.rglob("*.html") if "docs_1" in p.parts]
+    # the store holds the two newest results, the oldest is archived
+    held = sorted(p.relative_to(store).parts[2] for p in store.rglob("*.json"))
+    assert held == ["docs_2", "docs_3"]
+    archived = list(gx_runner.archived_results_dir(settings).rglob("*.json"))
+    assert [p.relative_to(gx_runner.archived_results_dir(settings)).parts[2] for p in archived] == [
+        "docs_1"
+    ]
+    text = index.read_text()
+    assert "docs_3" in text and "docs_2" in text and "docs_1" not in text
+
+
 # --- PostgreSQL: GX's SQL datasource --------------------------------------------------------
 
 

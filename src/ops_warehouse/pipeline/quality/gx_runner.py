@@ -674,27 +674,98 @@ def _text(value: Any) -> str:
 
 def build_data_docs(settings: Settings) -> Path:
     """Bring the static site under settings.home/data_docs up to date: pages for suites whose
-    file changed and for stored validation results that have none yet (earlier pages are kept,
-    not re-rendered: a full rebuild grows with the history), and the index. Returns index.html."""
+    file changed and for shown validation results that have none yet (a page, once rendered, is
+    kept), and the index. Returns index.html.
+
+    The site shows the newest ``validation_results_limit`` results (great_expectations.yml, the
+    index's own limit). Older results are moved out of GX's store into ``gx/validations_archive``
+    (same layout; GX then drops their pages, its site mirrors its store), so that a build lists,
+    reads and renders a bounded number of results however long the history: GX lists the whole
+    store at every build, and matches each result against the pages asked for one by one. Every
+    check result of every run stays in ``audit.dq_results``."""
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
     )
 
     context = _context(settings)
     site = data_docs_dir(settings)
-    resources = []
+    resources = _Resources()
     for suite in load_suites():
         context.suites.add(_gx_suite(suite))
         page = site.joinpath("expectations", *suite.name.split(".")).with_suffix(".html")
         if not page.is_file() or page.stat().st_mtime < suite.path.stat().st_mtime:
             resources.append(ExpectationSuiteIdentifier(name=suite.name))
-    for key in context.validation_results_store.list_keys():
-        if not site.joinpath("validations", *key.to_tuple()).with_suffix(".html").is_file():
+    newest_first = sorted(
+        context.validation_results_store.list_keys(),
+        key=lambda key: key.run_id.run_time,
+        reverse=True,
+    )
+    limit = shown_results_limit()
+    archived = _archive_results(settings, [key.to_tuple() for key in newest_first[limit:]])
+    for key in newest_first[:limit]:
+        if not _page(site / "validations", key.to_tuple()).is_file():
             resources.append(key)
     if resources:  # (GX reads an empty list as "everything")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             context.build_data_docs(resource_identifiers=resources)
     index = data_docs_dir(settings) / "index.html"
-    log.info("Data Docs: %s", index)
+    log.info(
+        "Data Docs: %s (%d page(s) rendered, %d older result(s) archived)",
+        index,
+        len(resources),
+        archived,
+    )
     return index
+
+
+def shown_results_limit() -> int:
+    """How many validation results the Data Docs show (the index's ``validation_results_limit``
+    in great_expectations.yml)."""
+    import yaml
+
+    config = yaml.safe_load((GX_DIR / "great_expectations.yml").read_text())
+    sites = config.get("data_docs_sites", {}).values()
+    limits = [site.get("site_index_builder", {}).get("validation_results_limit") for site in sites]
+    return min((int(n) for n in limits if n), default=500)
+
+
+def archived_results_dir(settings: Settings) -> Path:
+    return settings.home / "gx" / "validations_archive"
+
+
+def _page(folder: Path, key: tuple[str, ...]) -> Path:
+    """Where GX keeps a key's file: its parts as folders, the last one's name plus the suffix
+    (a batch id such as ``warehouse-marts.kpi_daily`` has a dot of its own)."""
+    return folder.joinpath(*key[:-1], f"{key[-1]}.html")
+
+
+def _archive_results(settings: Settings, keys: list[tuple[str, ...]]) -> int:
+    """Move these validation results out of GX's store; return how many were moved."""
+    store, archive = results_dir(settings), archived_results_dir(settings)
+    moved = 0
+    for key in keys:
+        source = store.joinpath(*key[:-1], f"{key[-1]}.json")
+        if source.is_file():
+            target = archive.joinpath(*key[:-1], source.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            moved += 1
+    return moved
+
+
+class _Resources(list):
+    """The resources a Data Docs build renders. GX asks ``key in resources`` for each result it
+    lists, and its keys compare by rebuilding tuples (no hash): with a plain list that is a
+    product of the two counts; here each test is one set lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tuples: set[tuple] = set()
+
+    def append(self, key) -> None:
+        super().append(key)
+        self._tuples.add((type(key), key.to_tuple()))
+
+    def __contains__(self, key) -> bool:
+        return (type(key), key.to_tuple()) in self._tuples

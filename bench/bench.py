@@ -724,10 +724,12 @@ def run_scale(
     airflow: bool,
     baselines: bool,
     spark: SparkOptions | None = None,
+    days: int = 1,
 ) -> dict:
     """One scale in a fresh ``root``. With ``spark``, on a Spark cluster of its own: the
     pipeline, the advance and the incremental day only (no baselines, equivalence, task
-    overhead or Airflow)."""
+    overhead or Airflow). ``days`` > 1: that many incremental days in a row (``later_days``:
+    the second and later ones), the equivalence checked after the last."""
     from ops_warehouse.warehouse.spark_cluster import SparkClusterError
 
     shutil.rmtree(root, ignore_errors=True)
@@ -770,12 +772,14 @@ def run_scale(
         result["advance"] = asdict(adv)
         # on Spark every model is written again (builds_incrementally), with the daily tests
         pipeline(bench, day_end + timedelta(days=1), "incremental", result)
+        if days > 1:
+            result["later_days"] = later_days(bench, day_end, days)
         if spark is None:
-            result["equivalence"] = asdict(check_equivalence(bench))
+            result["equivalence"] = asdict(check_equivalence(bench, days))
             # what one more task process costs by itself: forked from the worker, nothing to do
             result["task_overhead"] = asdict(bench.stage("task_overhead", "noop", forked=True))
         if airflow and spark is None:
-            result["airflow"] = run_airflow(bench, day_end + timedelta(days=1))
+            result["airflow"] = run_airflow(bench, day_end + timedelta(days=days))
     except (RuntimeError, MemoryError, SparkClusterError) as exc:
         result["error"] = str(exc)
         console.print(f"[red]scale {scale:g} stopped:[/] {exc}")
@@ -864,8 +868,23 @@ def run_baselines(bench: Bench) -> dict:
     return {**out, "floor": asdict(floor), "dbt_run": asdict(dbt_run), "gx_vs_sql": asdict(ge_sql)}
 
 
-def check_equivalence(bench: Bench) -> Stage:
-    """The incremental day's marts against a full build of the same raw, on a copy: the rows
+def later_days(bench: Bench, day_end: datetime, days: int) -> list[dict]:
+    """Incremental days 2 .. ``days`` after the first: each day's advance and its pipeline,
+    the same stages. A day's cost should follow its rows, not the number of days before it
+    (what one day after a backfill cannot show: results, pages and logs that pile up)."""
+    out = []
+    for day in range(2, days + 1):
+        advance = bench.stage(f"advance_{day}", "advance")
+        into: dict[str, Any] = {}
+        pipeline(bench, day_end + timedelta(days=day), "incremental", into)
+        out.append({"day": day, "advance": asdict(advance), **into["incremental"]})
+        if not into["incremental"]["complete"]:
+            break
+    return out
+
+
+def check_equivalence(bench: Bench, days: int = 1) -> Stage:
+    """The incremental days' marts against a full build of the same raw, on a copy: the rows
     each mart has on one side only (bookkeeping columns aside). 0 everywhere is the goal."""
     folder = bench.root / "equivalence"
     shutil.rmtree(folder, ignore_errors=True)
@@ -873,7 +892,10 @@ def check_equivalence(bench: Bench) -> Stage:
     copy = folder / "working.duckdb"
     shutil.copy(bench.root / "home" / "warehouse" / "working.duckdb", copy)
     stage = bench.stage(
-        "equivalence", "equivalence", db=str(copy), as_of=(UNTIL + timedelta(days=1)).isoformat()
+        "equivalence",
+        "equivalence",
+        db=str(copy),
+        as_of=(UNTIL + timedelta(days=days)).isoformat(),
     )
     copy.unlink()
     return stage
@@ -1795,6 +1817,16 @@ def write_benchmarks_md(path_json: Path) -> None:
     BENCHMARKS_MD.write_text(text)
 
 
+def days_lines(r: dict) -> list[str]:
+    """One line per incremental day (with --days): its wall and its stages' walls."""
+    days = [{"day": 1, **r["incremental"]}] if r.get("later_days") else []
+    lines = []
+    for day in days + r.get("later_days", []):
+        stages = ", ".join(f"{s['name']} {s['wall_s']:.1f}" for s in day.get("stages", []))
+        lines.append(f"- incremental day {day['day']}: {day['total']['wall_s']:.1f} s ({stages})")
+    return lines
+
+
 def summary(console, r: dict, path: Path) -> None:
     from rich.table import Table
 
@@ -1832,7 +1864,7 @@ def summary(console, r: dict, path: Path) -> None:
                 "",
             )
     console.print(table)
-    for line in [*ratios(r), *spark_lines(r)]:
+    for line in [*ratios(r), *spark_lines(r), *days_lines(r)]:
         if line:
             console.print(line)
     console.print(
@@ -1864,6 +1896,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow run")
     parser.add_argument("--no-baselines", action="store_true", help="skip floor and GX vs SQL")
     parser.add_argument("--keep", action="store_true", help="keep each scale's work folder")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        help="incremental days in a row after the full run (default 1); each later day's "
+        "stages are recorded, and the equivalence is checked after the last",
+    )
     parser.add_argument(
         "--label",
         help="keep this run apart from others of the same scale "
@@ -1932,6 +1971,7 @@ def main(argv: list[str] | None = None) -> int:
             airflow=not args.no_airflow,
             baselines=not args.no_baselines,
             spark=spark,
+            days=args.days,
         )
         path = save(r, mach, args.label)
         write_benchmarks_md(path)

@@ -90,6 +90,11 @@ def dbt_invoke(
         str(target_dir),
         "--log-path",
         str(log_dir),
+        # dbt.log at info: each node's start, result and error, without the debug events
+        # (every statement's SQL, connection and cache traffic), whose writing was 0.6-1.0 s
+        # of a 13 s daily build at scale 10. The SQL each node ran is in target/run/.
+        "--log-level-file",
+        "info",
         "--vars",
         json.dumps(dbt_vars(settings)),
     ]

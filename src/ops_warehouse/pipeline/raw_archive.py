@@ -362,23 +362,12 @@ class RawRows:
         if not engine(self.settings).working_exists():
             return 0
         with engine(self.settings).read_only() as reader:
-            exists = reader.fetch(
-                "select count(*) from information_schema.tables "
-                "where table_schema = ? and table_name = ?",
-                [self.schema, self.table],
-            )[0][0]
+            exists = reader.has_table(self.schema, self.table)
             return reader.fetch(f"select count(*) from {self.ref}")[0][0] if exists else 0
 
     def _probe(self, reader: Connection) -> None:
         self.probed = True
-        columns = [
-            r[0]
-            for r in reader.fetch(
-                "select column_name from information_schema.columns "
-                "where table_schema = ? and table_name = ?",
-                [self.schema, self.table],
-            )
-        ]
+        columns = reader.columns(self.schema, self.table)
         if not columns:
             return
         newest = (
@@ -495,11 +484,7 @@ def _committed_loads(
         return set(), None
     schema = f"raw_{source}"
     with engine(settings).read_only() as reader:
-        if not reader.fetch(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = '_dlt_loads'",
-            [schema],
-        )[0][0]:
+        if not reader.has_table(schema, "_dlt_loads"):
             return set(), None
         loads = f"{schema}._dlt_loads where status = 0"
         marks = ", ".join("?" for _ in load_ids)

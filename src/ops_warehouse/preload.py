@@ -35,6 +35,9 @@ TASK_LIBRARIES = (
     "dbt.adapters.duckdb",
     "ops_warehouse.pipeline.loading",
     "ops_warehouse.pipeline.quality.gx_runner",
+    # the reports (weekly report, daily digest): charts and PDF, about 1.5 s a report task
+    "matplotlib.pyplot",
+    "weasyprint",
 )
 
 
@@ -45,6 +48,8 @@ def enabled() -> bool:
 def preload_task_libraries() -> dict[str, float]:
     """Import TASK_LIBRARIES (those installed); return the seconds each took."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # the reports draw with Agg (reports/charts.py); no GUI toolkit is ever chosen here
+    os.environ.setdefault("MPLBACKEND", "Agg")
     took: dict[str, float] = {}
     for name in TASK_LIBRARIES:
         started = time.monotonic()

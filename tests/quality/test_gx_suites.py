@@ -353,7 +353,7 @@ def test_data_docs_render_each_result_once_and_show_the_newest(duckdb_marts, tmp
     results, not the history's."""
     from ops_warehouse.pipeline.quality import gx_runner
 
-    monkeypatch.setattr(gx_runner, "shown_results_limit", lambda: 2)
+    monkeypatch.setattr(gx_runner, "shown_results_limit", lambda context: 2)
     settings = dataclasses.replace(duckdb_marts, home=tmp_path)
     site, store = tmp_path / "data_docs" / "validations", tmp_path / "gx" / "validations"
 

@@ -706,10 +706,10 @@ def build_data_docs(settings: Settings) -> Path:
         key=lambda key: key.run_id.run_time,
         reverse=True,
     )
-    limit = shown_results_limit()
+    limit = shown_results_limit(context)
     archived = _archive_results(settings, [key.to_tuple() for key in newest_first[limit:]])
     for key in newest_first[:limit]:
-        if not _page(site / "validations", key.to_tuple()).is_file():
+        if not _key_file(site / "validations", key.to_tuple(), ".html").is_file():
             resources.append(key)
     if resources:  # (GX reads an empty list as "everything")
         with warnings.catch_warnings():
@@ -725,13 +725,10 @@ def build_data_docs(settings: Settings) -> Path:
     return index
 
 
-def shown_results_limit() -> int:
-    """How many validation results the Data Docs show (the index's ``validation_results_limit``
-    in great_expectations.yml)."""
-    import yaml
-
-    config = yaml.safe_load((GX_DIR / "great_expectations.yml").read_text())
-    sites = config.get("data_docs_sites", {}).values()
+def shown_results_limit(context) -> int:
+    """How many validation results the Data Docs show: the index's ``validation_results_limit``
+    (great_expectations.yml), as the context read it."""
+    sites = (context.variables.data_docs_sites or {}).values()
     limits = [site.get("site_index_builder", {}).get("validation_results_limit") for site in sites]
     return min((int(n) for n in limits if n), default=500)
 
@@ -740,10 +737,11 @@ def archived_results_dir(settings: Settings) -> Path:
     return settings.home / "gx" / "validations_archive"
 
 
-def _page(folder: Path, key: tuple[str, ...]) -> Path:
-    """Where GX keeps a key's file: its parts as folders, the last one's name plus the suffix
-    (a batch id such as ``warehouse-marts.kpi_daily`` has a dot of its own)."""
-    return folder.joinpath(*key[:-1], f"{key[-1]}.html")
+def _key_file(folder: Path, key: tuple[str, ...], suffix: str) -> Path:
+    """Where GX keeps a key's file (a result's JSON, its page): its parts as folders, the last
+    one's name plus the suffix (a batch id such as ``warehouse-marts.kpi_daily`` has a dot of
+    its own, so ``with_suffix`` would cut it)."""
+    return folder.joinpath(*key[:-1], f"{key[-1]}{suffix}")
 
 
 def _archive_results(settings: Settings, keys: list[tuple[str, ...]]) -> int:
@@ -751,9 +749,9 @@ def _archive_results(settings: Settings, keys: list[tuple[str, ...]]) -> int:
     store, archive = results_dir(settings), archived_results_dir(settings)
     moved = 0
     for key in keys:
-        source = store.joinpath(*key[:-1], f"{key[-1]}.json")
+        source = _key_file(store, key, ".json")
         if source.is_file():
-            target = archive.joinpath(*key[:-1], source.name)
+            target = _key_file(archive, key, ".json")
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
             moved += 1

@@ -1,9 +1,19 @@
-"""The same models build on DuckDB and PostgreSQL and give identical marts on the same data."""
+"""The same models build on DuckDB and PostgreSQL and give identical marts on the same data; on
+both, the marts' not-null columns are constraints the warehouse enforces."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from ops_warehouse.pipeline.transform import DBT_PROJECT_DIR, dbt_env, dbt_vars
+from ops_warehouse.warehouse.engines import DuckDB, Postgres, Spark, engine
+from ops_warehouse.warehouse.queries import query
 from tests.helpers import MART_TABLES, frames_differ, read_table
 
 
@@ -14,3 +24,115 @@ def test_duckdb_and_postgres_marts_are_identical(duckdb_marts, postgres_marts, t
     assert len(duck) > 0, f"marts.{table} is empty on the demo world"
     difference = frames_differ(duck, pg)
     assert difference is None, f"marts.{table}: {difference}"
+
+
+def _not_null_tests_and_constraints(settings) -> tuple[set, set]:
+    """The (mart, column) pairs of the marts' not_null tests, and of their columns declared
+    NOT NULL in the contracts, as the build's manifest has them."""
+    manifest = json.loads((settings.home / "dbt" / "target" / "manifest.json").read_text())
+    tests, constraints = set(), set()
+    for node in manifest["nodes"].values():
+        in_marts = node["original_file_path"].startswith("models/marts/")
+        if node["resource_type"] == "model" and in_marts:
+            for column in node["columns"].values():
+                if any(c["type"] == "not_null" for c in column.get("constraints") or []):
+                    constraints.add((node["name"], column["name"]))
+        meta = node.get("test_metadata") or {}
+        if node["resource_type"] == "test" and meta.get("name") == "not_null" and in_marts:
+            tests.add((node["attached_node"].split(".")[-1], node["column_name"]))
+    return tests, constraints
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_the_marts_not_null_columns_are_constraints_the_warehouse_enforces(request, warehouse):
+    """An incremental day's dbt build leaves the marts' not_null tests to the tables
+    (dbt_project/selectors.yml, `daily`): that holds only while every column such a test names
+    is NOT NULL in the table, on every engine that skips the tests."""
+    settings = request.getfixturevalue(f"{warehouse}_marts")
+    tests, constraints = _not_null_tests_and_constraints(settings)
+    assert len(tests) > 100, tests
+    # every mart has one (a mart with none would look older than the constraints to run_mode)
+    assert {table for table, _ in constraints} == set(MART_TABLES)
+    assert tests == constraints, {
+        "tested, not constrained": sorted(tests - constraints),
+        "constrained, not tested": sorted(constraints - tests),
+    }
+    not_nullable = set(
+        query(
+            settings,
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = 'marts' and is_nullable = 'NO'",
+        )
+    )
+    assert not_nullable == constraints
+    # a null is refused, and the error names the column
+    with (
+        pytest.raises(Exception, match=r"(?is)not.null.*cogs|cogs.*not.null"),
+        engine(settings).transaction() as con,
+    ):
+        con.execute(
+            "update marts.fct_orders set cogs = null "
+            "where order_id = (select min(order_id) from marts.fct_orders)"
+        )
+    assert query(settings, "select count(*) from marts.fct_orders where cogs is null") == [(0,)]
+
+
+def _selected_tests(settings, selector: str) -> set[str]:
+    """The tests `dbt build --selector <selector>` runs, by unique id."""
+    listed = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "--quiet",
+            "ls",
+            "--selector",
+            selector,
+            "--resource-type",
+            "test",
+            "--output",
+            "json",
+            "--output-keys",
+            "unique_id",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target",
+            settings.dbt_target,
+            "--target-path",
+            str(settings.home / "dbt" / "target"),
+            "--log-path",
+            str(settings.home / "dbt" / "logs"),
+            "--vars",
+            json.dumps(dbt_vars(settings)),
+        ],
+        env={**os.environ, **dbt_env(settings)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        json.loads(line)["unique_id"] for line in listed.stdout.splitlines() if line.startswith("{")
+    }
+
+
+def test_an_incremental_day_runs_the_marts_not_null_tests_only_on_spark(duckdb_marts):
+    """`daily` (DuckDB, PostgreSQL): the marts' tests but not_null, and the singular tests;
+    `daily_spark`: the same and the marts' not_null tests, which Spark's tables do not
+    enforce (ops_warehouse/warehouse/engines.py, Engine.daily_selector)."""
+    manifest = json.loads((duckdb_marts.home / "dbt" / "target" / "manifest.json").read_text())
+    nodes = manifest["nodes"]
+    marts = {u for u, n in nodes.items() if n["original_file_path"].startswith("models/marts/")}
+    tests = {u: n for u, n in nodes.items() if n["resource_type"] == "test"}
+    # the marts' tests: every test that reads a mart (dbt's eager indirect selection)
+    on_marts = {u for u, n in tests.items() if set(n["depends_on"]["nodes"]) & marts}
+    not_null = {
+        u for u in on_marts if (tests[u].get("test_metadata") or {}).get("name") == "not_null"
+    }
+    singular = {u for u, n in tests.items() if not n.get("test_metadata")}
+    daily = _selected_tests(duckdb_marts, "daily")
+    on_spark = _selected_tests(duckdb_marts, "daily_spark")
+    assert len(not_null) > 100 and singular
+    assert daily == (on_marts - not_null) | singular
+    assert on_spark == daily | not_null
+    assert (DuckDB.daily_selector, Postgres.daily_selector) == ("daily", "daily")
+    assert Spark.daily_selector == "daily_spark"

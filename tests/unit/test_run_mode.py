@@ -70,6 +70,28 @@ def test_a_warehouse_older_than_the_watermarks_gets_a_full_build(settings):
     assert not run_mode(never, SUNDAY).full
 
 
+def test_a_mart_older_than_the_not_null_constraints_gets_a_full_build(settings):
+    """An incremental day leaves the marts' not_null tests to the tables' NOT NULL constraints
+    (dbt_project/selectors.yml); an incremental mart built before them keeps its table, so the
+    first run after the upgrade is a full build. Views (no constraints) do not count."""
+    settings.warehouse_path.parent.mkdir(parents=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("create schema marts")
+    con.execute("create table marts.fct_orders (order_id bigint not null, cogs decimal(18, 2))")
+    con.execute("create table marts.fct_tickets (ticket_id bigint, status text)")
+    con.execute("create view marts.tickets_view as select * from marts.fct_tickets")
+    con.close()
+    mode = run_mode(settings, MONDAY)
+    assert mode.full and "marts.fct_tickets predate(s) the NOT NULL constraints" in mode.reason
+    assert "fct_orders" not in mode.reason and "tickets_view" not in mode.reason
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("drop view marts.tickets_view")
+    con.execute("drop table marts.fct_tickets")
+    con.execute("create table marts.fct_tickets (ticket_id bigint not null, status text)")
+    con.close()
+    assert not run_mode(settings, MONDAY).full
+
+
 def test_on_spark_the_days_decide_the_tests_and_checks(settings):
     """Spark writes every model whole either way; the mode still picks dbt's daily tests and
     the checks of the day's rows on a weekday, everything on Sunday. No watermark is asked of

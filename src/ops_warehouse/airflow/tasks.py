@@ -381,8 +381,9 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
 @fails_fast()
 def run_dbt_build(context: Mapping[str, Any]) -> dict:
     """`dbt build` as of the run's as-of date: on a full build (``transform_mode``)
-    ``--full-refresh`` and every data test, on an incremental day the ``daily`` selector
-    (dbt_project/selectors.yml: every model, the marts' tests and the singular tests).
+    ``--full-refresh`` and every data test, on an incremental day the engine's daily selector
+    (dbt_project/selectors.yml: every model, the marts' tests and the singular tests; the
+    marts' not_null tests only where the tables do not enforce NOT NULL, i.e. on Spark).
 
     dbt's unit tests check the models' SQL against fixed rows, not the night's data: they
     run with the project's tests on every change, not in each pipeline run."""
@@ -394,8 +395,9 @@ def run_dbt_build(context: Mapping[str, Any]) -> dict:
     as_of = transform_as_of(context)
     mode = transform_mode(settings, context, as_of)
     args = ["build", "--exclude-resource-type", "unit_test"]
-    args += ["--full-refresh"] if mode.full else ["--selector", "daily"]
-    engine(settings).prepare_build()  # Spark: the raw tables that changed, into the lake
+    warehouse = engine(settings)
+    args += ["--full-refresh"] if mode.full else ["--selector", warehouse.daily_selector]
+    warehouse.prepare_build()  # Spark: the raw tables that changed, into the lake
     log.info("dbt build as of %s: %s", as_of, mode.describe())
     dbt_invoke(args, as_of=as_of)
     return {"as_of_date": as_of.isoformat(), "full_build": mode.full}

@@ -48,6 +48,9 @@ def run_mode(settings: Settings, as_of: date, *, requested: bool | None = None) 
     missing = missing_watermarks(settings)
     if missing:
         return RunMode(True, f"{', '.join(missing)} predate(s) incremental days")
+    unconstrained = unconstrained_marts(settings)
+    if unconstrained:
+        return RunMode(True, f"{', '.join(unconstrained)} predate(s) the NOT NULL constraints")
     if as_of.weekday() in settings.full_rebuild_weekdays:
         return RunMode(True, f"OPS_FULL_REBUILD_DAYS includes {WEEKDAYS[as_of.weekday()]}")
     return RunMode(False, "OPS_FULL_REBUILD_DAYS")
@@ -90,4 +93,29 @@ def missing_watermarks(settings: Settings) -> list[str]:
         f"{schema}.{table}"
         for (schema, table), column in WATERMARK_COLUMNS.items()
         if (schema, table) in present and (schema, table, column) not in tables
+    ]
+
+
+def unconstrained_marts(settings: Settings) -> list[str]:
+    """Marts whose table has no NOT NULL column: built before the contracts declared their
+    not-null columns as constraints. An incremental day leaves the marts' not_null tests to
+    those constraints (dbt_project/selectors.yml) and an incremental model keeps the table it
+    has, so such a table needs one full build first."""
+    from ops_warehouse.warehouse.engines import engine
+    from ops_warehouse.warehouse.queries import query
+
+    warehouse = engine(settings)
+    if not warehouse.builds_incrementally or not warehouse.working_exists():
+        return []
+    return [
+        f"marts.{table}"
+        for (table,) in query(
+            settings,
+            "select c.table_name from information_schema.columns as c "
+            "join information_schema.tables as t "
+            "on c.table_schema = t.table_schema and c.table_name = t.table_name "
+            "where c.table_schema = 'marts' and t.table_type = 'BASE TABLE' "
+            "group by c.table_name having count(case when c.is_nullable = 'NO' then 1 end) = 0 "
+            "order by c.table_name",
+        )
     ]

@@ -170,6 +170,9 @@ class Engine:
     # tables can only be written whole (Spark's Parquet tables) they are tables, rebuilt by
     # every run, and only the tests and checks follow the day's mode
     builds_incrementally: ClassVar[bool] = True
+    # the dbt selector of an incremental day (dbt_project/selectors.yml): `daily` leaves the
+    # marts' not_null tests to the tables' NOT NULL constraints, which this engine enforces
+    daily_selector: ClassVar[str] = "daily"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -635,6 +638,8 @@ class Spark(Engine):
 
     name = "spark"
     builds_incrementally = False
+    # Parquet tables keep no NOT NULL constraint: the marts' not_null tests run every day
+    daily_selector = "daily_spark"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from ops_warehouse.pipeline.transform import DBT_PROJECT_DIR, dbt_env, dbt_vars
+from ops_warehouse.pipeline.transform import dbt_command, dbt_env
 from ops_warehouse.warehouse.engines import DuckDB, Postgres, Spark, engine
 from ops_warehouse.warehouse.queries import query
 from tests.helpers import MART_TABLES, frames_differ, read_table
@@ -80,31 +78,21 @@ def test_the_marts_not_null_columns_are_constraints_the_warehouse_enforces(reque
 def _selected_tests(settings, selector: str) -> set[str]:
     """The tests `dbt build --selector <selector>` runs, by unique id."""
     listed = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dbt")),
-            "--quiet",
-            "ls",
-            "--selector",
-            selector,
-            "--resource-type",
-            "test",
-            "--output",
-            "json",
-            "--output-keys",
-            "unique_id",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target",
-            settings.dbt_target,
-            "--target-path",
-            str(settings.home / "dbt" / "target"),
-            "--log-path",
-            str(settings.home / "dbt" / "logs"),
-            "--vars",
-            json.dumps(dbt_vars(settings)),
-        ],
+        dbt_command(
+            [
+                "ls",
+                "--quiet",
+                "--selector",
+                selector,
+                "--resource-type",
+                "test",
+                "--output",
+                "json",
+                "--output-keys",
+                "unique_id",
+            ],
+            settings,
+        ),
         env={**os.environ, **dbt_env(settings)},
         capture_output=True,
         text=True,

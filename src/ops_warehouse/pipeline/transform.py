@@ -58,6 +58,36 @@ def dbt_vars(settings: Settings) -> dict[str, str]:
     return {"reporting_currency": settings.reporting_currency, "business_tz": settings.business_tz}
 
 
+def dbt_command(args: list[str], settings: Settings) -> list[str]:
+    """The ``dbt`` command line of ``args`` (a subcommand and its flags) for this deployment:
+    the project, its profiles, the target and the folders under ``$OPS_HOME/dbt``; dbt reads
+    the connection from the environment (``dbt_env``)."""
+    import sys
+    from pathlib import Path
+
+    return [
+        str(Path(sys.executable).with_name("dbt")),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target",
+        settings.dbt_target,
+        "--target-path",
+        str(settings.home / "dbt" / "target"),
+        "--log-path",
+        str(settings.home / "dbt" / "logs"),
+        # dbt.log at info: each node's start, result and error, without the debug events
+        # (every statement's SQL, connection and cache traffic), whose writing was 0.6-1.0 s
+        # of a 13 s daily build at scale 10. The SQL each node ran is in target/run/.
+        "--log-level-file",
+        "info",
+        "--vars",
+        json.dumps(dbt_vars(settings)),
+    ]
+
+
 def dbt_invoke(
     args: list[str], *, settings: Settings | None = None, as_of: date | None = None
 ) -> None:
@@ -71,33 +101,11 @@ def dbt_invoke(
     again (3–4 s). Otherwise the child runs the ``dbt`` command.
     """
     import subprocess
-    import sys
-    from pathlib import Path
 
     settings = settings or get_settings()
     target_dir = settings.home / "dbt" / "target"
     log_dir = settings.home / "dbt" / "logs"
-    cli = [
-        str(Path(sys.executable).with_name("dbt")),
-        *args,
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target",
-        settings.dbt_target,
-        "--target-path",
-        str(target_dir),
-        "--log-path",
-        str(log_dir),
-        # dbt.log at info: each node's start, result and error, without the debug events
-        # (every statement's SQL, connection and cache traffic), whose writing was 0.6-1.0 s
-        # of a 13 s daily build at scale 10. The SQL each node ran is in target/run/.
-        "--log-level-file",
-        "info",
-        "--vars",
-        json.dumps(dbt_vars(settings)),
-    ]
+    cli = dbt_command(args, settings)
     env = {**os.environ, **dbt_env(settings), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env["OPS_AS_OF_DATE"] = as_of.isoformat() if as_of is not None else ""
     run_results = target_dir / "run_results.json"

@@ -24,12 +24,16 @@ def test_duckdb_and_postgres_marts_are_identical(duckdb_marts, postgres_marts, t
     assert difference is None, f"marts.{table}: {difference}"
 
 
+def _manifest_nodes(settings) -> dict[str, dict]:
+    """The nodes of the manifest the build wrote, by unique id."""
+    return json.loads((settings.home / "dbt" / "target" / "manifest.json").read_text())["nodes"]
+
+
 def _not_null_tests_and_constraints(settings) -> tuple[set, set]:
     """The (mart, column) pairs of the marts' not_null tests, and of their columns declared
     NOT NULL in the contracts, as the build's manifest has them."""
-    manifest = json.loads((settings.home / "dbt" / "target" / "manifest.json").read_text())
     tests, constraints = set(), set()
-    for node in manifest["nodes"].values():
+    for node in _manifest_nodes(settings).values():
         in_marts = node["original_file_path"].startswith("models/marts/")
         if node["resource_type"] == "model" and in_marts:
             for column in node["columns"].values():
@@ -107,8 +111,7 @@ def test_an_incremental_day_runs_the_marts_not_null_tests_only_on_spark(duckdb_m
     """`daily` (DuckDB, PostgreSQL): the marts' tests but not_null, and the singular tests;
     `daily_spark`: the same and the marts' not_null tests, which Spark's tables do not
     enforce (ops_warehouse/warehouse/engines.py, Engine.daily_selector)."""
-    manifest = json.loads((duckdb_marts.home / "dbt" / "target" / "manifest.json").read_text())
-    nodes = manifest["nodes"]
+    nodes = _manifest_nodes(duckdb_marts)
     marts = {u for u, n in nodes.items() if n["original_file_path"].startswith("models/marts/")}
     tests = {u: n for u, n in nodes.items() if n["resource_type"] == "test"}
     # the marts' tests: every test that reads a mart (dbt's eager indirect selection)

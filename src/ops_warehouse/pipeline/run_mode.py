@@ -40,17 +40,15 @@ class RunMode:
 
 def run_mode(settings: Settings, as_of: date, *, requested: bool | None = None) -> RunMode:
     """The mode of a run as of ``as_of``; ``requested`` (the run's conf) overrides the days,
-    and a warehouse whose incremental models predate their watermark gets a full build. On
+    and a warehouse whose tables an earlier version built gets a full build
+    (``outdated_tables``). On
     Spark the models are written whole either way (Parquet tables, docs/decisions.md "Spark"):
     there the mode decides which dbt tests run and what the checks read."""
     if requested is not None:
         return RunMode(requested, f"the run's conf: {FULL_REBUILD_CONF}={str(requested).lower()}")
-    missing = missing_watermarks(settings)
-    if missing:
-        return RunMode(True, f"{', '.join(missing)} predate(s) incremental days")
-    unconstrained = unconstrained_marts(settings)
-    if unconstrained:
-        return RunMode(True, f"{', '.join(unconstrained)} predate(s) the NOT NULL constraints")
+    outdated = outdated_tables(settings)
+    if outdated:
+        return RunMode(True, "; ".join(outdated))
     if as_of.weekday() in settings.full_rebuild_weekdays:
         return RunMode(True, f"OPS_FULL_REBUILD_DAYS includes {WEEKDAYS[as_of.weekday()]}")
     return RunMode(False, "OPS_FULL_REBUILD_DAYS")
@@ -70,52 +68,43 @@ def requested_in(conf: Mapping[str, Any] | None) -> bool | None:
     raise ValueError(f"{FULL_REBUILD_CONF} in the run's conf must be true or false, not {value!r}")
 
 
-def missing_watermarks(settings: Settings) -> list[str]:
-    """Incremental models whose table exists without its watermark column."""
+def outdated_tables(settings: Settings) -> list[str]:
+    """Why the tables an earlier version built need one full build before an incremental day,
+    if they do (one reason per kind; none on a warehouse with nothing built yet, whose first
+    build is a full one anyway, nor where models are written whole):
+
+    - incremental models whose table has no watermark column (WATERMARK_COLUMNS);
+    - marts whose table has no NOT NULL column, built before the contracts declared their
+      not-null columns as constraints: an incremental day leaves the marts' not_null tests to
+      those constraints (dbt_project/selectors.yml), and an incremental model keeps its table.
+    """
     from ops_warehouse.warehouse.engines import engine
     from ops_warehouse.warehouse.queries import query
 
     warehouse = engine(settings)
     if not warehouse.builds_incrementally or not warehouse.working_exists():
-        # models written whole need no watermark; with nothing built yet the first build
-        # is a full one anyway
         return []
-    tables = {
-        (schema, table, column.lower())
-        for schema, table, column in query(
-            settings,
-            "select table_schema, table_name, column_name from information_schema.columns "
-            "where table_schema = 'intermediate'",
-        )
-    }
-    present = {(schema, table) for schema, table, _ in tables}
-    return [
+    columns = query(  # (schema, table, column, nullable) of the built tables, read once
+        settings,
+        "select c.table_schema, c.table_name, lower(c.column_name), c.is_nullable "
+        "from information_schema.columns as c join information_schema.tables as t "
+        "on c.table_schema = t.table_schema and c.table_name = t.table_name "
+        "where c.table_schema in ('intermediate', 'marts') and t.table_type = 'BASE TABLE'",
+    )
+    tables = {(schema, table) for schema, table, _, _ in columns}
+    named = {(schema, table, column) for schema, table, column, _ in columns}
+    no_watermark = [
         f"{schema}.{table}"
         for (schema, table), column in WATERMARK_COLUMNS.items()
-        if (schema, table) in present and (schema, table, column) not in tables
+        if (schema, table) in tables and (schema, table, column) not in named
     ]
-
-
-def unconstrained_marts(settings: Settings) -> list[str]:
-    """Marts whose table has no NOT NULL column: built before the contracts declared their
-    not-null columns as constraints. An incremental day leaves the marts' not_null tests to
-    those constraints (dbt_project/selectors.yml) and an incremental model keeps the table it
-    has, so such a table needs one full build first."""
-    from ops_warehouse.warehouse.engines import engine
-    from ops_warehouse.warehouse.queries import query
-
-    warehouse = engine(settings)
-    if not warehouse.builds_incrementally or not warehouse.working_exists():
-        return []
-    return [
-        f"marts.{table}"
-        for (table,) in query(
-            settings,
-            "select c.table_name from information_schema.columns as c "
-            "join information_schema.tables as t "
-            "on c.table_schema = t.table_schema and c.table_name = t.table_name "
-            "where c.table_schema = 'marts' and t.table_type = 'BASE TABLE' "
-            "group by c.table_name having count(case when c.is_nullable = 'NO' then 1 end) = 0 "
-            "order by c.table_name",
-        )
-    ]
+    constrained = {(schema, table) for schema, table, _, nullable in columns if nullable == "NO"}
+    unconstrained = sorted(
+        f"{schema}.{table}" for schema, table in tables - constrained if schema == "marts"
+    )
+    reasons = []
+    if no_watermark:
+        reasons.append(f"{', '.join(no_watermark)} predate(s) incremental days")
+    if unconstrained:
+        reasons.append(f"{', '.join(unconstrained)} predate(s) the NOT NULL constraints")
+    return reasons

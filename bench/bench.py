@@ -11,7 +11,9 @@ larger disk):
 2. the pipeline, one child process per stage, the way Airflow's LocalExecutor runs each task
    in its own process forked from a worker that has already imported Airflow (``Worker``):
    ingest marketing, sales, support (``run_load``), validate raw (GX), ``dbt build``,
-   validate staging + marts (GX, then the Data Docs), publish, report;
+   validate staging + marts (GX), then publish and the reports beside the Data Docs (two
+   workers at once, as the DAGs run them); the reports are those the day's schedule makes
+   (the weekly report on Mondays, the daily digest every day);
 3. baselines on the same data: the *floor* (dbt's compiled SQL of every model run as
    CREATE TABLE/VIEW AS in dependency order, in one DuckDB connection, on a copy of the
    warehouse with the model schemas dropped), ``dbt run`` alone on that copy, and the GX
@@ -44,6 +46,7 @@ markers in ``BENCHMARKS.md``. Timings are measured here, never asserted in tests
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -81,6 +84,7 @@ ROWS = {
     "dbt_build": "rows in the raw tables (dbt recomputes from all of them)",
     "validate_marts": "rows in the staging models and marts the suites read",
     "publish": "rows in the marts",
+    "data_docs": "none (Great Expectations' result files of the run)",
     "floor": "rows in the raw tables",
     "dbt_run": "rows in the raw tables",
 }
@@ -170,14 +174,23 @@ class Bench:
         self.server = None
         self.server_runs = []
         self._warm_cpu: float | None = None
-        self._worker: Worker | None = None
+        self._workers: list[Worker] = []
+        self._lanes = 0  # > 0 while ``together`` runs lanes of stages
 
-    def stage(self, name: str, task: str, *, forked: bool = False, **kwargs: Any) -> Stage:
+    def stage(
+        self,
+        name: str,
+        task: str,
+        *,
+        forked: bool = False,
+        worker: Worker | None = None,
+        **kwargs: Any,
+    ) -> Stage:
         """Run ``task`` (a function of this file) in a child process and measure it.
 
         ``forked``: an Airflow task. The child is forked from the worker process, which has
         Airflow imported, as LocalExecutor's workers fork each task; otherwise a fresh
-        interpreter."""
+        interpreter. ``worker``: which worker forks it (``together``); else the first."""
         out = self.root / "stages" / f"{name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.unlink(missing_ok=True)
@@ -196,8 +209,13 @@ class Bench:
             f"\n### {name}: {'forked from the worker: ' if forked else ''}{' '.join(cmd)}\n"
         )
         self.log.flush()
-        worker = self.worker() if forked else None  # started (Airflow imported) before the clock
-        with self.console.status(f"scale {self.scale:g}: {name} …"):
+        if forked and worker is None:
+            worker = self.worker()  # started (Airflow imported) before the clock
+        # one live status line at a time: stages running together print only their results
+        status = (
+            self.console.status(f"scale {self.scale:g}: {name} …") if self._lanes == 0 else None
+        )
+        with status or contextlib.nullcontext():
             if self.jvms is not None:
                 self.jvms.begin()
             started = time.monotonic()
@@ -244,15 +262,65 @@ class Bench:
             self.console.print(f"    [red]failed, the run goes on:[/] {detail.get('why')}")
         return result
 
-    def worker(self) -> Worker:
-        if self._worker is None:
-            self._worker = Worker(self.env, self.log)
-        return self._worker
+    def worker(self, index: int = 0) -> Worker:
+        while len(self._workers) <= index:
+            self._workers.append(Worker(self.env, self.log))
+        return self._workers[index]
+
+    def together(self, lanes: list[list[tuple[str, str, dict[str, Any]]]]) -> list[Stage]:
+        """Lanes of Airflow tasks that do not wait for each other, at the same time, as
+        LocalExecutor runs them (``parallelism`` = the cores): each lane's stages in order,
+        each lane forked from a worker of its own. Every stage keeps its own measure; the
+        group's wall (first start to last end) is recorded in each one's detail
+        (``together``), and the phase total counts it once instead of their walls. On Spark,
+        whose cluster is sampled around one stage at a time, the lanes run one after the
+        other."""
+        if self.jvms is not None:
+            return [
+                self.stage(name, task, forked=True, **kw)
+                for lane in lanes
+                for name, task, kw in lane
+            ]
+        workers = [self.worker(i) for i in range(len(lanes))]  # started before the clock
+        results: list[list[Stage]] = [[] for _ in lanes]
+        errors: list[BaseException] = []
+
+        def run_lane(i: int) -> None:
+            try:
+                for name, task, kw in lanes[i]:
+                    results[i].append(self.stage(name, task, forked=True, worker=workers[i], **kw))
+            except BaseException as exc:  # raised again in the caller, after every lane ended
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run_lane, args=(i,)) for i in range(len(lanes))]
+        self._lanes = len(lanes)
+        started = time.monotonic()
+        try:
+            with self.console.status(
+                f"scale {self.scale:g}: "
+                + " | ".join(" → ".join(name for name, _, _ in lane) for lane in lanes)
+                + " …"
+            ):
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+        finally:
+            self._lanes = 0
+        wall = round(time.monotonic() - started, 2)
+        stages = [stage for lane in results for stage in lane]
+        group = " | ".join(" → ".join(stage.name for stage in lane) for lane in results)
+        for stage in stages:
+            stage.detail["together"] = {"group": group, "wall_s": wall}
+        self.console.print(f"  together: {group}: {wall:.1f} s wall")
+        if errors:
+            raise errors[0]
+        return stages
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        for worker in self._workers:
+            worker.close()
+        self._workers = []
 
     # the demo API server: up only while something ingests. It stands for the source systems,
     # which live on other machines; it keeps every row's JSON in memory (2.4 GB at scale 10),
@@ -806,7 +874,7 @@ def pipeline(bench: Bench, end: datetime, phase: str, into: dict) -> None:
         _pipeline_stages(bench, end, phase, stages)
     finally:
         into[phase] = _phase_result(bench, stages) if stages else {"stages": [], "total": {}}
-        into[phase]["complete"] = len(stages) == len(SOURCES) + 5 and all(s.ok for s in stages)
+        into[phase]["complete"] = len(stages) == len(SOURCES) + 6 and all(s.ok for s in stages)
 
 
 def _pipeline_stages(bench: Bench, end: datetime, phase: str, stages: list[Stage]) -> None:
@@ -832,20 +900,54 @@ def _pipeline_stages(bench: Bench, end: datetime, phase: str, stages: list[Stage
     stages.append(
         bench.stage("validate_marts", "validate", forked=True, layers=["staging", "marts"], **ctx)
     )
-    stages.append(bench.stage("publish", "publish", forked=True, **ctx))
-    stages.append(bench.stage("report", "report", forked=True, **ctx))
+    # the transform DAG's publish and data_docs wait only for validate_marts; the reports
+    # DAGs run after publish: the digest on every day, the weekly report on its weekday
+    reports = {**ctx, "reports": reports_of_the_day(end)}
+    stages += bench.together(
+        [
+            [("publish", "publish", ctx), ("report", "report", reports)],
+            [("data_docs", "data_docs", ctx)],
+        ]
+    )
+
+
+# dags/weekly_report.py: Mondays ("0 8 * * 1"), after that night's run, whose as-of date is the
+# Sunday before: the day OPS_FULL_REBUILD_DAYS rebuilds in full by default
+WEEKLY_REPORT_WEEKDAY = 0
+
+
+def reports_of_the_day(end: datetime) -> list[str]:
+    """The reports the schedule makes on the day a run with this data interval end runs: the
+    daily digest after every publish, the weekly report on its weekday only."""
+    return ["weekly", "daily"] if end.weekday() == WEEKLY_REPORT_WEEKDAY else ["daily"]
 
 
 def _phase_result(bench: Bench, stages: list[Stage]) -> dict:
+    return {
+        "stages": [asdict(s) | {"rows_per_s": s.rows_per_s} for s in stages],
+        "total": phase_total(stages, bench.jvms is not None),
+    }
+
+
+def phase_total(stages: list[Stage], cluster: bool = False) -> dict:
+    """A phase's wall is its stages' walls in a row, where stages that ran together
+    (``Bench.together``) count with their group's wall, once; CPU is every stage's."""
+    groups = {
+        s.detail["together"]["group"]: s.detail["together"]["wall_s"]
+        for s in stages
+        if "together" in s.detail
+    }
     total = {
-        "wall_s": round(sum(s.wall_s for s in stages), 2),
+        "wall_s": round(
+            sum(s.wall_s for s in stages if "together" not in s.detail) + sum(groups.values()), 2
+        ),
         "cpu_s": round(sum(s.cpu_s for s in stages), 2),
         "peak_rss_mb": max(s.peak_rss_mb for s in stages),
     }
-    if bench.jvms is not None:  # Spark: the cluster's JVMs, outside the stages' trees
+    if cluster:  # Spark: the cluster's JVMs, outside the stages' trees
         total["cluster_cpu_s"] = round(sum(s.detail["cluster_cpu_s"] for s in stages), 2)
         total["cluster_rss_peak_mb"] = max(s.detail["cluster_rss_peak_mb"] for s in stages)
-    return {"stages": [asdict(s) | {"rows_per_s": s.rows_per_s} for s in stages], "total": total}
+    return total
 
 
 def run_baselines(bench: Bench) -> dict:
@@ -1105,9 +1207,16 @@ def task_publish(kw: dict) -> dict:
     }
 
 
+def task_data_docs(kw: dict) -> dict:
+    """The transform DAG's data_docs task: the Data Docs site brought up to date."""
+    from ops_warehouse.airflow.tasks import run_data_docs
+
+    return run_data_docs(_context(kw))
+
+
 def task_report(kw: dict) -> dict:
-    """The reports DAG's two tasks as a manual run makes them (weekly report and daily digest),
-    if the reports module exists by now; otherwise say so."""
+    """The reports DAGs' tasks (``reports``: the weekly report, the daily digest; both if not
+    said), if the reports module exists by now; otherwise say so."""
     try:
         from ops_warehouse.airflow.report_tasks import make_report
     except ImportError as exc:
@@ -1116,7 +1225,7 @@ def task_report(kw: dict) -> dict:
 
     ctx = {**_context(kw), "logical_date": datetime.fromisoformat(kw["end"])}
     out: dict[str, Any] = {"available": True}
-    for kind in ("weekly", "daily"):
+    for kind in kw.get("reports", ("weekly", "daily")):
         t0 = time.monotonic()
         try:
             summary = make_report(kind, ctx)
@@ -1694,6 +1803,8 @@ def _row(phase: str, st: dict) -> str:
         notes.append(
             "node s: " + ", ".join(f"{k} {v}" for k, v in d["node_seconds_by_kind"].items())
         )
+    if "together" in d:
+        notes.append(f"together: {d['together']['group']}, {d['together']['wall_s']} s wall")
     if st["name"].startswith("ingest") and d.get("server_cpu_s"):
         notes.append(f"API server CPU {d['server_cpu_s']} s")
     if d.get("failed"):

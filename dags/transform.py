@@ -8,15 +8,18 @@ Airflow DAG: write → audit → publish, once all three raw assets have been up
    `audit.pipeline_runs`.
 2. `dbt_build`: staging, intermediate and marts in the working warehouse, with dbt's tests.
 3. `validate_marts`: the staging and marts suites (keys after dedup; identities, rates,
-   reconciliation down to staging); then rebuilds the Data Docs site in the same process
-   (its path is printed in the log).
+   reconciliation down to staging), then the completeness gate.
 4. `publish`: only now do readers see the new marts and audit trail (an atomic file swap
    on DuckDB, a schema swap on PostgreSQL). Updates the `published` asset.
+5. `data_docs`, beside `publish`: brings the Data Docs site up to date with the run's
+   results (its path is printed in the log). It runs whatever the checks decided, and it
+   never decides the run.
 
 A blocking check fails its task at once (no retry: the data would not change), after its
-results are in `audit.dq_results`, the run is marked `blocked` and the data engineers are
-alerted; the published warehouse stays as it was. Warnings are recorded and alerted, and
-the run goes on. Every task runs in the single-slot `warehouse_writer` pool.
+results are in `audit.dq_results`, the run is marked `blocked`, the Data Docs are rebuilt and
+the data engineers are alerted; the published warehouse stays as it was. Warnings are
+recorded and alerted, and the run goes on. Every task but `data_docs`, which reads only Great
+Expectations' result files, runs in the single-slot `warehouse_writer` pool.
 """
 
 from airflow.sdk import dag, task
@@ -28,6 +31,7 @@ from ops_warehouse.airflow.dag_factory import (
     START_DATE,
     WRITER_POOL,
 )
+from ops_warehouse.airflow.tasks import on_docs_failure
 
 
 @dag(
@@ -62,6 +66,13 @@ def transform():
 
         return run_validation(["staging", "marts"], context)
 
+    @task(trigger_rule="all_done", on_failure_callback=on_docs_failure)
+    def data_docs(**context) -> dict:
+        """Rebuild the Data Docs with the run's results, beside publish."""
+        from ops_warehouse.airflow.tasks import run_data_docs
+
+        return run_data_docs(context)
+
     @task(pool=WRITER_POOL, outlets=[PUBLISHED])
     def publish(validated: dict, **context) -> dict:
         """Make the validated marts and the audit trail what readers see."""
@@ -71,7 +82,10 @@ def transform():
         context["outlet_events"][PUBLISHED].extra = summary
         return summary
 
-    publish(validate_marts(dbt_build(validate_raw())))
+    checked = validate_marts(dbt_build(validate_raw()))
+    publish(checked)
+    # after the marts' checks, passed or not (a blocked run's docs show why it blocked)
+    checked >> data_docs()
 
 
 transform()

@@ -19,6 +19,9 @@ EXPECTED = {
 }
 # DAGs that only read the published warehouse: their tasks need no writer slot
 READ_ONLY = {"weekly_report", "daily_digest"}
+# tasks of the other DAGs that do not touch the working warehouse (transform's data_docs reads
+# Great Expectations' result files, beside publish)
+READ_ONLY_TASKS = {("transform", "data_docs")}
 
 CHECK = textwrap.dedent(
     """
@@ -38,7 +41,11 @@ CHECK = textwrap.dedent(
             "tags": sorted(dag.tags),
             "retries": [t.retries for t in dag.tasks],
             "doc": bool(dag.doc_md),
-            "pools": [t.pool for t in dag.tasks],
+            "pools": {t.task_id: t.pool for t in dag.tasks},
+            "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+            "trigger_rules": {
+                t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks
+            },
             "schedule": type(dag.timetable).__name__,
             "cron": getattr(dag.timetable, "expression", None),
             "assets": sorted(asset_names(getattr(dag.timetable, "asset_condition", None))),
@@ -79,9 +86,17 @@ def test_dags_import_cleanly_with_tags_retries_and_pool(tmp_path):
         assert "ops-warehouse" in info["tags"], dag_id
         assert info["retries"] and all(r >= 1 for r in info["retries"]), dag_id
         assert info["doc"], f"{dag_id} has no doc_md"
-        # every task of the other DAGs writes the working DuckDB: one writer at a time
-        expected_pools = {"default_pool"} if dag_id in READ_ONLY else {"warehouse_writer"}
-        assert set(info["pools"]) == expected_pools, dag_id
+        # every other task writes the working DuckDB: one writer at a time
+        for task_id, pool in info["pools"].items():
+            reads = dag_id in READ_ONLY or (dag_id, task_id) in READ_ONLY_TASKS
+            assert pool == ("default_pool" if reads else "warehouse_writer"), (dag_id, task_id)
+
+
+def test_the_data_docs_wait_for_the_marts_checks_whatever_they_decided(tmp_path):
+    transform = _load_dags(tmp_path)["dags"]["transform"]
+    assert transform["upstream"]["data_docs"] == ["validate_marts"]
+    assert transform["upstream"]["publish"] == ["validate_marts"], "publish does not wait for them"
+    assert transform["trigger_rules"]["data_docs"] == "all_done"
 
 
 def test_each_report_has_its_own_dag_and_trigger(tmp_path):

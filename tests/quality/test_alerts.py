@@ -10,7 +10,12 @@ import logging
 import duckdb
 import pytest
 
-from ops_warehouse.airflow.tasks import QualityGateBlocked, enforce_quality_gate, on_task_failure
+from ops_warehouse.airflow.tasks import (
+    QualityGateBlocked,
+    enforce_quality_gate,
+    on_task_failure,
+    run_data_docs,
+)
 from ops_warehouse.pipeline import alerts, audit
 from ops_warehouse.settings import Settings
 from tests.quality.wap import (  # noqa: F401 (fixed_data_docs is a fixture)
@@ -102,18 +107,25 @@ def test_passing_checks_send_nothing(settings, smtp):
     assert summary == {"checks": 1, "warnings": 0}, "a clean raw layer leaves the docs alone"
 
 
-def test_a_clean_marts_validation_rebuilds_the_data_docs(settings, smtp):
+def test_a_clean_marts_gate_leaves_the_data_docs_to_their_own_task(settings, smtp, monkeypatch):
+    import ops_warehouse.pipeline.quality as quality
+
+    built = []
+    monkeypatch.setattr(
+        quality, "build_data_docs", lambda s: built.append(s) or s.home / "data_docs" / "index.html"
+    )
     this = run("scheduled__2026-11-25")
     summary = enforce_quality_gate(
-        settings,
-        this,
-        "staging/marts",
-        [PASSED],
-        airflow_context(this, "validate_marts"),
-        always_docs=True,
+        settings, this, "staging/marts", [PASSED], airflow_context(this, "validate_marts")
     )
     assert smtp.messages == []
-    assert summary["data_docs"] == DATA_DOCS_URL
+    assert summary == {"checks": 1, "warnings": 0}
+    assert built == [], "the gate did not wait for the docs"
+
+    monkeypatch.setattr("ops_warehouse.settings.get_settings", lambda: settings)
+    assert run_data_docs(airflow_context(this, "data_docs")) == {"data_docs": DATA_DOCS_URL}
+    assert built == [settings]
+    assert smtp.messages == []
 
 
 def test_webhook_gets_the_alert_as_json(settings, smtp):

@@ -125,6 +125,7 @@ def test_blocking_check_fails_its_airflow_task_and_a_clean_run_publishes(duckdb_
     assert blocked["tasks"]["validate_raw"] == ["failed", 1]
     for task in ("dbt_build", "validate_marts", "publish"):
         assert blocked["tasks"][task][0] == "upstream_failed", task
+    assert blocked["tasks"]["data_docs"] == ["success", 1], "the docs show why it blocked"
     assert [c[0] for c in blocked["calls"]] == ["raw"]
     assert blocked["calls"][0][1] == "2026-11-22", "as of the day before the logical date"
     assert blocked["calls"][0][3] is True, "as of a Sunday: a full build (OPS_FULL_REBUILD_DAYS)"
@@ -150,6 +151,7 @@ def test_blocking_check_fails_its_airflow_task_and_a_clean_run_publishes(duckdb_
         "dbt_build": "success",
         "validate_marts": "success",
         "publish": "success",
+        "data_docs": "success",
     }
     assert len(out["published_events"]) == 1
     assert out["published_events"][0]["as_of_date"] == "2026-11-23"

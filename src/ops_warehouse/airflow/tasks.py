@@ -263,12 +263,11 @@ def enforce_quality_gate(
     layer: str,
     results: Sequence[CheckResult],
     context: Mapping[str, Any],
-    *,
-    always_docs: bool = False,
 ) -> dict:
     """Record a layer's check results; on blocking failures mark the run blocked, alert and
-    raise ``QualityGateBlocked``; on warnings alert and go on. The Data Docs are rebuilt when
-    something failed (the alert links them) and, with ``always_docs``, on a clean run too."""
+    raise ``QualityGateBlocked``; on warnings alert and go on. The Data Docs are rebuilt here
+    when something failed (the alert links them); after a clean gate the transform DAG's
+    ``data_docs`` task rebuilds them beside ``publish`` (``run_data_docs``)."""
     from ops_warehouse.pipeline import audit
     from ops_warehouse.pipeline.alerts import alert_from_context, send_alert
 
@@ -285,10 +284,7 @@ def enforce_quality_gate(
         len(warned),
     )
     if not (blocking or warned):
-        summary = {"checks": len(results), "warnings": 0}
-        if always_docs:
-            summary["data_docs"] = data_docs(settings)
-        return summary
+        return {"checks": len(results), "warnings": 0}
     docs = data_docs(settings)
     checks = [r.describe() for r in blocking + warned]
     if blocking:
@@ -329,15 +325,38 @@ def data_docs(settings: Settings) -> str | None:
     return path
 
 
+def run_data_docs(context: Mapping[str, Any]) -> dict:
+    """The transform DAG's ``data_docs`` task: bring the Data Docs site up to date with the
+    run's check results, whatever the gates decided (a gate that blocked or warned has
+    rebuilt them already, for its alert: then only the index is read again). It runs beside
+    ``publish``, outside the writer pool: it reads Great Expectations' result files, not the
+    warehouse, so the published marts do not wait for it (1.3 s at scale 10)."""
+    from ops_warehouse.settings import get_settings
+
+    return {"data_docs": data_docs(get_settings())}
+
+
+def on_docs_failure(context: Mapping[str, Any]) -> None:
+    """``on_failure_callback`` of ``data_docs``: alert the data engineers, record nothing. The
+    docs illustrate a run; the run's status in ``audit.pipeline_runs`` is its gates' and
+    ``publish``'s, and this task holds no claim on the working warehouse to write it."""
+    from ops_warehouse.pipeline.alerts import alert_from_context, send_alert
+
+    exc = context.get("exception")
+    send_alert(
+        alert_from_context(
+            context, "Data Docs failed", error=f"{type(exc).__name__}: {exc}" if exc else None
+        )
+    )
+
+
 @fails_fast()
 def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
     """Run the Great Expectations suites of some layers and enforce the gate on all their
     results together: on an incremental day (``transform_mode``) row checks read only the rows
     loaded since the layer's gate last passed, on a full build whole tables; once the gate
     passed, the newest loads checked are recorded. Validating raw starts the run's audit
-    record. The marts' validation
-    rebuilds the Data Docs in the same process (GX is already imported: a task of its own
-    cost ~12 s, nearly all of it the import)."""
+    record. A clean run's Data Docs are the ``data_docs`` task's (``run_data_docs``)."""
     from ops_warehouse.pipeline import audit
     from ops_warehouse.pipeline.quality import run_suites
     from ops_warehouse.pipeline.quality.gx_runner import newest_loads
@@ -364,9 +383,7 @@ def run_validation(layers: Sequence[str], context: Mapping[str, Any]) -> dict:
         started = time.monotonic()
         results += run_gate(settings, as_of)
         gate_s = round(time.monotonic() - started, 2)
-    summary = enforce_quality_gate(
-        settings, run, "/".join(layers), results, context, always_docs="marts" in layers
-    )
+    summary = enforce_quality_gate(settings, run, "/".join(layers), results, context)
     audit.record_validated_loads(settings, run, loads)  # not reached when the gate blocked
     timing = {"completeness_s": gate_s} if gate_s is not None else {}
     return {

@@ -148,7 +148,7 @@ def _period_label(period: Period, m: Messages, fmt: Formatter) -> str:
 
 
 def _data_docs(settings: Settings) -> str | None:
-    """Where the transform DAG's validate_marts task keeps the Data Docs site, if it exists:
+    """Where the transform DAG's data_docs task keeps the Data Docs site, if it exists:
     its URL when ``OPS_DOCS_BASE_URL`` is set, else the file's."""
     from ops_warehouse.airflow.docs_site import served_url
     from ops_warehouse.pipeline.quality.gx_runner import data_docs_dir

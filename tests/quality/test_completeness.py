@@ -135,7 +135,7 @@ def published_copy(duckdb_marts, tmp_path, monkeypatch):
     GX suites left out (tested in tests/quality/test_gx_suites.py): only the gate decides."""
     import ops_warehouse.pipeline.quality as quality
 
-    monkeypatch.setattr(quality, "run_suites", lambda *args, **kwargs: [])
+    monkeypatch.setattr(quality, "run_layers", lambda *args, **kwargs: [])
     with WebhookSink() as hook:
         settings = working_copy(duckdb_marts, tmp_path / "home", alert_webhook_url=hook.url)
         earlier = run("scheduled__2026-11-22")

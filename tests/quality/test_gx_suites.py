@@ -301,6 +301,50 @@ def test_mart_checks_block_corrupted_marts(duckdb_marts, tmp_path):
     assert len(blocking_failures(results)) == 6
 
 
+def test_a_gate_split_across_processes_gives_the_results_of_one_process(
+    duckdb_marts, tmp_path, monkeypatch
+):
+    """run_layers deals the suites to forked processes: the same results in the same order
+    (failures included) as one process, and a share that fails names its suites."""
+    import os
+
+    from ops_warehouse.pipeline.quality import gx_runner
+
+    settings = private_copy(duckdb_marts, tmp_path / "home")
+    execute(
+        settings,
+        "update staging.stg_sales__orders set order_id = null "
+        "where order_id = (select min(order_id) from staging.stg_sales__orders)",
+        "insert into marts.fct_orders select * from marts.fct_orders "
+        "where order_id = (select min(order_id) from marts.fct_orders where not is_recognized)",
+    )
+    monkeypatch.setattr(gx_runner, "_can_fork", lambda: True)  # pytest may run other threads
+    layers = ["staging", "marts"]
+    alone = gx_runner.run_layers(settings, layers, AS_OF, "test__alone", processes=1)
+    split = gx_runner.run_layers(settings, layers, AS_OF, "test__split", processes=3)
+    assert split == alone
+    assert {(k[0], k[2]) for k in failures(split)} == {
+        ("orders.staging", "order_id"),
+        ("fct_orders.marts", "order_id"),
+    }
+    assert len(alone) == sum(
+        len(gx_runner.run_suites(settings, layer, AS_OF, "test__each")) for layer in layers
+    )
+
+    parent, real = os.getpid(), gx_runner.run_suites
+
+    def fails_in_a_child(settings, layer, as_of, run_id, only=None, *, full=True):
+        if os.getpid() != parent and "kpi_daily.marts" in (only or ()):
+            raise RuntimeError("the warehouse went away")
+        return real(settings, layer, as_of, run_id, only, full=full)
+
+    monkeypatch.setattr(gx_runner, "run_suites", fails_in_a_child)
+    shares = {name: i % 3 for i, name in enumerate(s.name for s in load_suites("marts"))}
+    assert shares["kpi_daily.marts"] != 0, "the failing suite is a child's"
+    with pytest.raises(gx_runner.ValidationProcessFailed, match="kpi_daily.marts.*went away"):
+        gx_runner.run_layers(settings, ["marts"], AS_OF, "test__child", processes=3)
+
+
 def test_revenue_recomputed_from_staging_catches_a_corrupted_staging_row(duckdb_marts, tmp_path):
     settings = private_copy(duckdb_marts, tmp_path)
     execute(

@@ -39,13 +39,16 @@ AIRFLOW_SCRIPT = textwrap.dedent(
 
     calls, mode = [], {"blocking": True}
 
-    def run_suites(settings, layer, as_of, run_id, *, full=True):
-        calls.append([layer, as_of.isoformat(), run_id, full])
-        return [CheckResult(
-            suite=f"orders.{layer}", check="expect_column_values_to_not_be_null",
-            column="order_id", severity="block", success=not mode["blocking"],
-            unexpected_count=3 if mode["blocking"] else 0,
-        )]
+    def run_layers(settings, layers, as_of, run_id, *, full=True):
+        out = []
+        for layer in layers:
+            calls.append([layer, as_of.isoformat(), run_id, full])
+            out.append(CheckResult(
+                suite=f"orders.{layer}", check="expect_column_values_to_not_be_null",
+                column="order_id", severity="block", success=not mode["blocking"],
+                unexpected_count=3 if mode["blocking"] else 0,
+            ))
+        return out
 
     def build_data_docs(settings):
         path = settings.home / "data_docs" / "index.html"
@@ -53,7 +56,7 @@ AIRFLOW_SCRIPT = textwrap.dedent(
         path.write_text("<html>docs</html>")
         return path
 
-    quality.run_suites, quality.build_data_docs = run_suites, build_data_docs
+    quality.run_layers, quality.build_data_docs = run_layers, build_data_docs
 
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.asset import AssetEvent, AssetModel

@@ -4,7 +4,12 @@
 data in ``expectations/gx/`` (Great Expectations itself is imported only when they run).
 """
 
-from ops_warehouse.pipeline.quality.gx_runner import blocking_failures, build_data_docs, run_suites
+from ops_warehouse.pipeline.quality.gx_runner import (
+    blocking_failures,
+    build_data_docs,
+    run_layers,
+    run_suites,
+)
 from ops_warehouse.pipeline.quality.results import CheckResult
 
-__all__ = ["CheckResult", "blocking_failures", "build_data_docs", "run_suites"]
+__all__ = ["CheckResult", "blocking_failures", "build_data_docs", "run_layers", "run_suites"]

@@ -468,6 +468,136 @@ def run_suites(
     return results
 
 
+# At most this many processes share a gate's suites (``run_layers``): past it, each one's own
+# context and connections cost about what its share saves.
+MAX_VALIDATION_PROCESSES = 4
+
+
+def run_layers(
+    settings: Settings,
+    layers: Iterable[str],
+    as_of: date,
+    run_id: str,
+    *,
+    full: bool = True,
+    processes: int | None = None,
+) -> list[CheckResult]:
+    """Every suite of these layers, the results in the order ``run_suites`` gives them one
+    layer after the other, computed by up to ``processes`` processes at once (default: the
+    cores this process may use, at most ``MAX_VALIDATION_PROCESSES``).
+
+    Great Expectations resolves each check's metrics in Python, one check at a time (about
+    30 ms apiece, more than the database's part on an incremental day), so one process keeps
+    one core busy. The suites are dealt round-robin into shares; this process runs the first,
+    forked children the others, each with its own connections and an in-memory GX context;
+    the children's results come back through a pipe. Results are the same whatever the
+    split: every check reads only the warehouse, its own table's marks and the run's
+    parameters. A single process where forking is not safe (another thread running: a fork
+    copies only the calling one) and on Spark, whose checks wait on the cluster's Thrift
+    server rather than on GX."""
+    layers = list(layers)
+    order = {
+        (layer, suite.name): i
+        for i, (layer, suite) in enumerate((lay, s) for lay in layers for s in load_suites(lay))
+    }
+    count = processes or min(_usable_cores(), MAX_VALIDATION_PROCESSES)
+    count = min(count, len(order))
+    if count <= 1 or settings.warehouse == "spark" or not _can_fork():
+        log.info("%d suites in one process", len(order))
+        return [
+            r for layer in layers for r in run_suites(settings, layer, as_of, run_id, full=full)
+        ]
+    log.info("%d suites in %d processes", len(order), count)
+    import great_expectations  # noqa: F401  (once, before the fork: the children inherit it)
+
+    work = list(order)
+    shares = [work[i::count] for i in range(count)]
+
+    def run_share(share: list[tuple[str, str]]) -> list[tuple[int, CheckResult]]:
+        out = []
+        for layer in layers:
+            names = [name for lay, name in share if lay == layer]
+            if names:
+                for result in run_suites(settings, layer, as_of, run_id, names, full=full):
+                    out.append((order[(layer, result.suite)], result))
+        return out
+
+    children = [_fork_share(run_share, share) for share in shares[1:]]
+    mine = run_share(shares[0])
+    theirs = [pair for child in children for pair in _share_results(*child)]
+    return [result for _, result in sorted(mine + theirs, key=lambda pair: pair[0])]
+
+
+class ValidationProcessFailed(OpsWarehouseError):
+    """A process that ran a share of a gate's suites ended without its results."""
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _can_fork() -> bool:
+    import threading
+
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _fork_share(run_share, share) -> tuple[int, int, list[tuple[str, str]]]:
+    """Start a child that runs ``run_share(share)`` and writes its results (pickled) into a
+    pipe; returns the child's pid, the pipe's read end and the share."""
+    import gc
+    import pickle
+    import sys
+
+    read, write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()  # the child's collector leaves alone what it inherits (GX, pandas, …)
+    pid = os.fork()
+    if pid != 0:
+        gc.unfreeze()
+        os.close(write)
+        return pid, read, share
+    code = 1  # the child: never returns
+    try:
+        os.close(read)
+        try:
+            payload = ("results", run_share(share))
+        except BaseException as exc:
+            import traceback
+
+            payload = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        with os.fdopen(write, "wb") as out:
+            pickle.dump(payload, out)
+        code = 0
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _share_results(pid: int, read: int, share: list[tuple[str, str]]):
+    """The results a child sent, once it has ended; ``ValidationProcessFailed`` naming its
+    suites when it sent an error or nothing (killed: out of memory, say)."""
+    import pickle
+
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    suites = ", ".join(name for _, name in share)
+    if data:
+        kind, value = pickle.loads(data)
+        if kind == "results":
+            return value
+        raise ValidationProcessFailed(f"checking {suites} failed: {value}")
+    code = os.waitstatus_to_exitcode(status)
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+    raise ValidationProcessFailed(f"the process checking {suites} {how} without results")
+
+
 def blocking_failures(results: list[CheckResult]) -> list[CheckResult]:
     return [r for r in results if r.is_blocking_failure]
 

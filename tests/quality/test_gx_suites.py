@@ -302,10 +302,12 @@ def test_mart_checks_block_corrupted_marts(duckdb_marts, tmp_path):
 
 
 def test_a_gate_split_across_processes_gives_the_results_of_one_process(
-    duckdb_marts, tmp_path, monkeypatch
+    duckdb_marts, tmp_path, monkeypatch, caplog
 ):
     """run_layers deals the suites to forked processes: the same results in the same order
-    (failures included) as one process, and a share that fails names its suites."""
+    (failures included) as one process, the children's log lines logged by the parent, and a
+    share that fails names its suites."""
+    import logging
     import os
 
     from ops_warehouse.pipeline.quality import gx_runner
@@ -321,8 +323,14 @@ def test_a_gate_split_across_processes_gives_the_results_of_one_process(
     monkeypatch.setattr(gx_runner, "_can_fork", lambda: True)  # pytest may run other threads
     layers = ["staging", "marts"]
     alone = gx_runner.run_layers(settings, layers, AS_OF, "test__alone", processes=1)
-    split = gx_runner.run_layers(settings, layers, AS_OF, "test__split", processes=3)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=gx_runner.__name__):
+        split = gx_runner.run_layers(settings, layers, AS_OF, "test__split", processes=3)
     assert split == alone
+    # one line per layer and share: two from the children, one from this process
+    for layer in layers:
+        lines = [r for r in caplog.records if r.getMessage().startswith(f"{layer} (")]
+        assert len(lines) == 3 and {r.process for r in lines} == {os.getpid()}, layer
     assert {(k[0], k[2]) for k in failures(split)} == {
         ("orders.staging", "order_id"),
         ("fct_orders.marts", "order_id"),

@@ -523,8 +523,11 @@ def run_layers(
         return out
 
     children = [_fork_share(run_share, share) for share in shares[1:]]
-    mine = run_share(shares[0])
-    theirs = [pair for child in children for pair in _share_results(*child)]
+    try:
+        mine = run_share(shares[0])
+    finally:  # every child is waited for, whatever happened here
+        ended = [(_wait_for_share(pid, read), share) for pid, read, share in children]
+    theirs = [pair for outcome, share in ended for pair in _share_results(outcome, share)]
     return [result for _, result in sorted(mine + theirs, key=lambda pair: pair[0])]
 
 
@@ -546,8 +549,13 @@ def _can_fork() -> bool:
 
 
 def _fork_share(run_share, share) -> tuple[int, int, list[tuple[str, str]]]:
-    """Start a child that runs ``run_share(share)`` and writes its results (pickled) into a
-    pipe; returns the child's pid, the pipe's read end and the share."""
+    """Start a child that runs ``run_share(share)`` and writes what came of it (pickled) into
+    a pipe: its results or its error, and its log records. Returns the child's pid, the
+    pipe's read end and the share.
+
+    The child logs nothing itself: its records go back with its results and are logged by
+    this process (``_share_results``), so that two processes never write to the task's log
+    handlers (Airflow's may be a socket to its supervisor) at the same time."""
     import gc
     import pickle
     import sys
@@ -564,12 +572,14 @@ def _fork_share(run_share, share) -> tuple[int, int, list[tuple[str, str]]]:
     code = 1  # the child: never returns
     try:
         os.close(read)
+        records = _keep_log_records()
         try:
-            payload = ("results", run_share(share))
+            payload = ("results", run_share(share), records)
         except BaseException as exc:
             import traceback
 
-            payload = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            payload = ("error", error, records)
         with os.fdopen(write, "wb") as out:
             pickle.dump(payload, out)
         code = 0
@@ -579,23 +589,52 @@ def _fork_share(run_share, share) -> tuple[int, int, list[tuple[str, str]]]:
         os._exit(code)
 
 
-def _share_results(pid: int, read: int, share: list[tuple[str, str]]):
-    """The results a child sent, once it has ended; ``ValidationProcessFailed`` naming its
-    suites when it sent an error or nothing (killed: out of memory, say)."""
-    import pickle
+def _keep_log_records() -> list[tuple[int, str, str]]:
+    """In a child: every log record from now on is kept in the returned list, as (level,
+    logger, message), instead of going to the handlers it inherited."""
+    records: list[tuple[int, str, str]] = []
 
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append((record.levelno, record.name, record.getMessage()))
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(Keep())
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and logger.handlers:
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
+    return records
+
+
+def _wait_for_share(pid: int, read: int) -> tuple[bytes, int]:
+    """What a child wrote into its pipe, read to the end, and its exit status once ended."""
     with os.fdopen(read, "rb") as pipe:
         data = pipe.read()
     _, status = os.waitpid(pid, 0)
+    return data, status
+
+
+def _share_results(outcome: tuple[bytes, int], share: list[tuple[str, str]]):
+    """A child's results, after its log records are logged here; ``ValidationProcessFailed``
+    naming its suites when it sent an error, or nothing (killed: out of memory, say)."""
+    import pickle
+
+    data, status = outcome
     suites = ", ".join(name for _, name in share)
-    if data:
-        kind, value = pickle.loads(data)
-        if kind == "results":
-            return value
+    if not data:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+        raise ValidationProcessFailed(f"the process checking {suites} {how} without results")
+    kind, value, records = pickle.loads(data)
+    for level, name, message in records:
+        logging.getLogger(name).log(level, "%s", message)
+    if kind != "results":
         raise ValidationProcessFailed(f"checking {suites} failed: {value}")
-    code = os.waitstatus_to_exitcode(status)
-    how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
-    raise ValidationProcessFailed(f"the process checking {suites} {how} without results")
+    return value
 
 
 def blocking_failures(results: list[CheckResult]) -> list[CheckResult]:

@@ -494,7 +494,8 @@ def run_layers(
     split: every check reads only the warehouse, its own table's marks and the run's
     parameters. A single process where forking is not safe (another thread running: a fork
     copies only the calling one) and on Spark, whose checks wait on the cluster's Thrift
-    server rather than on GX."""
+    server rather than on GX. Call it with no warehouse connection open: a child would
+    inherit an open DuckDB database without the threads that run its queries."""
     layers = list(layers)
     order = {
         (layer, suite.name): i

@@ -173,6 +173,9 @@ class Engine:
     # the dbt selector of an incremental day (dbt_project/selectors.yml): `daily` leaves the
     # marts' not_null tests to the tables' NOT NULL constraints, which this engine enforces
     daily_selector: ClassVar[str] = "daily"
+    # a gate's suites may run in several processes at once (quality.gx_runner.run_layers):
+    # each opens its own connections and GX works out its checks in Python
+    checks_in_processes: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -640,6 +643,8 @@ class Spark(Engine):
     builds_incrementally = False
     # Parquet tables keep no NOT NULL constraint: the marts' not_null tests run every day
     daily_selector = "daily_spark"
+    # the checks wait on the cluster's Thrift server, not on GX's Python
+    checks_in_processes = False
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -503,7 +503,7 @@ def run_layers(
     }
     count = processes or min(_usable_cores(), MAX_VALIDATION_PROCESSES)
     count = min(count, len(order))
-    if count <= 1 or settings.warehouse == "spark" or not _can_fork():
+    if count <= 1 or not engine(settings).checks_in_processes or not _can_fork():
         log.info("%d suites in one process", len(order))
         return [
             r for layer in layers for r in run_suites(settings, layer, as_of, run_id, full=full)

@@ -72,11 +72,6 @@ def make_report(kind: str, context: Mapping[str, Any]) -> dict:
 def on_report_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of the report tasks: alert the data engineers. Unlike the
     pipeline's callback it records nothing in the working warehouse: reports only read."""
-    from ops_warehouse.pipeline.alerts import alert_from_context, send_alert
+    from ops_warehouse.airflow.tasks import alert_only
 
-    exc = context.get("exception")
-    send_alert(
-        alert_from_context(
-            context, "report failed", error=f"{type(exc).__name__}: {exc}" if exc else None
-        )
-    )
+    alert_only(context, "report failed")

@@ -336,18 +336,23 @@ def run_data_docs(context: Mapping[str, Any]) -> dict:
     return {"data_docs": data_docs(get_settings())}
 
 
-def on_docs_failure(context: Mapping[str, Any]) -> None:
-    """``on_failure_callback`` of ``data_docs``: alert the data engineers, record nothing. The
-    docs illustrate a run; the run's status in ``audit.pipeline_runs`` is its gates' and
-    ``publish``'s, and this task holds no claim on the working warehouse to write it."""
+def alert_only(context: Mapping[str, Any], kind: str) -> None:
+    """The failure callback of a task that does not write the working warehouse (the reports,
+    ``data_docs``): alert the data engineers with the task's error and record nothing, unlike
+    ``on_task_failure``."""
     from ops_warehouse.pipeline.alerts import alert_from_context, send_alert
 
     exc = context.get("exception")
     send_alert(
-        alert_from_context(
-            context, "Data Docs failed", error=f"{type(exc).__name__}: {exc}" if exc else None
-        )
+        alert_from_context(context, kind, error=f"{type(exc).__name__}: {exc}" if exc else None)
     )
+
+
+def on_docs_failure(context: Mapping[str, Any]) -> None:
+    """``on_failure_callback`` of ``data_docs``: the docs illustrate a run; its status in
+    ``audit.pipeline_runs`` is its gates' and ``publish``'s, and this task holds no claim on
+    the working warehouse to write it."""
+    alert_only(context, "Data Docs failed")
 
 
 @fails_fast()

@@ -32,6 +32,8 @@ PROBE = textwrap.dedent(
     out = {"can_fork": transform._can_fork_dbt()}
     dbt_invoke(["seed", "--select", "sla_targets"], settings=settings)
     out["seeded"] = (home / "dbt" / "target" / "run_results.json").exists()
+    # the fork's end closes dbt's database, as a normal exit does: its changes are in the file
+    out["log_left"] = (home / "warehouse" / "working.duckdb.wal").exists()
     try:
         dbt_invoke(["build", "--select", "stg_sales__orders"], settings=settings)
         out["failed"] = None
@@ -49,6 +51,9 @@ def test_forked_dbt_succeeds_and_fails_as_the_command_does(tmp_path):
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["can_fork"] is True
     assert out["seeded"] is True
+    # a log left behind would be read again by every later connection (transform.py
+    # _close_dbt_duckdb)
+    assert out["log_left"] is False
     # the staging model reads a raw table this empty warehouse does not have
     assert out["failed"] is not None
     assert "stg_sales__orders" in out["failed"]

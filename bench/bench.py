@@ -1345,7 +1345,8 @@ def task_noop(kw: dict) -> dict:
 def task_equivalence(kw: dict) -> dict:
     """`dbt run --full-refresh` on a copy of the warehouse after the incremental day, then
     every mart of the copy against the incremental day's (``kw["db"]`` is the copy; the
-    original is the bench's working warehouse)."""
+    original is the bench's working warehouse); and every published mart against the working
+    one (a publish writes a changed mart's changed rows only)."""
     import dataclasses
     from datetime import date
 
@@ -1362,6 +1363,7 @@ def task_equivalence(kw: dict) -> dict:
     con = duckdb.connect()
     con.execute(f"attach '{original}' as incremental (read_only)")
     con.execute(f"attach '{kw['db']}' as rebuilt (read_only)")
+    con.execute(f"attach '{get_settings().published_path}' as published (read_only)")
     by_mart = {}
     for (table,) in con.execute(
         "select table_name from information_schema.tables "
@@ -1386,11 +1388,19 @@ def task_equivalence(kw: dict) -> dict:
         ]
         rows = con.execute(f"select count(*) from {a}").fetchone()[0]
         by_mart[table] = {"rows": rows, "only_incremental": only[0], "only_rebuilt": only[1]}
+        p = f"published.{MARTS}.{table}"
+        by_mart[table]["published_differs"] = sum(
+            con.execute(
+                f"select count(*) from (select {cols} from {x} except all select {cols} from {y})"
+            ).fetchone()[0]
+            for x, y in ((a, p), (p, a))
+        )
     con.close()
     return {
         "rows": sum(m["rows"] for m in by_mart.values()),
         "marts": len(by_mart),
         "differing_rows": sum(m["only_incremental"] + m["only_rebuilt"] for m in by_mart.values()),
+        "published_differing_rows": sum(m["published_differs"] for m in by_mart.values()),
         "by_mart": by_mart,
     }
 
@@ -1890,6 +1900,11 @@ def ratios(r: dict) -> list[str]:
         out.append(
             f"- incremental day vs a full rebuild of the same raw: {eq['differing_rows']} "
             f"differing rows over {eq['marts']} marts ({r['equivalence']['rows'] or 0:,} rows)"
+        )
+    if "published_differing_rows" in eq:
+        out.append(
+            f"- published marts vs the working ones after the last day: "
+            f"{eq['published_differing_rows']} differing rows"
         )
     a = r.get("airflow")
     if a:

@@ -105,6 +105,13 @@ def expected(settings) -> dict:
 def test_duckdb_1x_reads_every_mart_of_the_published_file(bi_settings, duckdb_client, requirement):
     assert bi_settings.published_storage_version == "v1.0.0", "the default the README names"
     publish_generation(bi_settings, base_orders(bi_settings), 1)
+    # the next publish writes only fct_orders' changed rows into that file (deletes, inserts)
+    with duckdb.connect(str(bi_settings.warehouse_path)) as con:
+        con.execute(
+            "update marts.fct_orders set net_revenue = net_revenue + 1 "
+            "where order_id in (select order_id from marts.fct_orders limit 3)"
+        )
+    publish_generation(bi_settings, base_orders(bi_settings), 2)
     python = duckdb_client(requirement)
 
     result = read_as_client(python, bi_settings.published_path)

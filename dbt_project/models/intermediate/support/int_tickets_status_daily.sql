@@ -37,10 +37,7 @@ status_changes as (
 
 status_starts as (
 
-    -- a ticket is `new` from its creation, then takes each status change's new_status.
-    -- Creations and changes are stacked and dated with window functions rather than joined:
-    -- PostgreSQL's planner estimates a handful of rows for the staging views (their
-    -- row_number() = 1 filter) and would loop over every event for every ticket.
+    -- a ticket is `new` from its creation, then takes each status change's new_status
     select
         ticket_id,
         created_at as started_at,
@@ -61,38 +58,27 @@ status_starts as (
 
 ),
 
-status_starts_dated as (
-
-    select
-        ticket_id,
-        started_at,
-        event_id,
-        ticket_status,
-        is_change,
-        {{ to_business_date('started_at') }} as started_date,
-        -- null for the events of a ticket that is not in tickets (orphans, or created later)
-        min(case when is_change = 0 then {{ to_business_date('started_at') }} end) over (
-            partition by ticket_id
-        ) as created_date
-    from status_starts
-
-),
-
 status_starts_clamped as (
 
-    -- a change stamped before its ticket was created counts from the creation day
+    -- each start dated in the business zone; a change stamped before its ticket was created
+    -- counts from the creation day. The events of a ticket that is not in tickets (orphans,
+    -- or created after the as-of date) drop out.
     select
-        ticket_id,
-        started_at,
-        event_id,
-        ticket_status,
-        is_change,
+        status_starts.ticket_id,
+        status_starts.started_at,
+        status_starts.event_id,
+        status_starts.ticket_status,
+        status_starts.is_change,
         case
-            when started_date < created_date then created_date
-            else started_date
+            when
+                {{ to_business_date('status_starts.started_at') }}
+                < {{ to_business_date('tickets.created_at') }}
+                then {{ to_business_date('tickets.created_at') }}
+            else {{ to_business_date('status_starts.started_at') }}
         end as valid_from
-    from status_starts_dated
-    where created_date is not null
+    from status_starts
+    inner join tickets
+        on status_starts.ticket_id = tickets.ticket_id
 
 ),
 

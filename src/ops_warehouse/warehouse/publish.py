@@ -287,6 +287,15 @@ _PUBLISHED_MARTS_INSERT = (
 # --- DuckDB --------------------------------------------------------------------------
 
 
+def _row_alias(columns: Iterable[str]) -> str:
+    """A table alias for ``hash(<alias>)``, which hashes the whole row unless a column has
+    the alias's name."""
+    alias, names = "r", {name.lower() for name in columns}
+    while alias in names:
+        alias += "_"
+    return alias
+
+
 def _duckdb_fingerprints(con, tables: list[str]) -> dict[str, Fingerprint]:
     columns: dict[str, list[tuple[str, str]]] = {}
     for table, name, type_ in con.execute(
@@ -298,10 +307,7 @@ def _duckdb_fingerprints(con, tables: list[str]) -> dict[str, Fingerprint]:
         columns.setdefault(table, []).append((name, type_))
     out = {}
     for table in tables:
-        # hash(<alias>) hashes the whole row, unless a column has the alias's name
-        alias, names = "r", {name.lower() for name, _ in columns[table]}
-        while alias in names:
-            alias += "_"
+        alias = _row_alias(name for name, _ in columns[table])
         rows, content = con.execute(
             f'select count(*), coalesce(sum(hash({alias})), 0) from {MARTS}."{table}" as {alias}'
         ).fetchone()
@@ -467,18 +473,14 @@ def _replace_changed_rows(con, table: str) -> tuple[int, int] | None:
 
     A day changes a few thousand of a large mart's rows: at scale 10, 25,000 of fct_orders'
     million, written in 0.4 s instead of 1.0 s for the whole table."""
-    names = {
-        name.lower()
+    alias = _row_alias(
+        name
         for (name,) in con.execute(
             "select column_name from information_schema.columns "
             "where table_catalog = current_database() and table_schema = ? and table_name = ?",
             [MARTS, table],
         ).fetchall()
-    }
-    # hash(<alias>) hashes the whole row, unless a column has the alias's name
-    alias = "r"
-    while alias in names:
-        alias += "_"
+    )
     working, copy = f'{MARTS}."{table}"', f'next.{MARTS}."{table}"'
     for name, relation in (("publish_rows_old", copy), ("publish_rows_new", working)):
         con.execute(

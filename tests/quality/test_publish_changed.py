@@ -177,8 +177,8 @@ def test_duckdb_a_changed_mart_gets_only_its_changed_rows(settings, monkeypatch)
     diffed = {}
     replace = publish._replace_changed_rows
 
-    def spy(con, table):
-        diffed[table] = replace(con, table)
+    def spy(con, table, *rest):
+        diffed[table] = replace(con, table, *rest)
         return diffed[table]
 
     monkeypatch.setattr(publish, "_replace_changed_rows", spy)

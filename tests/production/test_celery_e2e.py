@@ -32,7 +32,7 @@ from ops_warehouse.settings import Settings
 from tests.conftest import drop_pg_database, load_and_build, make_settings, scratch_pg_database
 from tests.helpers import MART_TABLES, frames_differ, free_port, read_table
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.deploy]
 
 SCALE = 0.05
 HISTORY_DAYS = 150

@@ -149,26 +149,42 @@ first_order_dates as (
 
 ),
 
-period_customers as (
+period_ordering_customers as (
 
-    select
+    -- each customer once per period in which they ordered
+    select distinct
         period_days.period_grain,
         period_days.period_start,
-        count(distinct orders.customer_id) as ordering_customers,
-        count(
-            distinct case
-                when first_order_dates.first_order_date < period_days.period_start
-                    then orders.customer_id
-            end
-        ) as returning_customers
+        orders.customer_id
     from orders
-    inner join first_order_dates
-        on orders.customer_id = first_order_dates.customer_id
     inner join period_days
         on orders.order_date = period_days.date_day
+
+),
+
+period_customers as (
+
+    -- counted from the distinct (period, customer) pairs above rather than with two
+    -- count(distinct ...) over every order of every period: one deduplication instead of two
+    -- (0.47-0.68 -> 0.30-0.34 s for this part at scale 10, the same counts)
+    select
+        period_ordering_customers.period_grain,
+        period_ordering_customers.period_start,
+        count(*) as ordering_customers,
+        count(
+            case
+                when
+                    first_order_dates.first_order_date
+                    < period_ordering_customers.period_start
+                    then 1
+            end
+        ) as returning_customers
+    from period_ordering_customers
+    inner join first_order_dates
+        on period_ordering_customers.customer_id = first_order_dates.customer_id
     group by
-        period_days.period_grain,
-        period_days.period_start
+        period_ordering_customers.period_grain,
+        period_ordering_customers.period_start
 
 ),
 

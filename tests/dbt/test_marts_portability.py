@@ -108,9 +108,11 @@ def _selected_tests(settings, selector: str) -> set[str]:
 
 
 def test_an_incremental_day_runs_the_marts_not_null_tests_only_on_spark(duckdb_marts):
-    """`daily` (DuckDB, PostgreSQL): the marts' tests but not_null, and the singular tests;
-    `daily_spark`: the same and the marts' not_null tests, which Spark's tables do not
-    enforce (ops_warehouse/warehouse/engines.py, Engine.daily_selector)."""
+    """`daily` (DuckDB, PostgreSQL): the marts' tests but not_null, accepted_values and
+    within_bounds, and the singular tests; `daily_spark`: the same and the marts' not_null
+    tests, which Spark's tables do not enforce (ops_warehouse/warehouse/engines.py,
+    Engine.daily_selector). The accepted_values and within_bounds tests left out are each
+    attached to a mart, whose build runs them (macros/value_checks.sql)."""
     nodes = _manifest_nodes(duckdb_marts)
     marts = {u for u, n in nodes.items() if n["original_file_path"].startswith("models/marts/")}
     tests = {u: n for u, n in nodes.items() if n["resource_type"] == "test"}
@@ -119,11 +121,17 @@ def test_an_incremental_day_runs_the_marts_not_null_tests_only_on_spark(duckdb_m
     not_null = {
         u for u in on_marts if (tests[u].get("test_metadata") or {}).get("name") == "not_null"
     }
+    values = {
+        u
+        for u in on_marts
+        if (tests[u].get("test_metadata") or {}).get("name") in ("accepted_values", "within_bounds")
+    }
+    assert all(tests[u].get("attached_node") in marts for u in values)
     singular = {u for u, n in tests.items() if not n.get("test_metadata")}
     daily = _selected_tests(duckdb_marts, "daily")
     on_spark = _selected_tests(duckdb_marts, "daily_spark")
-    assert len(not_null) > 100 and singular
-    assert daily == (on_marts - not_null) | singular
+    assert len(not_null) > 100 and len(values) > 30 and singular
+    assert daily == (on_marts - not_null - values) | singular
     assert on_spark == daily | not_null
     assert (DuckDB.daily_selector, Postgres.daily_selector) == ("daily", "daily")
     assert Spark.daily_selector == "daily_spark"

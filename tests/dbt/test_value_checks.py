@@ -1,0 +1,55 @@
+"""Each mart's build runs the mart's accepted_values and within_bounds tests itself
+(dbt_project/macros/value_checks.sql), so that an incremental day's dbt selection can leave
+those tests out: a value outside them fails the build, names the test, and keeps the table."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import duckdb
+import pytest
+
+from ops_warehouse.pipeline.transform import DbtFailed, dbt_invoke
+from ops_warehouse.warehouse.queries import query
+from tests.dbt.conftest import MARTS_UNTIL
+
+
+@pytest.fixture
+def marts_copy(duckdb_marts, tmp_path):
+    """A copy of the built small world (warehouse and dbt's folders), free to spoil."""
+    home = tmp_path / "home"
+    shutil.copytree(duckdb_marts.home, home, ignore=shutil.ignore_patterns("published*"))
+    return dataclasses.replace(
+        duckdb_marts,
+        home=home,
+        warehouse_path=home / "warehouse" / "working.duckdb",
+        published_path=home / "warehouse" / "published.duckdb",
+    )
+
+
+def _rows(settings, table: str) -> list[tuple]:
+    return sorted(query(settings, f"select * from marts.{table}"), key=str)
+
+
+def test_a_value_outside_a_marts_accepted_values_fails_its_build_and_keeps_the_table(marts_copy):
+    before = _rows(marts_copy, "dim_campaigns")
+    with duckdb.connect(str(marts_copy.warehouse_path)) as con:
+        con.execute(
+            "update staging.stg_marketing__campaigns set channel = 'carrier_pigeon' where "
+            "campaign_id in (select campaign_id from staging.stg_marketing__campaigns "
+            "order by campaign_id limit 2)"
+        )
+    with pytest.raises(DbtFailed) as failed:
+        dbt_invoke(["run", "--select", "dim_campaigns"], settings=marts_copy, as_of=MARTS_UNTIL)
+    message = str(failed.value)
+    assert "dim_campaigns" in message and "value checks" in message, message
+    assert "accepted_values_dim_campaigns_channel" in message and "2 row(s)" in message, message
+    # the build's transaction rolled back: the mart holds what it held
+    assert _rows(marts_copy, "dim_campaigns") == before
+
+
+def test_a_mart_within_its_tests_builds(marts_copy):
+    """The checks pass on good data: every mart builds with its post-hook (dbt run, no tests)."""
+    dbt_invoke(["run", "--select", "path:models/marts"], settings=marts_copy, as_of=MARTS_UNTIL)
+    assert query(marts_copy, "select count(*) from marts.dim_campaigns")[0][0] > 0

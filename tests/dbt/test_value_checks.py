@@ -5,14 +5,18 @@ those tests out: a value outside them fails the build, names the test, and keeps
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 
-import duckdb
 import pytest
 
+from ops_warehouse.pipeline.loading import load_source
 from ops_warehouse.pipeline.transform import DbtFailed, dbt_invoke
+from ops_warehouse.warehouse.engines import engine
 from ops_warehouse.warehouse.queries import query
+from tests.conftest import drop_pg_database, make_settings, scratch_pg_database
 from tests.dbt.conftest import MARTS_UNTIL
+from tests.helpers import day_window
 
 
 @pytest.fixture
@@ -28,25 +32,48 @@ def marts_copy(duckdb_marts, tmp_path):
     )
 
 
+@pytest.fixture
+def postgres_campaigns(marts_world, marts_server, tmp_path):
+    """A scratch PostgreSQL warehouse with the small world's marketing loaded and dim_campaigns
+    built (the mart and what it reads, nothing else)."""
+    name = f"ops_test_value_checks_{os.getpid()}"
+    settings = dataclasses.replace(
+        make_settings(tmp_path / "home", marts_world, marts_server.url),
+        warehouse="postgres",
+        dbt_target="postgres",
+        postgres_url=scratch_pg_database(name),
+    )
+    try:
+        load_source("marketing", day_window(MARTS_UNTIL), settings=settings, run_id="test")
+        dbt_invoke(["run", "--select", "+dim_campaigns"], settings=settings, as_of=MARTS_UNTIL)
+        yield settings
+    finally:
+        drop_pg_database(name)
+
+
 def _rows(settings, table: str) -> list[tuple]:
     return sorted(query(settings, f"select * from marts.{table}"), key=str)
 
 
-def test_a_value_outside_a_marts_accepted_values_fails_its_build_and_keeps_the_table(marts_copy):
-    before = _rows(marts_copy, "dim_campaigns")
-    with duckdb.connect(str(marts_copy.warehouse_path)) as con:
+@pytest.mark.parametrize("warehouse", ["marts_copy", "postgres_campaigns"])
+def test_a_value_outside_a_marts_accepted_values_fails_its_build_and_keeps_the_table(
+    request, warehouse
+):
+    settings = request.getfixturevalue(warehouse)
+    before = _rows(settings, "dim_campaigns")
+    with engine(settings).transaction() as con:
         con.execute(
             "update staging.stg_marketing__campaigns set channel = 'carrier_pigeon' where "
             "campaign_id in (select campaign_id from staging.stg_marketing__campaigns "
             "order by campaign_id limit 2)"
         )
     with pytest.raises(DbtFailed) as failed:
-        dbt_invoke(["run", "--select", "dim_campaigns"], settings=marts_copy, as_of=MARTS_UNTIL)
+        dbt_invoke(["run", "--select", "dim_campaigns"], settings=settings, as_of=MARTS_UNTIL)
     message = str(failed.value)
     assert "dim_campaigns" in message and "value checks" in message, message
     assert "accepted_values_dim_campaigns_channel" in message and "2 row(s)" in message, message
     # the build's transaction rolled back: the mart holds what it held
-    assert _rows(marts_copy, "dim_campaigns") == before
+    assert _rows(settings, "dim_campaigns") == before
 
 
 def test_a_mart_within_its_tests_builds(marts_copy):

@@ -107,7 +107,8 @@
 {%- endmacro %}
 
 {% macro default__incremental_post_hooks(hooks) -%}
-    {{ return(hooks) }}
+    {#- then a mart's value checks (macros/value_checks.sql), on the rows that stay -#}
+    {{ return(hooks + ["{{ value_checks(after_model_hooks=true) }}"]) }}
 {%- endmacro %}
 
 {% macro spark__incremental_post_hooks(hooks) -%}

@@ -1,6 +1,8 @@
 {#
     value_checks(): a mart's accepted_values and within_bounds tests, run by the mart's own build
-    (a post-hook of every mart, dbt_project.yml), in one query, before the build commits.
+    (a post-hook of every mart, dbt_project.yml; an incremental mart's after its own post-hooks,
+    macros/incremental_staging.sql incremental_post_hooks), in one query, before the build
+    commits.
 
     The tests stay declared where they are, on the marts' columns in the yml files; this macro
     reads them from dbt's graph (the tests attached to the model being built: their column,
@@ -13,8 +15,14 @@
 
     NULL passes, as in the tests (a NULL is not "outside" a set or a range).
 #}
-{% macro value_checks() %}
-    {%- if not execute or model is not mapping or model.get("resource_type") != "model" -%}
+{% macro value_checks(after_model_hooks=false) %}
+    {%- if not execute or model is not mapping or model.get("resource_type") != "model"
+        or not model.get("original_file_path", "").startswith("models/marts/") -%}
+        {{ return("") }}
+    {%- endif -%}
+    {#- an incremental mart runs it after its own post-hooks (the deletes of rows that no longer
+        belong: incremental_post_hooks), not before them as dbt orders the project's hooks -#}
+    {%- if model.config.get("materialized") == "incremental" and not after_model_hooks -%}
         {{ return("") }}
     {%- endif -%}
     {%- set checks = [] -%}
@@ -32,7 +40,7 @@
             {%- set literals = [] -%}
             {%- for value in kwargs["values"] -%}
                 {%- if kwargs.get("quote", true) -%}
-                    {%- do literals.append("'" ~ (value | string | replace("'", "''")) ~ "'") -%}
+                    {%- do literals.append("'" ~ dbt.escape_single_quotes(value | string) ~ "'") -%}
                 {%- else -%}
                     {%- do literals.append(value | string) -%}
                 {%- endif -%}
@@ -62,8 +70,12 @@
             {%- do failed.append(row[0] ~ ": " ~ row[1] ~ " row(s)") -%}
         {%- endfor -%}
         {%- if failed -%}
+            {#- Spark replaces its tables without a transaction: there the run stops before
+                publish, but the working model keeps the failing rows -#}
             {{ exceptions.raise_compiler_error(
-                "value checks of " ~ this ~ " failed (nothing of this build is kept): "
+                "value checks of " ~ this ~ " failed ("
+                ~ ("the run stops before publish" if target.type == "spark"
+                   else "nothing of this build is kept") ~ "): "
                 ~ failed | join("; ")
             ) }}
         {%- endif -%}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 
 import pytest
@@ -71,7 +72,7 @@ def test_a_value_outside_a_marts_accepted_values_fails_its_build_and_keeps_the_t
         dbt_invoke(["run", "--select", "dim_campaigns"], settings=settings, as_of=MARTS_UNTIL)
     message = str(failed.value)
     assert "dim_campaigns" in message and "value checks" in message, message
-    assert "accepted_values_dim_campaigns_channel" in message and "2 row(s)" in message, message
+    assert re.search(r"accepted_values_dim_campaigns_channel\S*: 2 row\(s\)", message), message
     # the build's transaction rolled back: the mart holds what it held
     assert _rows(settings, "dim_campaigns") == before
 

@@ -123,6 +123,20 @@ def scratch_pg_database(name: str) -> str:
     return admin.rsplit("/", 1)[0] + f"/{name}"
 
 
+def postgres_settings(
+    home: Path, world_dir: Path, api_url: str, name: str, **overrides
+) -> Settings:
+    """Settings of a warehouse on a new scratch PostgreSQL database ``name`` (drop it with
+    drop_pg_database)."""
+    return dataclasses.replace(
+        make_settings(home, world_dir, api_url),
+        warehouse="postgres",
+        dbt_target="postgres",
+        postgres_url=scratch_pg_database(name),
+        **overrides,
+    )
+
+
 def drop_pg_database(name: str) -> None:
     admin = os.environ.get("OPS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
     with psycopg.connect(admin, autocommit=True) as con:

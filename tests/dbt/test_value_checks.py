@@ -15,7 +15,7 @@ from ops_warehouse.pipeline.loading import load_source
 from ops_warehouse.pipeline.transform import DbtFailed, dbt_invoke
 from ops_warehouse.warehouse.engines import engine
 from ops_warehouse.warehouse.queries import query
-from tests.conftest import drop_pg_database, make_settings, scratch_pg_database
+from tests.conftest import drop_pg_database, postgres_settings
 from tests.dbt.conftest import MARTS_UNTIL
 from tests.helpers import day_window
 
@@ -38,12 +38,7 @@ def postgres_campaigns(marts_world, marts_server, tmp_path):
     """A scratch PostgreSQL warehouse with the small world's marketing loaded and dim_campaigns
     built (the mart and what it reads, nothing else)."""
     name = f"ops_test_value_checks_{os.getpid()}"
-    settings = dataclasses.replace(
-        make_settings(tmp_path / "home", marts_world, marts_server.url),
-        warehouse="postgres",
-        dbt_target="postgres",
-        postgres_url=scratch_pg_database(name),
-    )
+    settings = postgres_settings(tmp_path / "home", marts_world, marts_server.url, name)
     try:
         load_source("marketing", day_window(MARTS_UNTIL), settings=settings, run_id="test")
         dbt_invoke(["run", "--select", "+dim_campaigns"], settings=settings, as_of=MARTS_UNTIL)

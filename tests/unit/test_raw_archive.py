@@ -3,7 +3,6 @@ from it, cursors included, without asking the sources again."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import uuid
 from datetime import timedelta
@@ -14,7 +13,13 @@ import pytest
 from ops_warehouse.pipeline.loading import LoadSummary, QuarantineThresholdExceeded, load_source
 from ops_warehouse.pipeline.raw_archive import MANIFEST, STAGING, Archive
 from ops_warehouse.pipeline.rebuild import RebuildRefused, rebuild
-from tests.conftest import UNTIL, drop_pg_database, make_settings, scratch_pg_database
+from tests.conftest import (
+    UNTIL,
+    drop_pg_database,
+    make_settings,
+    postgres_settings,
+    scratch_pg_database,
+)
 from tests.helpers import day_window, raw_snapshot, source_snapshot
 
 SOURCES = ("marketing", "sales", "support")
@@ -100,11 +105,11 @@ def test_rebuild_on_postgres_from_an_fsspec_archive(tmp_path, world_dir, server)
     from ops_demo import world
 
     name = f"ops_archive_{uuid.uuid4().hex[:8]}"
-    settings = dataclasses.replace(
-        make_settings(tmp_path / "home", world_dir, server.url),
-        warehouse="postgres",
-        dbt_target="postgres",
-        postgres_url=scratch_pg_database(name),
+    settings = postgres_settings(
+        tmp_path / "home",
+        world_dir,
+        server.url,
+        name,
         raw_archive_dir=f"memory://{name}/raw_archive",
     )
     try:

@@ -72,6 +72,27 @@ def test_a_value_outside_a_marts_accepted_values_fails_its_build_and_keeps_the_t
     assert _rows(settings, "dim_campaigns") == before
 
 
+def test_a_value_below_a_marts_bound_fails_its_build_and_keeps_the_table(marts_copy):
+    """within_bounds (min_value 0 on spend): one campaign month's spend made negative."""
+    before = _rows(marts_copy, "campaign_performance_monthly")
+    with engine(marts_copy).transaction() as con:
+        con.execute(
+            "update intermediate.int_ad_performance_monthly set spend = -1 where campaign_id = "
+            "(select min(campaign_id) from intermediate.int_ad_performance_monthly)"
+        )
+    with pytest.raises(DbtFailed) as failed:
+        dbt_invoke(
+            ["run", "--select", "campaign_performance_monthly"],
+            settings=marts_copy,
+            as_of=MARTS_UNTIL,
+        )
+    message = str(failed.value)
+    assert re.search(r"within_bounds_campaign_performance_monthly_spend\S*: [1-9]", message), (
+        message
+    )
+    assert _rows(marts_copy, "campaign_performance_monthly") == before
+
+
 def test_a_mart_within_its_tests_builds(marts_copy):
     """The checks pass on good data: every mart builds with its post-hook (dbt run, no tests)."""
     dbt_invoke(["run", "--select", "path:models/marts"], settings=marts_copy, as_of=MARTS_UNTIL)

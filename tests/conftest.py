@@ -175,14 +175,8 @@ def duckdb_marts(tmp_path_factory, marts_world, marts_server) -> Settings:
 def postgres_marts(tmp_path_factory, marts_world, marts_server) -> Settings:
     """The same world loaded and built on PostgreSQL (a scratch database)."""
     name = f"ops_test_{os.getpid()}"
-    url = scratch_pg_database(name)
     home = tmp_path_factory.mktemp("postgres_marts")
-    settings = dataclasses.replace(
-        make_settings(home, marts_world, marts_server.url),
-        warehouse="postgres",
-        dbt_target="postgres",
-        postgres_url=url,
-    )
+    settings = postgres_settings(home, marts_world, marts_server.url, name)
     load_and_build(settings, MARTS_UNTIL)
     yield settings
     drop_pg_database(name)

@@ -4,14 +4,18 @@
     macros/incremental_staging.sql incremental_post_hooks), in one query, before the build
     commits.
 
-    The tests stay declared where they are, on the marts' columns in the yml files; this macro
-    reads them from dbt's graph (the tests attached to the model being built: their column,
-    values or bounds, and their `where`), so the two can never disagree. A row that fails one
-    fails the model: its error names the mart, the test and how many rows fail it, the build's
-    transaction rolls back on DuckDB and PostgreSQL, and nothing is published. So an incremental
-    day's selection (dbt_project/selectors.yml `daily`) leaves those tests out: each was a dbt
-    node of its own, about 15-25 ms of dbt's work apiece, where this adds one query per mart.
-    The weekly full build and CI still run every test.
+    The tests stay declared where they are, on the marts' columns in the yml files. This macro
+    finds them in dbt's graph (the tests attached to the model being built) and runs each one's
+    own SQL: dbt's accepted_values macro, as dispatched for the adapter, and the project's
+    within_bounds (tests/generic/within_bounds.sql), called with the test's arguments, on the
+    model filtered by the test's `where` as dbt filters it (get_where_subquery). The check is
+    therefore the test itself, and counts failures as `dbt test` does: rows outside the bounds,
+    distinct values outside the accepted set. A failure fails the model: its error names the
+    mart, the test and its failure count, the build's transaction rolls back on DuckDB and
+    PostgreSQL, and nothing is published. So an incremental day's selection
+    (dbt_project/selectors.yml `daily`) leaves those tests out: each was a dbt node of its own,
+    about 15-25 ms of dbt's work apiece, where this adds one query per mart. The weekly full
+    build and CI still run every test.
 
     NULL passes, as in the tests (a NULL is not "outside" a set or a range).
 #}
@@ -34,40 +38,34 @@
     {%- for node in attached
         if (node.get("test_metadata") or {}).get("name") in ("accepted_values", "within_bounds")
     -%}
-        {%- set kwargs = node.test_metadata.kwargs -%}
-        {%- set column = kwargs.column_name -%}
-        {%- if node.test_metadata.name == "accepted_values" -%}
-            {%- set literals = [] -%}
-            {%- for value in kwargs["values"] -%}
-                {%- if kwargs.get("quote", true) -%}
-                    {%- do literals.append("'" ~ dbt.escape_single_quotes(value | string) ~ "'") -%}
-                {%- else -%}
-                    {%- do literals.append(value | string) -%}
-                {%- endif -%}
-            {%- endfor -%}
-            {%- set outside = column ~ " not in (" ~ literals | join(", ") ~ ")" -%}
-        {%- else -%}
-            {%- set bounds = [] -%}
-            {%- if kwargs.get("min_value") is not none -%}
-                {%- do bounds.append(column ~ " < " ~ kwargs.min_value) -%}
-            {%- endif -%}
-            {%- if kwargs.get("max_value") is not none -%}
-                {%- do bounds.append(column ~ " > " ~ kwargs.max_value) -%}
-            {%- endif -%}
-            {%- set outside = "(" ~ bounds | join(" or ") ~ ")" -%}
-        {%- endif -%}
+        {#- the test's own arguments but `model`, which the test reads through its `where` -#}
+        {%- set arguments = {} -%}
+        {%- for name, value in node.test_metadata.kwargs.items() if name != "model" -%}
+            {%- do arguments.update({name: value}) -%}
+        {%- endfor -%}
+        {#- what dbt's get_where_subquery gives a test with a `where` -#}
         {%- set where = node.config.get("where") -%}
+        {%- set tested = "(select * from " ~ this ~ " where " ~ where ~ ") dbt_subquery"
+            if where else this -%}
+        {#- the test's own SQL: dbt's accepted_values (as dispatched for this adapter) or the
+            project's within_bounds (tests/generic/within_bounds.sql) -#}
+        {%- if node.test_metadata.name == "accepted_values" -%}
+            {%- set test_sql = adapter.dispatch("test_accepted_values", "dbt")(
+                model=tested, **arguments) -%}
+        {%- else -%}
+            {%- set test_sql = test_within_bounds(model=tested, **arguments) -%}
+        {%- endif -%}
+        {#- counted as dbt counts a test's failures -#}
         {%- do checks.append(
-            "select '" ~ node.name ~ "' as test_name, count(*) as failing_rows from " ~ this
-            ~ " where " ~ column ~ " is not null and " ~ outside
-            ~ (" and (" ~ where ~ ")" if where else "")
+            "select '" ~ node.name ~ "' as test_name, count(*) as failures from ("
+            ~ test_sql ~ ") as dbt_internal_test"
         ) -%}
     {%- endfor -%}
     {%- if checks -%}
         {%- set result = run_query(checks | join(" union all ")) -%}
         {%- set failed = [] -%}
         {%- for row in result.rows if row[1] > 0 -%}
-            {%- do failed.append(row[0] ~ ": " ~ row[1] ~ " row(s)") -%}
+            {%- do failed.append(row[0] ~ ": " ~ row[1] ~ " failure(s)") -%}
         {%- endfor -%}
         {%- if failed -%}
             {#- Spark replaces its tables without a transaction: there the run stops before

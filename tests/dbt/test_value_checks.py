@@ -67,7 +67,8 @@ def test_a_value_outside_a_marts_accepted_values_fails_its_build_and_keeps_the_t
         dbt_invoke(["run", "--select", "dim_campaigns"], settings=settings, as_of=MARTS_UNTIL)
     message = str(failed.value)
     assert "dim_campaigns" in message and "value checks" in message, message
-    assert re.search(r"accepted_values_dim_campaigns_channel\S*: 2 row\(s\)", message), message
+    # dbt's accepted_values fails once per distinct value outside the set: one here
+    assert re.search(r"accepted_values_dim_campaigns_channel\S*: 1 failure\(s\)", message), message
     # the build's transaction rolled back: the mart holds what it held
     assert _rows(settings, "dim_campaigns") == before
 
@@ -91,6 +92,28 @@ def test_a_value_below_a_marts_bound_fails_its_build_and_keeps_the_table(marts_c
         message
     )
     assert _rows(marts_copy, "campaign_performance_monthly") == before
+
+
+def test_a_where_scoped_accepted_values_fails_only_in_its_scope(marts_copy):
+    """churn_drivers' dimension_value has one accepted set per dimension (each test with a
+    `where`): a channel nobody sells through fails the acquisition channels' test, while the
+    same column's segments and countries, outside that set, fail nothing."""
+    before = _rows(marts_copy, "churn_drivers")
+    with engine(marts_copy).transaction() as con:
+        planted = con.modify(
+            "update marts.dim_customers set acquisition_channel = 'carrier_pigeon' "
+            "where customer_id in (select customer_id from marts.dim_customers "
+            f"where first_order_at < timestamp '{MARTS_UNTIL.isoformat()}' - interval 120 day "
+            "order by customer_id limit 3)"
+        )
+    assert planted == 3
+    with pytest.raises(DbtFailed) as failed:
+        dbt_invoke(["run", "--select", "churn_drivers"], settings=marts_copy, as_of=MARTS_UNTIL)
+    failures = re.findall(r"(accepted_values_\S+): (\d+) failure\(s\)", str(failed.value))
+    assert len(failures) == 1, str(failed.value)
+    ((name, count),) = failures
+    assert "google_ads" in name and count == "1", failures  # the channels' test
+    assert _rows(marts_copy, "churn_drivers") == before
 
 
 def test_a_mart_within_its_tests_builds(marts_copy):

@@ -26,6 +26,7 @@ FULL_REBUILD_CONF = "full_rebuild"
 WATERMARK_COLUMNS = {
     ("intermediate", "int_orders_converted"): "_inputs_loaded_at",
     ("intermediate", "int_ticket_events_summarised"): "_inputs_loaded_at",
+    ("intermediate", "int_tickets_status_periods"): "_inputs_loaded_at",
 }
 
 

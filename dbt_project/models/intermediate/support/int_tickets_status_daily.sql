@@ -5,112 +5,19 @@
     before its first change it is `new`. kpi_daily.open_backlog reads this model.
 
     Counting works on changes rather than on ticket x day rows: each stretch of days a ticket
-    ends in one status adds 1 to that status on its first day and takes 1 away on the day after
-    its last, and a running sum over the days gives the counts.
+    ends in one status (int_tickets_status_periods, incremental by ticket) adds 1 to that status
+    on its first day and takes 1 away on the day after its last, and a running sum over the days
+    gives the counts. Only this sum reads every ticket's stretches on an incremental day.
 -#}
 with
-
-tickets as (
-
-    select
-        ticket_id,
-        created_at
-    from {{ ref('stg_support__tickets') }}
-    where {{ to_business_date('created_at') }} <= {{ as_of_date() }}
-
-),
-
-status_changes as (
-
-    select
-        ticket_id,
-        event_id,
-        created_at,
-        new_status
-    from {{ ref('stg_support__ticket_events') }}
-    where
-        event_type = 'status_change'
-        and new_status is not null
-        and {{ to_business_date('created_at') }} <= {{ as_of_date() }}
-
-),
-
-status_starts as (
-
-    -- a ticket is `new` from its creation, then takes each status change's new_status
-    select
-        ticket_id,
-        created_at as started_at,
-        cast(null as bigint) as event_id,
-        'new' as ticket_status,
-        0 as is_change
-    from tickets
-
-    union all
-
-    select
-        ticket_id,
-        created_at as started_at,
-        event_id,
-        new_status as ticket_status,
-        1 as is_change
-    from status_changes
-
-),
-
-status_starts_clamped as (
-
-    -- each start dated in the business zone; a change stamped before its ticket was created
-    -- counts from the creation day. The events of a ticket that is not in tickets (orphans,
-    -- or created after the as-of date) drop out.
-    select
-        status_starts.ticket_id,
-        status_starts.started_at,
-        status_starts.event_id,
-        status_starts.ticket_status,
-        status_starts.is_change,
-        case
-            when
-                {{ to_business_date('status_starts.started_at') }}
-                < {{ to_business_date('tickets.created_at') }}
-                then {{ to_business_date('tickets.created_at') }}
-            else {{ to_business_date('status_starts.started_at') }}
-        end as valid_from
-    from status_starts
-    inner join tickets
-        on status_starts.ticket_id = tickets.ticket_id
-
-),
-
-day_end_statuses as (
-
-    -- the status a ticket ends each day with: the day's last change, else `new` on its
-    -- creation day
-    select
-        ticket_id,
-        ticket_status,
-        valid_from,
-        row_number() over (
-            partition by ticket_id, valid_from
-            order by is_change desc, started_at desc, event_id desc
-        ) as day_rank
-    from status_starts_clamped
-
-),
 
 status_periods as (
 
     select
-        ticket_id,
         ticket_status,
         valid_from,
-        -- first day the ticket no longer ends in this status (null: it still does)
-        lead(valid_from) over (
-            partition by ticket_id
-            order by valid_from
-        ) as valid_until
-    from day_end_statuses
-    where day_rank = 1
+        valid_until
+    from {{ ref('int_tickets_status_periods') }}
 
 ),
 
@@ -171,9 +78,10 @@ day_offsets as (
 
 date_spine as (
 
+    -- from the first ticket's creation day: its first stretch starts there
     select cast(first_days.first_date + day_offsets.day_offset as date) as date_day
     from (
-        select min({{ to_business_date('created_at') }}) as first_date from tickets
+        select min(valid_from) as first_date from status_periods
     ) as first_days
     cross join day_offsets
     where first_days.first_date + day_offsets.day_offset <= {{ as_of_date() }}

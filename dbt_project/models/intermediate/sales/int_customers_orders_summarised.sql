@@ -22,38 +22,12 @@ recognized_orders as (
 
 ),
 
-ranked_orders as (
-
-    select
-        customer_id,
-        order_id,
-        ordered_at,
-        order_date,
-        row_number() over (
-            partition by customer_id
-            order by ordered_at, order_id
-        ) as order_rank
-    from recognized_orders
-
-),
-
-first_orders as (
-
-    select
-        customer_id,
-        order_id as first_order_id,
-        ordered_at as first_order_at,
-        order_date as first_order_date
-    from ranked_orders
-    where order_rank = 1
-
-),
-
 lifetime_totals as (
 
     select
         customer_id,
         count(*) as lifetime_orders,
+        min(ordered_at) as first_order_at,
         max(ordered_at) as last_order_at,
         max(order_date) as last_order_date,
         sum(net_revenue) as lifetime_net_revenue,
@@ -63,12 +37,29 @@ lifetime_totals as (
 
 ),
 
+first_orders as (
+
+    -- the order placed at the customer's first ordered_at, the lowest order_id among ties: a
+    -- join and an aggregate rather than a row_number() over every order (half the model's time)
+    select
+        recognized_orders.customer_id,
+        min(recognized_orders.order_id) as first_order_id,
+        min(recognized_orders.order_date) as first_order_date
+    from recognized_orders
+    inner join lifetime_totals
+        on
+            recognized_orders.customer_id = lifetime_totals.customer_id
+            and recognized_orders.ordered_at = lifetime_totals.first_order_at
+    group by recognized_orders.customer_id
+
+),
+
 final as (
 
     select
         first_orders.customer_id,
         first_orders.first_order_id,
-        first_orders.first_order_at,
+        lifetime_totals.first_order_at,
         first_orders.first_order_date,
         cast(
             {{ dbt.date_trunc("month", "cast(first_orders.first_order_date as timestamp)") }}

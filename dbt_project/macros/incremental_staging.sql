@@ -61,6 +61,49 @@
     from {{ this }}
 {%- endmacro %}
 
+{#
+    The tickets an incremental day recomputes in the per-ticket models (int_ticket_events_summarised,
+    int_tickets_status_periods), each from all its events: a ticket or event loaded since the last
+    build, tickets created and events made after the last build's as-of date, tickets of staging
+    not held yet, and every ticket when the as-of date moved back. Reads the CTE `last_build`.
+
+    tickets_not_created_by_as_of(): the post-hook that removes the tickets that no longer qualify
+    (gone from staging, or created after the as-of date of a re-run for an earlier day).
+#}
+{% macro changed_tickets() -%}
+    select ticket_id
+    from {{ ref('stg_support__tickets') }}
+    where
+        _loaded_at > (select last_build.inputs_loaded_at from last_build)
+        or {{ to_business_date('created_at') }} > (select last_build.as_of_date from last_build)
+        or {{ as_of_date() }} < (select last_build.as_of_date from last_build)
+
+    union
+
+    select ticket_id
+    from {{ ref('stg_support__ticket_events') }}
+    where
+        _loaded_at > (select last_build.inputs_loaded_at from last_build)
+        or {{ to_business_date('created_at') }} > (select last_build.as_of_date from last_build)
+
+    union
+
+    select staged.ticket_id
+    from {{ ref('stg_support__tickets') }} as staged
+    where not exists (
+        select 1 from {{ this }} as kept
+        where kept.ticket_id = staged.ticket_id
+    )
+{%- endmacro %}
+
+{% macro tickets_not_created_by_as_of() -%}
+    delete from {{ this }}
+    where ticket_id not in (
+        select ticket_id from {{ ref('stg_support__tickets') }}
+        where {{ to_business_date('created_at') }} <= {{ as_of_date() }}
+    )
+{%- endmacro %}
+
 {% macro newest_load_of(relations) -%}
     select max(loaded_at) as inputs_loaded_at
     from (

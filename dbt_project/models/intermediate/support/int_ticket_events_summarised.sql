@@ -7,7 +7,8 @@
     events, the tickets whose ticket row or any event was loaded since the last build (the
     newest _inputs_loaded_at kept here), tickets created and events made after the last
     build's as-of date, tickets of staging not kept here, and every ticket when the as-of date
-    moved back (docs/decisions.md "The incremental day"). The post-hook removes tickets that no
+    moved back (macros/incremental_staging.sql changed_tickets; docs/decisions.md "The
+    incremental day"). The post-hook removes tickets that no
     longer qualify. A full refresh and any chain of incremental runs give the same rows.
 -#}
 
@@ -17,11 +18,7 @@
         unique_key="ticket_id",
         incremental_strategy="delete+insert",
         on_schema_change="fail",
-        post_hook=incremental_post_hooks([
-            "delete from {{ this }} where ticket_id not in (select ticket_id from "
-            ~ "{{ ref('stg_support__tickets') }} where "
-            ~ "{{ to_business_date('created_at') }} <= {{ as_of_date() }})",
-        ]),
+        post_hook=incremental_post_hooks(["{{ tickets_not_created_by_as_of() }}"]),
     )
 }}
 
@@ -37,29 +34,7 @@ last_build as (
 
 changed_tickets as (
 
-    select ticket_id
-    from {{ ref('stg_support__tickets') }}
-    where
-        _loaded_at > (select last_build.inputs_loaded_at from last_build)
-        or {{ to_business_date('created_at') }} > (select last_build.as_of_date from last_build)
-        or {{ as_of_date() }} < (select last_build.as_of_date from last_build)
-
-    union
-
-    select ticket_id
-    from {{ ref('stg_support__ticket_events') }}
-    where
-        _loaded_at > (select last_build.inputs_loaded_at from last_build)
-        or {{ to_business_date('created_at') }} > (select last_build.as_of_date from last_build)
-
-    union
-
-    select staged.ticket_id
-    from {{ ref('stg_support__tickets') }} as staged
-    where not exists (
-        select 1 from {{ this }} as kept
-        where kept.ticket_id = staged.ticket_id
-    )
+    {{ changed_tickets() }}
 
 ),
 

@@ -38,6 +38,10 @@ from tests.conftest import drop_pg_database
 from tests.production.test_bi_reader import drop_role
 from tests.quality.wap import free_port, run, working_copy
 
+# Superset served from its own environment: a served stack, with the other deployments' tests in
+# `make test-deploy`
+pytestmark = pytest.mark.deploy
+
 WEEKLY = "Net revenue and ad spend, by week"
 
 

@@ -11,7 +11,9 @@ from ops_warehouse.pipeline.contracts import ENTITIES
 from ops_warehouse.settings import Settings
 from tests.helpers import raw_snapshot, run_demo, source_snapshot
 
-pytestmark = pytest.mark.e2e
+# Airflow's own scheduler and API server, every DAG: a served stack, with the other deployments'
+# tests in `make test-deploy`
+pytestmark = [pytest.mark.e2e, pytest.mark.deploy]
 
 
 def test_demo_runs_every_dag_and_is_idempotent(tmp_path):

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: install sysdeps demo demo-fresh up bi bi-stop spark-up spark-down spark-status report test test-deploy test-fast lint docs bench bench-ingest bench-bi clean
+.PHONY: install sysdeps demo demo-fresh up bi bi-stop spark-up spark-down spark-status report test test-deploy lint docs bench bench-ingest bench-bi clean
 
 # Debian packages the reports need: CJK fonts for charts and PDFs, Chromium and poppler for
 # the rendering tests. Installed only where missing (and only where apt-get can run as root).
@@ -56,16 +56,14 @@ spark-status: ## which of the cluster's processes run, their memory, the master'
 report: install ## render the latest weekly report from the demo's published warehouse and print its path
 	@$(RUN) ops report weekly
 
-test: install ## unit, dbt, DAG integrity, quality, reports, BI, benchmark, end to end (all but test-deploy's)
+test: install ## unit, dbt, DAG integrity, quality, reports, BI access, benchmark (all but test-deploy's)
 	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 -m "not deploy"
 
-# The pipeline on the other deployments: the local Spark cluster (Java 17, 1.5-3.5 GiB of JVMs)
-# and the Celery stack on PostgreSQL and Redis. CI (.ci/run) runs them after `make test`.
-test-deploy: install ## the pipeline on a local Spark cluster and on the Celery stack (about 7 minutes)
+# The pipeline on the other deployments, the local Spark cluster (Java 17, 1.5-3.5 GiB of JVMs)
+# and the Celery stack on PostgreSQL and Redis, and the tests that serve a stack: the demo end to
+# end through Airflow's scheduler, Superset. CI (.ci/run) runs them after `make test`.
+test-deploy: install ## Spark cluster, Celery stack, the demo through Airflow, Superset (about TD minutes)
 	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10 -m deploy
-
-test-fast: install
-	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not e2e and not deploy"
 
 docs: install ## dbt docs for every model and column, as one static HTML page
 	@$(RUN) ops docs

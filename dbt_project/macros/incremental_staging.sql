@@ -47,7 +47,7 @@
 
 {#
     The bookkeeping of the incremental intermediate models (int_orders_converted,
-    int_ticket_events_summarised): each row keeps the newest _loaded_at among the inputs of the
+    int_ticket_events_summarised, int_tickets_status_periods): each row keeps the newest _loaded_at among the inputs of the
     build that wrote it (_inputs_loaded_at) and that build's as-of date (_as_of_date).
 
     last_build(): the watermark and as-of date of the builds so far, from {{ this }}.

@@ -28,6 +28,7 @@ INCREMENTAL_BELOW_MARTS = [
     ("staging", "stg_marketing__signups"),
     ("intermediate", "int_orders_converted"),
     ("intermediate", "int_ticket_events_summarised"),
+    ("intermediate", "int_tickets_status_periods"),
 ]
 # load times that are not bookkeeping by name (no leading underscore): the two warehouses
 # loaded the same rows at different moments
@@ -55,7 +56,11 @@ FIRST_DAY_STAGING = [
     ("stg_sales__order_items", "order_item_id", "raw_sales.order_items"),
     ("stg_support__ticket_events", "event_id", "raw_support.ticket_events"),
 ]
-FIRST_DAY_INTERMEDIATE = ["int_orders_converted", "int_ticket_events_summarised"]
+FIRST_DAY_INTERMEDIATE = [
+    "int_orders_converted",
+    "int_ticket_events_summarised",
+    "int_tickets_status_periods",
+]
 
 
 def _staging_reads(settings, day) -> dict[str, tuple[int, int]]:

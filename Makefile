@@ -62,7 +62,7 @@ test: install ## unit, dbt, DAG integrity, quality, reports, BI access, benchmar
 # The pipeline on the other deployments, the local Spark cluster (Java 17, 1.5-3.5 GiB of JVMs)
 # and the Celery stack on PostgreSQL and Redis, and the tests that serve a stack: the demo end to
 # end through Airflow's scheduler, Superset. CI (.ci/run) runs them after `make test`.
-test-deploy: install ## Spark cluster, Celery stack, the demo through Airflow, Superset (about TD minutes)
+test-deploy: install ## Spark cluster, Celery stack, the demo through Airflow, Superset (about 12-15 minutes)
 	@$(RUN) pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10 -m deploy
 
 docs: install ## dbt docs for every model and column, as one static HTML page

@@ -11,6 +11,9 @@
       (int_time_entries_costed: the agent's current team).
     - active_customers: customers with a recognized order in the 90 days ending on the month's
       last day (the as-of date for the as-of month). Company-wide, the same on every team's row.
+      Taken from int_kpi_components_daily's count on that day, the number kpi_daily publishes for
+      the day, rather than counted again from the orders (a range join of every month with 90
+      days of orders).
 -#}
 with
 
@@ -45,13 +48,12 @@ time_entries_costed as (
 
 ),
 
-orders_converted as (
+components_daily as (
 
     select
-        customer_id,
-        order_date
-    from {{ ref('int_orders_converted') }}
-    where is_recognized
+        date_day,
+        active_customers
+    from {{ ref('int_kpi_components_daily') }}
 
 ),
 
@@ -169,16 +171,14 @@ teams as (
 
 active_customers as (
 
-    -- 90 days ending on the period's last day: that day and the 89 before it
+    -- the month's last day is in the calendar: it is on or after the month's first support
+    -- activity, where dim_date begins at the latest, and at most the as-of date
     select
         month_periods.month_start,
-        count(distinct orders_converted.customer_id) as active_customers
+        components_daily.active_customers
     from month_periods
-    inner join orders_converted
-        on
-            month_periods.period_end_date >= orders_converted.order_date
-            and month_periods.period_end_date - 90 < orders_converted.order_date
-    group by 1
+    inner join components_daily
+        on month_periods.period_end_date = components_daily.date_day
 
 ),
 

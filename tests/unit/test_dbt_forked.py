@@ -34,8 +34,15 @@ PROBE = textwrap.dedent(
     out["seeded"] = (home / "dbt" / "target" / "run_results.json").exists()
     # the fork's end closes dbt's database, as a normal exit does: its changes are in the file
     out["log_left"] = (home / "warehouse" / "working.duckdb.wal").exists()
+    # the daily build's way: dbt's results, but the manifest left as it was
+    target = home / "dbt" / "target"
+    manifest_written = (target / "manifest.json").stat().st_mtime_ns
+    dbt_invoke(["seed", "--select", "sla_targets"], settings=settings, manifest=False)
+    results = json.loads((target / "run_results.json").read_text())
+    out["results_without_manifest"] = [r["unique_id"] for r in results["results"]]
+    out["manifest_kept"] = (target / "manifest.json").stat().st_mtime_ns == manifest_written
     try:
-        dbt_invoke(["build", "--select", "stg_sales__orders"], settings=settings)
+        dbt_invoke(["build", "--select", "stg_sales__orders"], settings=settings, manifest=False)
         out["failed"] = None
     except DbtFailed as exc:
         out["failed"] = str(exc)
@@ -54,9 +61,13 @@ def test_forked_dbt_succeeds_and_fails_as_the_command_does(tmp_path):
     # a log left behind would be read again by every later connection (transform.py
     # _close_dbt_duckdb)
     assert out["log_left"] is False
-    # the staging model reads a raw table this empty warehouse does not have
+    assert out["results_without_manifest"] == ["seed.ops_warehouse.sla_targets"]
+    assert out["manifest_kept"] is True
+    # the staging model reads a raw table this empty warehouse does not have: the failed node
+    # is named ("<node>: error ...") from the results the child wrote
     assert out["failed"] is not None
     assert "stg_sales__orders" in out["failed"]
+    assert ": error " in out["failed"]
 
     import duckdb
 

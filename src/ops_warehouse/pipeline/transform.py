@@ -89,9 +89,18 @@ def dbt_command(args: list[str], settings: Settings) -> list[str]:
 
 
 def dbt_invoke(
-    args: list[str], *, settings: Settings | None = None, as_of: date | None = None
+    args: list[str],
+    *,
+    settings: Settings | None = None,
+    as_of: date | None = None,
+    manifest: bool = True,
 ) -> None:
     """Run one dbt command in a child process; raise DbtFailed naming what failed.
+
+    ``manifest=False`` (the daily build): ``target/manifest.json`` stays as the last command
+    with ``manifest=True`` wrote it, ``run_results.json`` is written all the same. dbt writes
+    the manifest twice per command, about 0.25 s each at any scale, and the project's manifest
+    does not change with the data. Only where dbt runs forked; the ``dbt`` command writes both.
 
     A child process, not dbtRunner in-process: dbt-duckdb keeps its database connection
     open for the life of the process, which would lock readers out of the working file.
@@ -111,7 +120,7 @@ def dbt_invoke(
     run_results = target_dir / "run_results.json"
     run_results.unlink(missing_ok=True)  # a stale one would name the wrong failures
     if _can_fork_dbt():
-        result = _run_forked(cli[1:], env, log_dir)
+        result = _run_forked(cli[1:], env, log_dir, None if manifest else run_results)
     else:
         result = subprocess.run(cli, env=env, capture_output=True, text=True)
     if result.returncode == 0:
@@ -159,9 +168,11 @@ def _close_dbt_duckdb() -> None:
         gc.collect()
 
 
-def _run_forked(args: list[str], env: dict[str, str], log_dir):
+def _run_forked(args: list[str], env: dict[str, str], log_dir, run_results=None):
     """``dbt <args>`` through dbtRunner in a forked child; the same result as the command:
-    its exit code (0 success, 1 failed nodes, 2 an error) and its output."""
+    its exit code (0 success, 1 failed nodes, 2 an error) and its output. With
+    ``run_results`` (a path), dbt writes no JSON artifacts (``--no-write-json``) and the child
+    writes the command's results there itself, as dbt would have."""
     import gc
     import subprocess
     import sys
@@ -189,7 +200,12 @@ def _run_forked(args: list[str], env: dict[str, str], log_dir):
                 os.environ.update(env)
                 from dbt.cli.main import dbtRunner
 
-                result = dbtRunner().invoke(args)
+                if run_results is None:
+                    result = dbtRunner().invoke(args)
+                else:
+                    result = dbtRunner().invoke([*args, "--no-write-json"])
+                    if hasattr(result.result, "write"):  # a RunExecutionResult, failed or not
+                        result.result.write(str(run_results))
                 code = 0 if result.success else (1 if result.exception is None else 2)
             except BaseException:  # noqa: BLE001 - reported through the exit code and output
                 import traceback

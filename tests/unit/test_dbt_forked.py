@@ -46,6 +46,10 @@ PROBE = textwrap.dedent(
         out["failed"] = None
     except DbtFailed as exc:
         out["failed"] = str(exc)
+    out["failed_results_written"] = (target / "run_results.json").exists()
+    out["manifest_kept_after_failure"] = (
+        (target / "manifest.json").stat().st_mtime_ns == manifest_written
+    )
     print(json.dumps(out))
     """
 )
@@ -68,6 +72,8 @@ def test_forked_dbt_succeeds_and_fails_as_the_command_does(tmp_path):
     assert out["failed"] is not None
     assert "stg_sales__orders" in out["failed"]
     assert ": error " in out["failed"]
+    assert out["failed_results_written"] is True
+    assert out["manifest_kept_after_failure"] is True
 
     import duckdb
 

@@ -419,7 +419,8 @@ def run_dbt_build(context: Mapping[str, Any]) -> dict:
     args += ["--full-refresh"] if mode.full else ["--selector", warehouse.daily_selector]
     warehouse.prepare_build()  # Spark: the raw tables that changed, into the lake
     log.info("dbt build as of %s: %s", as_of, mode.describe())
-    # an incremental day leaves dbt's manifest.json as the last full build wrote it
+    # an incremental day leaves dbt's manifest.json as the last full build wrote it, where dbt
+    # runs forked (transform.dbt_invoke)
     dbt_invoke(args, as_of=as_of, manifest=mode.full)
     return {"as_of_date": as_of.isoformat(), "full_build": mode.full}
 

@@ -203,8 +203,11 @@ def _run_forked(args: list[str], env: dict[str, str], log_dir, run_results=None)
                 if run_results is None:
                     result = dbtRunner().invoke(args)
                 else:
+                    from dbt.artifacts.schemas.run import RunExecutionResult
+
                     result = dbtRunner().invoke([*args, "--no-write-json"])
-                    if hasattr(result.result, "write"):  # a RunExecutionResult, failed or not
+                    # a command that ran nodes, failed ones included; none after an exception
+                    if isinstance(result.result, RunExecutionResult):
                         result.result.write(str(run_results))
                 code = 0 if result.success else (1 if result.exception is None else 2)
             except BaseException:  # noqa: BLE001 - reported through the exit code and output

@@ -171,8 +171,9 @@ teams as (
 
 active_customers as (
 
-    -- the month's last day is in the calendar: it is on or after the month's first support
-    -- activity, where dim_date begins at the latest, and at most the as-of date
+    -- the month's last day is in the calendar: it is on or after the first support activity,
+    -- where dim_date begins at the latest, and at most the as-of date (were it missing, the
+    -- column's NOT NULL constraint would fail the build rather than count 0)
     select
         month_periods.month_start,
         components_daily.active_customers
@@ -193,9 +194,9 @@ final as (
         cast(coalesce(team_work.support_cost, 0) as numeric(18, 2)) as support_cost,
         cast(coalesce(team_work.support_cost, 0) as {{ contract_type('float') }})
         / nullif(coalesce(solved_tickets.tickets_solved, 0), 0) as cost_per_ticket,
-        cast(coalesce(active_customers.active_customers, 0) as bigint) as active_customers,
+        cast(active_customers.active_customers as bigint) as active_customers,
         cast(coalesce(team_work.support_cost, 0) as {{ contract_type('float') }})
-        / nullif(coalesce(active_customers.active_customers, 0), 0) as cost_per_active_customer
+        / nullif(active_customers.active_customers, 0) as cost_per_active_customer
     from months
     cross join teams
     left join solved_tickets

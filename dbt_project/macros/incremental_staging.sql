@@ -47,10 +47,15 @@
 
 {#
     The bookkeeping of the incremental intermediate models (int_orders_converted,
-    int_ticket_events_summarised, int_tickets_status_periods): each row keeps the newest _loaded_at among the inputs of the
-    build that wrote it (_inputs_loaded_at) and that build's as-of date (_as_of_date).
+    int_ticket_events_summarised, int_tickets_status_periods): each row keeps the newest
+    _loaded_at among the inputs of the build that wrote it (_inputs_loaded_at) and that build's
+    as-of date (_as_of_date).
 
     last_build(): the watermark and as-of date of the builds so far, from {{ this }}.
+    since_last_build(dated_by, as_of_moved_back, loaded_at): the condition on a staging row that
+    makes its key one to recompute: loaded after the last build's watermark, or (dated_by, a
+    timestamp column) dated after the last build's as-of date, or (as_of_moved_back) any row
+    when this build's as-of date is earlier than the last one's. Reads the CTE `last_build`.
     newest_load_of(relations): the newest _loaded_at among the relations a build reads, the
     next build's watermark.
 #}
@@ -59,6 +64,16 @@
         max(_inputs_loaded_at) as inputs_loaded_at,
         max(_as_of_date) as as_of_date
     from {{ this }}
+{%- endmacro %}
+
+{% macro since_last_build(dated_by=none, as_of_moved_back=false, loaded_at="_loaded_at") -%}
+    {{ loaded_at }} > (select last_build.inputs_loaded_at from last_build)
+    {%- if dated_by %}
+        or {{ to_business_date(dated_by) }} > (select last_build.as_of_date from last_build)
+    {%- endif %}
+    {%- if as_of_moved_back %}
+        or {{ as_of_date() }} < (select last_build.as_of_date from last_build)
+    {%- endif %}
 {%- endmacro %}
 
 {#
@@ -73,18 +88,13 @@
 {% macro changed_tickets() -%}
     select ticket_id
     from {{ ref('stg_support__tickets') }}
-    where
-        _loaded_at > (select last_build.inputs_loaded_at from last_build)
-        or {{ to_business_date('created_at') }} > (select last_build.as_of_date from last_build)
-        or {{ as_of_date() }} < (select last_build.as_of_date from last_build)
+    where {{ since_last_build(dated_by="created_at", as_of_moved_back=true) }}
 
     union
 
     select ticket_id
     from {{ ref('stg_support__ticket_events') }}
-    where
-        _loaded_at > (select last_build.inputs_loaded_at from last_build)
-        or {{ to_business_date('created_at') }} > (select last_build.as_of_date from last_build)
+    where {{ since_last_build(dated_by="created_at") }}
 
     union
 

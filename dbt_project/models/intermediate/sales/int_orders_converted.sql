@@ -53,24 +53,19 @@ changed_orders as (
 
     select order_id
     from {{ ref('stg_sales__orders') }}
-    where
-        _loaded_at > (select last_build.inputs_loaded_at from last_build)
-        or {{ to_business_date("ordered_at") }} > (select last_build.as_of_date from last_build)
-        or {{ as_of_date() }} < (select last_build.as_of_date from last_build)
+    where {{ since_last_build(dated_by="ordered_at", as_of_moved_back=true) }}
 
     union
 
     select order_id
     from {{ ref('stg_sales__order_items') }}
-    where _loaded_at > (select last_build.inputs_loaded_at from last_build)
+    where {{ since_last_build() }}
 
     union
 
     select order_id
     from {{ ref('stg_sales__refunds') }}
-    where
-        _loaded_at > (select last_build.inputs_loaded_at from last_build)
-        or {{ to_business_date("refunded_at") }} > (select last_build.as_of_date from last_build)
+    where {{ since_last_build(dated_by="refunded_at") }}
 
     union
 
@@ -78,7 +73,7 @@ changed_orders as (
     from {{ ref('stg_sales__order_items') }} as changed_items
     inner join {{ ref('stg_sales__products') }} as changed_products
         on changed_items.product_id = changed_products.product_id
-    where changed_products._loaded_at > (select last_build.inputs_loaded_at from last_build)
+    where {{ since_last_build(loaded_at="changed_products._loaded_at") }}
 
     union
 

@@ -71,17 +71,20 @@ def cmd_load(args: argparse.Namespace) -> None:
     from ops_warehouse.pipeline.loading import load_source
     from ops_warehouse.pipeline.sources.window import Window
     from ops_warehouse.warehouse.databases import working_location
+    from ops_warehouse.warehouse.engines import engine
 
     day = args.date or get_settings().demo_until
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     window = Window.of(start, start + timedelta(days=1))
     sources = ["marketing", "sales", "support"] if args.source == "all" else [args.source]
     table = Table("source", "entity", "rows read", "rows in raw", title=f"Loaded {day}")
-    for source in sources:
-        with console.status(f"loading {source} for {day} …"):
-            summary = load_source(source, window, run_id=f"cli__{day}")
-        for name, stats in summary.entities.items():
-            table.add_row(source, name, f"{stats.rows_read:,}", f"{stats.raw_rows:,}")
+    # the working file open once for the command, not at each read (engines.DuckDB.held)
+    with engine(get_settings()).held():
+        for source in sources:
+            with console.status(f"loading {source} for {day} …"):
+                summary = load_source(source, window, run_id=f"cli__{day}")
+            for name, stats in summary.entities.items():
+                table.add_row(source, name, f"{stats.rows_read:,}", f"{stats.raw_rows:,}")
     console.print(table)
     console.print(f"Warehouse: {working_location(get_settings())}")
 

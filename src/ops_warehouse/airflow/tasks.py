@@ -89,6 +89,7 @@ def run_load(
     from ops_warehouse.pipeline.sources.window import Window
     from ops_warehouse.settings import get_settings
     from ops_warehouse.warehouse.databases import ensure_working_database
+    from ops_warehouse.warehouse.engines import engine
 
     if interval_end is None:
         raise ValueError("the run has no data interval end; trigger it with a logical date")
@@ -101,46 +102,48 @@ def run_load(
         data_interval_start=window.start,
         data_interval_end=window.end,
     )
-    audit.record_run_start(settings, run, as_of=window.last_day)
-    try:
-        summary = load_source(source, window, run_id=run.run_id, settings=settings)
-        swept = sweep(settings, as_of_end=window.end, run_id=run.run_id, touching=source)
-        started = time.monotonic()
-        reconciled = {r.entity: r for r in reconcile(settings, source, window, summary)}
-        reconcile_s = round(time.monotonic() - started, 2)
-    except Exception as exc:
-        audit.record_run_finish(settings, run, "failed", message=str(exc))
-        raise
-    for name, stats in summary.entities.items():
-        log.info(
-            "%s.%s: %d rows read, %d loaded, %d quarantined",
-            source,
-            name,
-            stats.rows_read,
-            stats.rows_loaded,
-            stats.rows_quarantined,
-        )
-    for rule, moved in swept.items():
-        if moved:
-            log.warning("quarantine sweep: %d row(s) moved (%s)", moved, rule)
-    entities = [
-        audit.EntityCounts(
-            source,
-            name,
-            s.rows_read,
-            s.rows_loaded,
-            s.rows_quarantined,
-            source_rows=reconciled[name].source_rows if name in reconciled else None,
-            raw_rows=reconciled[name].raw_rows if name in reconciled else None,
-        )
-        for name, s in summary.entities.items()
-    ]
-    try:
-        check_reconciliation(list(reconciled.values()))
-    except SourceGapError as exc:
-        audit.record_run_finish(settings, run, "failed", message=str(exc), entities=entities)
-        raise
-    audit.record_run_finish(settings, run, "succeeded", entities=entities)
+    # the working file open once for the task, not at each read (engines.DuckDB.held)
+    with engine(settings).held():
+        audit.record_run_start(settings, run, as_of=window.last_day)
+        try:
+            summary = load_source(source, window, run_id=run.run_id, settings=settings)
+            swept = sweep(settings, as_of_end=window.end, run_id=run.run_id, touching=source)
+            started = time.monotonic()
+            reconciled = {r.entity: r for r in reconcile(settings, source, window, summary)}
+            reconcile_s = round(time.monotonic() - started, 2)
+        except Exception as exc:
+            audit.record_run_finish(settings, run, "failed", message=str(exc))
+            raise
+        for name, stats in summary.entities.items():
+            log.info(
+                "%s.%s: %d rows read, %d loaded, %d quarantined",
+                source,
+                name,
+                stats.rows_read,
+                stats.rows_loaded,
+                stats.rows_quarantined,
+            )
+        for rule, moved in swept.items():
+            if moved:
+                log.warning("quarantine sweep: %d row(s) moved (%s)", moved, rule)
+        entities = [
+            audit.EntityCounts(
+                source,
+                name,
+                s.rows_read,
+                s.rows_loaded,
+                s.rows_quarantined,
+                source_rows=reconciled[name].source_rows if name in reconciled else None,
+                raw_rows=reconciled[name].raw_rows if name in reconciled else None,
+            )
+            for name, s in summary.entities.items()
+        ]
+        try:
+            check_reconciliation(list(reconciled.values()))
+        except SourceGapError as exc:
+            audit.record_run_finish(settings, run, "failed", message=str(exc), entities=entities)
+            raise
+        audit.record_run_finish(settings, run, "succeeded", entities=entities)
     return {
         "source": source,
         "as_of_date": window.last_day.isoformat(),

@@ -282,6 +282,15 @@ class DuckDB(Engine):
             return
         self.settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(path)
+        try:
+            # the database is shared for the block (dlt's connections too, and dlt sets its
+            # time zone globally as soon as it connects): the same settings from the start as
+            # dbt's profile and the rebuild give theirs, whatever the host's zone
+            con.execute("set global TimeZone = 'UTC'")
+            con.execute(f"set global memory_limit = '{self.settings.duckdb_memory_limit}'")
+        except BaseException:
+            con.close()
+            raise
         _HELD[path] = con
         try:
             yield

@@ -43,9 +43,20 @@ REDIS = "redis://127.0.0.1:6379"
 PG = "postgresql://postgres@127.0.0.1:5432"
 
 
+# The test runs for about ten minutes. A day taken this close to midnight (UTC) would be
+# overtaken mid-test: the scheduler adds its own run of the day that ends at midnight.
+MIDNIGHT_MARGIN = timedelta(minutes=20)
+
+
 def latest_complete_day() -> date:
     """The day a daily DAG's newest scheduled run covers now: manual runs use the same
-    interval, so the scheduler does not add a run of its own when the DAGs are unpaused."""
+    interval, so the scheduler does not add a run of its own when the DAGs are unpaused.
+    Within ``MIDNIGHT_MARGIN`` of midnight, after midnight: the day stays the newest one
+    for the whole test."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    if midnight - now < MIDNIGHT_MARGIN:
+        time.sleep((midnight - now).total_seconds() + 5)
     return datetime.now(UTC).date() - timedelta(days=1)
 
 

@@ -36,7 +36,7 @@ from ops_warehouse.pipeline.loading import (
 )
 from ops_warehouse.pipeline.raw_archive import QUARANTINE, ROWS, Archive, ArchivedLoad
 from ops_warehouse.settings import Settings
-from ops_warehouse.warehouse.engines import engine
+from ops_warehouse.warehouse.engines import configure_duckdb, engine
 
 log = logging.getLogger(__name__)
 
@@ -242,10 +242,8 @@ def latest_versions(
     spill = settings.home / "tmp" / "rebuild"
     spill.mkdir(parents=True, exist_ok=True)
     with duckdb.connect() as con:
-        con.execute("set TimeZone = 'UTC'")
-        # the memory limit is a checked setting (a size: no quote in it); the folder may be
-        # any path, so it is quoted
-        con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
+        configure_duckdb(con, settings)
+        # the folder may be any path, so it is quoted
         con.execute(f"set temp_directory = '{sql_literal(spill)}'")
         paths = archive.duckdb_paths(con, [f[0] for f in files])
         con.register(

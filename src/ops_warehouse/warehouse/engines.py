@@ -29,6 +29,15 @@ AUDIT_SCHEMA = "audit"
 _HELD: dict[str, Any] = {}
 
 
+def configure_duckdb(con: Any, settings: Settings) -> None:
+    """The settings every DuckDB database of ours works with, as dbt's profile gives its own:
+    timestamps read in UTC whatever the host's zone, and ``OPS_DUCKDB_MEMORY_LIMIT`` (a
+    checked size: no quote in it). Global: a database's cursors and its other connections
+    in this process share them."""
+    con.execute("set global TimeZone = 'UTC'")
+    con.execute(f"set global memory_limit = '{settings.duckdb_memory_limit}'")
+
+
 class PublishedMissing(Exception):  # noqa: N818 - a state, read as "published: missing"
     """Nothing has been published yet: the published warehouse does not exist."""
 
@@ -284,10 +293,8 @@ class DuckDB(Engine):
         con = duckdb.connect(path)
         try:
             # the database is shared for the block (dlt's connections too, and dlt sets its
-            # time zone globally as soon as it connects): the same settings from the start as
-            # dbt's profile and the rebuild give theirs, whatever the host's zone
-            con.execute("set global TimeZone = 'UTC'")
-            con.execute(f"set global memory_limit = '{self.settings.duckdb_memory_limit}'")
+            # time zone globally as soon as it connects): the settings from the start
+            configure_duckdb(con, self.settings)
         except BaseException:
             con.close()
             raise

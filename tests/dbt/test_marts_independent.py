@@ -577,6 +577,46 @@ def test_kpi_scorecard_weekly_ctr(warehouse, ads):
     )
 
 
+@pytest.mark.parametrize("grain", ["day", "week", "month"])
+def test_kpi_scorecard_returning_customer_rate(warehouse, orders, grain):
+    """docs/marts.md kpi_daily / kpi_scorecard returning_customer_rate: of the distinct customers
+    with a recognized order in the period, the share whose first recognized order was before the
+    period starts (for a day: on an earlier day); NULL for a period without one. Every period of
+    the grain, weeks from Monday, months from the 1st."""
+    mart = read_mart(
+        warehouse,
+        "kpi_scorecard",
+        ["period_grain", "period_start", "kpi", "value"],
+        "select period_start, value from marts.kpi_scorecard "
+        f"where period_grain = '{grain}' and kpi = 'returning_customer_rate'",
+    )
+    recognized = orders[orders["is_recognized"] & orders["customer_id"].notna()].copy()
+    first = recognized.groupby("customer_id")["order_date"].min()
+    day = recognized["order_date"]
+    if grain == "day":
+        recognized["period_start"] = day
+    elif grain == "week":
+        recognized["period_start"] = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+    else:
+        recognized["period_start"] = day.dt.to_period("M").dt.to_timestamp()
+    pairs = recognized[["period_start", "customer_id"]].drop_duplicates()
+    pairs["returning"] = pairs["customer_id"].map(first) < pairs["period_start"]
+    per_period = pairs.groupby("period_start")["returning"].agg(["sum", "count"])
+    expected = pd.Series(
+        (per_period["sum"] / per_period["count"]).to_list(),
+        index=[iso(p) for p in per_period.index],
+    )
+    assert expected.between(0, 1).all() and 0 < expected.mean() < 1  # both kinds occur
+    actual = by_key(mart, ["period_start"], "value")
+    assert_matches(
+        expected,
+        actual,
+        f"kpi_scorecard {grain} returning_customer_rate",
+        tolerance=RATIO_TOLERANCE,
+        absent=None,
+    )
+
+
 # --- 3. dim_customers ----------------------------------------------------------------------------
 
 

@@ -139,52 +139,44 @@ period_ends as (
 
 ),
 
-first_order_dates as (
+orders_sequenced as (
 
+    -- each recognized order with the date of the same customer's previous one (NULL for their
+    -- first); orders of one day follow each other, so only the first of them can have an
+    -- earlier previous date
     select
         customer_id,
-        min(order_date) as first_order_date
+        order_date,
+        lag(order_date) over (
+            partition by customer_id
+            order by order_date
+        ) as previous_order_date
     from orders
-    group by customer_id
-
-),
-
-period_ordering_customers as (
-
-    -- each customer once per period in which they ordered
-    select distinct
-        period_days.period_grain,
-        period_days.period_start,
-        orders.customer_id
-    from orders
-    inner join period_days
-        on orders.order_date = period_days.date_day
 
 ),
 
 period_customers as (
 
-    -- counted from the distinct (period, customer) pairs above rather than with two
-    -- count(distinct ...) over every order of every period: one deduplication instead of two
-    -- (0.47-0.68 -> 0.30-0.34 s for this part at scale 10, the same counts)
+    -- A customer counts once in a period: on their first order in it, the one whose previous
+    -- order lies before the period's start (or that has none). They are returning when that
+    -- previous order exists, i.e. their first order was before the period. Counting those
+    -- orders needs no (period, customer) deduplication: at scale 10, 2.86 M period-order rows
+    -- grouped into 2.5 M distinct pairs and joined with each customer's first order took
+    -- about 1.4 s; this takes about 0.3 s, the same counts.
     select
-        period_ordering_customers.period_grain,
-        period_ordering_customers.period_start,
+        period_days.period_grain,
+        period_days.period_start,
         count(*) as ordering_customers,
-        count(
-            case
-                when
-                    first_order_dates.first_order_date
-                    < period_ordering_customers.period_start
-                    then 1
-            end
-        ) as returning_customers
-    from period_ordering_customers
-    inner join first_order_dates
-        on period_ordering_customers.customer_id = first_order_dates.customer_id
+        count(orders_sequenced.previous_order_date) as returning_customers
+    from orders_sequenced
+    inner join period_days
+        on orders_sequenced.order_date = period_days.date_day
+    where
+        orders_sequenced.previous_order_date is null
+        or orders_sequenced.previous_order_date < period_days.period_start
     group by
-        period_ordering_customers.period_grain,
-        period_ordering_customers.period_start
+        period_days.period_grain,
+        period_days.period_start
 
 ),
 

@@ -19,6 +19,11 @@ PROBE = textwrap.dedent(
     threads = threading.active_count()
     from ops_warehouse import preload
     took = preload.preload_task_libraries()
+    # dbt's startup schemas are built: asked again, none is built anew
+    import dbt_common.dataclass_schema as schemas
+    rebuilt = []
+    schemas.build_json_schema = lambda cls, *a, **k: rebuilt.append(cls.__name__)
+    warmed = preload.warm_dbt_schemas()
     # a fork copies only the calling thread: nothing imported may have started one
     print(json.dumps({
         "took": took,
@@ -30,6 +35,8 @@ PROBE = textwrap.dedent(
             if os.path.exists(f"/proc/self/fd/{fd}")
         ),
         "loaded": [m for m in preload.TASK_LIBRARIES if m in sys.modules],
+        "warmed": warmed,
+        "rebuilt": rebuilt,
     }))
     """
 )
@@ -45,7 +52,9 @@ def test_preload_imports_every_library_and_starts_no_thread():
     )
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     assert probe["loaded"] == list(preload.TASK_LIBRARIES)
-    assert set(probe["took"]) == set(preload.TASK_LIBRARIES)
+    assert set(probe["took"]) == {*preload.TASK_LIBRARIES, "dbt startup schemas"}
+    assert probe["warmed"] == list(preload.DBT_STARTUP_SCHEMAS)
+    assert probe["rebuilt"] == []
     assert probe["threads_after"] == probe["threads_before"]
     # no socket or database file left open to be shared by every forked task
     assert not [fd for fd in probe["new_fds"] if fd.startswith("socket:") or ".duckdb" in fd]

@@ -44,8 +44,8 @@ TASK_LIBRARIES = (
 # The dataclasses dbt validates against their JSON schema at the start of every command (the
 # project, its flags, packages and selectors, the profile and the adapter's credentials). dbt
 # builds each schema once per process and keeps it (dbt_common's json_schema cache); built here,
-# every forked task inherits them instead of building them again: 0.3 s of each dbt command's
-# start, measured in BENCHMARKS.md ("The incremental day, eleventh round").
+# every forked task inherits them instead of building them again: about 0.3 s of each dbt
+# command's start (docs/decisions.md, "dbt's startup schemas built once").
 DBT_STARTUP_SCHEMAS = (
     "dbt.contracts.project.ProjectFlags",
     "dbt.contracts.project.Project",

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from ops_warehouse.pipeline.quality.gx_runner import load_suites
 from ops_warehouse.pipeline.transform import dbt_command, dbt_env
 from ops_warehouse.warehouse.engines import DuckDB, Postgres, Spark, engine
 from ops_warehouse.warehouse.queries import query
@@ -107,9 +108,31 @@ def _selected_tests(settings, selector: str) -> set[str]:
     }
 
 
+# singular tests left out of `daily` (dbt_project/selectors.yml): the suite and the column of the
+# Great Expectations check that tests the same identity on every run
+GX_CHECKS_EVERY_RUN = {
+    "assert_kpi_daily_net_revenue_reconciles": (
+        "revenue_reconciliation.marts",
+        {"kpi_daily_minus_fct_orders", "fct_orders_minus_staging"},
+    ),
+    "assert_churn_identity_holds": ("churn_monthly.marts", {"identity_difference"}),
+}
+
+
+def test_the_singular_tests_left_out_of_daily_are_blocking_checks_of_every_run():
+    """What `daily` leaves out is still checked on an incremental day: by a marts suite (run on
+    every engine and every run by validate_marts), with severity block, on the same identity."""
+    suites = {s.name: s for s in load_suites("marts")}
+    for test, (suite, columns) in GX_CHECKS_EVERY_RUN.items():
+        checks = suites[suite].body["expectations"]
+        blocking = {e["kwargs"].get("column") for e in checks if e["meta"]["severity"] == "block"}
+        assert columns <= blocking, f"{test}: {suite} does not block on {columns - blocking}"
+
+
 def test_an_incremental_day_runs_the_marts_not_null_tests_only_on_spark(duckdb_marts):
     """`daily` (DuckDB, PostgreSQL): the marts' tests but not_null, accepted_values and
-    within_bounds, and the singular tests; `daily_spark`: the same and the marts' not_null
+    within_bounds, and the singular tests but those a Great Expectations suite repeats
+    (GX_CHECKS_EVERY_RUN); `daily_spark`: the same and the marts' not_null
     tests, which Spark's tables do not enforce (ops_warehouse/warehouse/engines.py,
     Engine.daily_selector). The accepted_values and within_bounds tests left out are each
     attached to a mart, whose build runs them (macros/value_checks.sql)."""
@@ -131,10 +154,14 @@ def test_an_incremental_day_runs_the_marts_not_null_tests_only_on_spark(duckdb_m
     assert all(tests[u].get("attached_node") in marts for u in values)
     assert {tests[u]["config"]["severity"].lower() for u in values} == {"error"}
     singular = {u for u, n in tests.items() if not n.get("test_metadata")}
+    # the singular tests a blocking Great Expectations marts suite repeats on every run
+    by_name = {n["name"]: u for u, n in tests.items()}
+    in_gx = {by_name[name] for name in GX_CHECKS_EVERY_RUN}
+    assert in_gx <= singular
     daily = _selected_tests(duckdb_marts, "daily")
     on_spark = _selected_tests(duckdb_marts, "daily_spark")
     assert len(not_null) > 100 and len(values) > 30 and singular
-    assert daily == (on_marts - not_null - values) | singular
+    assert daily == ((on_marts - not_null - values) | singular) - in_gx
     assert on_spark == daily | not_null
     assert (DuckDB.daily_selector, Postgres.daily_selector) == ("daily", "daily")
     assert Spark.daily_selector == "daily_spark"

@@ -160,9 +160,9 @@ period_customers as (
     -- A customer counts once in a period: on their first order in it, the one whose previous
     -- order lies before the period's start (or that has none). They are returning when that
     -- previous order exists, i.e. their first order was before the period. Counting those
-    -- orders needs no (period, customer) deduplication: at scale 10, 2.86 M period-order rows
-    -- grouped into 2.5 M distinct pairs and joined with each customer's first order took
-    -- about 1.4 s; this takes about 0.3 s, the same counts.
+    -- orders needs no (period, customer) deduplication: at scale 10 the model's query took
+    -- 0.54-0.63 s when it grouped 2.86 M period-order rows into 2.5 M distinct pairs and
+    -- joined them with each customer's first order, 0.21-0.23 s this way, the same counts.
     select
         period_days.period_grain,
         period_days.period_start,

@@ -18,6 +18,7 @@ import pytest
 
 from ops_warehouse.airflow.tasks import QualityGateBlocked, run_validation
 from ops_warehouse.pipeline import completeness
+from ops_warehouse.pipeline.audit import record_raw_removal
 from ops_warehouse.pipeline.completeness import MartsProfile, compare
 from ops_warehouse.pipeline.transform import dbt_invoke
 from ops_warehouse.warehouse import publish
@@ -170,6 +171,9 @@ def test_planted_partial_load_blocks_and_names_the_entity(published_copy, monkey
             " (select order_id from raw_sales.orders order by order_id limit ?)",
             [kept],
         )
+        # as the paths that remove raw rows record it (a rebuild from a short archive, say):
+        # the next staging build drops those orders
+        record_raw_removal(con, "raw_sales.orders", None, "test: a short rebuild")
     monkeypatch.setattr("ops_warehouse.settings.get_settings", lambda: settings)
     dbt_invoke(["build", "--exclude-resource-type", "test"], settings=settings, as_of=MARTS_UNTIL)
     _validate_and_expect_block(settings, hook, "fct_orders.completeness row_count_never_drops")

@@ -316,6 +316,15 @@ def test_sweep_quarantines_orphans_after_grace_and_rows_without_fx(either_engine
     }
     # the young orphan waits out its grace period in raw
     assert "OORPHAN2" in ids and "OORPHAN1" not in ids and "ONOFX001" not in ids
+    # each rule's removal recorded for the next staging build (incremental_staging.sql)
+    removals = query(
+        settings,
+        "select raw_table, removed_rows, reason from audit.raw_removals order by reason",
+    )
+    assert removals == [
+        ("raw_sales.orders", 1, "quarantined: currency has no fx rate at or before the order date"),
+        ("raw_sales.orders", 1, "quarantined: foreign key customer_id points to no customer"),
+    ]
 
 
 def test_a_loads_sweep_runs_the_rules_its_source_can_change(settings):

@@ -28,13 +28,14 @@ from ops_warehouse.errors import (
     SourceUnavailableError,
     is_permanent,
 )
-from ops_warehouse.pipeline.contracts import entity
+from ops_warehouse.pipeline.contracts import entities_of, entity
 from ops_warehouse.pipeline.loading import load_source
 from ops_warehouse.pipeline.rebuild import rebuild
 from ops_warehouse.pipeline.sources import mapping, zendesk
 from ops_warehouse.pipeline.sources.arrow_rows import Origin, rows_to_batch
 from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings
+from ops_warehouse.warehouse.queries import query
 from tests.helpers import raw_snapshot
 
 TOKEN = "zd-secret-token-123"
@@ -939,9 +940,14 @@ def test_a_deleted_ticket_leaves_raw(fake, zsettings):
     summary = load_source("support", later, settings=zsettings, run_id="two")
     assert summary.entities["tickets"].rows_quarantined == 0
     assert [r[0] for r in raw_snapshot(zsettings)["tickets"]] == [1]
+    # recorded for the next staging build, which drops the ticket (incremental_staging.sql)
+    removals = "select raw_table, removed_rows, reason from audit.raw_removals order by removed_at"
+    assert query(zsettings, removals) == [("raw_support.tickets", 1, "deleted at the source")]
     # the raw archive keeps the deletion: a rebuild from it leaves the ticket out again
     rebuild(zsettings, sources=("support",), force=True)
     assert [r[0] for r in raw_snapshot(zsettings)["tickets"]] == [1]
+    rebuilt = {r[0] for r in query(zsettings, removals) if r[2] == "rebuilt from the archive"}
+    assert rebuilt == {f"raw_support.{e.name}" for e in entities_of("support")}
 
 
 def test_an_entity_behind_the_shared_export_reads_its_own(fake, zsettings):

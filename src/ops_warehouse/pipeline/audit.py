@@ -103,6 +103,43 @@ def ddl(schema: str = SCHEMA) -> tuple[str, ...]:
     )
 
 
+# Kept only in the working warehouse: each removal of rows from a raw table (an orphan swept
+# into quarantine, a ticket deleted at the source, raw rebuilt from the archive), until the
+# staging build of that table has dropped the keys raw no longer holds. An incremental day's
+# staging build looks for such keys (a whole-table anti-join of staging against raw) only
+# where a removal is pending: dbt_project/macros/incremental_staging.sql,
+# delete_keys_gone_from_raw, which marks it applied in the same transaction.
+RAW_REMOVALS = "raw_removals"
+
+
+def raw_removals_ddl(schema: str = SCHEMA) -> str:
+    return f"""
+        create table if not exists {schema}.{RAW_REMOVALS} (
+            raw_table varchar not null,
+            removed_at timestamp with time zone not null,
+            removed_rows bigint,
+            reason varchar not null,
+            applied_at timestamp with time zone
+        )
+        """
+
+
+def record_raw_removal(
+    db: Connection, raw_table: str, removed_rows: int | None, reason: str
+) -> None:
+    """Record that rows of ``raw_table`` (``raw_<source>.<entity>``) are removed or may be, in
+    the transaction ``db`` that removes them (or before it: a removal recorded that did not
+    happen costs the next build one anti-join, one that happened unrecorded would leave its
+    keys in staging until the weekly full build)."""
+    db.execute(f"create schema if not exists {SCHEMA}")
+    db.execute(raw_removals_ddl())
+    db.execute(
+        f"insert into {SCHEMA}.{RAW_REMOVALS} (raw_table, removed_at, removed_rows, reason) "
+        "values (?, ?, ?, ?)",
+        [raw_table, _now(), removed_rows, reason],
+    )
+
+
 # Kept only in the published warehouse (the publish step writes it): what each published mart
 # holds (its fingerprint, see ops_warehouse.warehouse.publish) and the run that wrote it. The
 # next publish compares the working marts' fingerprints with it and rewrites only those that
@@ -183,6 +220,7 @@ def ensure_schema(db: Connection) -> None:
     quarantine table that exists now (a source's first quarantined row creates its table)."""
     for statement in ddl():
         db.execute(statement)
+    db.execute(raw_removals_ddl())
     # dropped first: PostgreSQL replaces a view only when its columns stay as they were
     db.execute(f"drop view if exists {SCHEMA}.quarantine")
     db.execute(f"create view {SCHEMA}.quarantine as\n{quarantine_view_sql(db)}")

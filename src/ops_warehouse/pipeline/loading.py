@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.pipeline import raw_archive
@@ -64,6 +65,8 @@ class EntityStats:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     raw_rows: int = 0
+    # rows that remove their key from raw (DELETED_COLUMN true: a ticket deleted at the source)
+    rows_removing: int = 0
 
 
 @dataclass
@@ -192,6 +195,8 @@ def _resource(
                 stats.rows_read += batch.rows_read
                 stats.rows_loaded += batch.table.num_rows
                 stats.rows_quarantined += batch.quarantined.num_rows
+                if DELETED_COLUMN in batch.table.column_names:
+                    stats.rows_removing += pc.sum(batch.table[DELETED_COLUMN]).as_py() or 0
                 if batch.table.num_rows:
                     pending.append(batch.table)
                     pending_rows += batch.table.num_rows
@@ -364,6 +369,10 @@ def load_source(
     # accounts for: finish it before reading more.
     if pipeline.has_pending_data:
         log.warning("%s: finishing a load package left by an interrupted run", source)
+        # its rows may remove keys from raw, as any load's can
+        _record_removals(
+            settings, source, [e.name for e in entities_of(source)], None, "an interrupted load"
+        )
         pipeline.normalize()
         pipeline.load()
         delete_loaded_packages(pipeline)
@@ -379,6 +388,9 @@ def load_source(
                 _resource(entity, readers[entity.name], window, run_id, stats, threshold, settings)
             )
         _unwrapped(pipeline.extract, resources)
+    removing = {n: s.rows_removing for n, s in summary.entities.items() if s.rows_removing}
+    for name, rows in removing.items():
+        _record_removals(settings, source, [name], rows, "deleted at the source")
     _unwrapped(pipeline.normalize)
     _unwrapped(pipeline.load, raise_on_failed_jobs=True)
     delete_loaded_packages(pipeline)
@@ -390,6 +402,18 @@ def load_source(
             summary.entities[name].raw_rows = count
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _record_removals(
+    settings: Settings, source: str, names: list[str], rows: int | None, reason: str
+) -> None:
+    """Record, before the load that removes them commits, that rows of these raw tables go
+    (audit.raw_removals: the next staging build drops their keys)."""
+    from ops_warehouse.pipeline.audit import record_raw_removal
+
+    with engine(settings).transaction() as db:
+        for name in names:
+            record_raw_removal(db, f"raw_{source}.{name}", rows, reason)
 
 
 # A contract field whose type was widened: dlt keeps the type a column was first loaded with

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ops_warehouse.pipeline.audit import record_raw_removal
 from ops_warehouse.pipeline.contracts import entities_of
 from ops_warehouse.pipeline.contracts import entity as entity_named
 from ops_warehouse.pipeline.loading import QUARANTINE_TABLE, rule_of
@@ -246,5 +247,6 @@ def sweep(
             )
             if moved_rows:
                 db.execute(f"delete from raw_{source}.{name} r where {where}", [since])
+                record_raw_removal(db, f"raw_{source}.{name}", moved_rows, f"quarantined: {reason}")
             moved[f"{name}: {reason}"] = moved_rows
     return moved

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.files import sql_literal
+from ops_warehouse.pipeline.audit import record_raw_removal
 from ops_warehouse.pipeline.contracts import SOURCES, Entity, entities_of
 from ops_warehouse.pipeline.loading import (
     LOAD_BATCH_ROWS,
@@ -141,6 +142,9 @@ def _drop_raw(settings: Settings, source: str) -> None:
     with engine(settings).transaction() as db:
         for schema in (f"raw_{source}", f"raw_{source}_staging"):
             db.execute(f'drop schema if exists "{schema}" cascade')
+        # what the archive no longer holds leaves staging at the next build
+        for entity in entities_of(source):
+            record_raw_removal(db, f"raw_{source}.{entity.name}", None, "rebuilt from the archive")
     _pipeline(source, settings).drop()
 
 

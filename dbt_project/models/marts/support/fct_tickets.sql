@@ -14,6 +14,7 @@
         SLA target (the seed was edited);
       - the run's as-of date is earlier than the last run's (all tickets; the post-hook deletes
         rows created after it).
+    The post-hook also deletes the tickets staging no longer holds (deleted at the source).
 -#}
 {{
     config(
@@ -22,7 +23,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         post_hook=incremental_post_hooks([
-            "delete from {{ this }} where created_date > {{ as_of_date() }}",
+            "{{ tickets_not_created_by_as_of() }}",
         ]),
     )
 }}

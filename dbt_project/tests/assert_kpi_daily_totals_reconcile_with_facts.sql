@@ -8,13 +8,13 @@
     (kpi_daily counts them with running stretches): each customer once, at their last order day
     on or before the checked day, which must lie in its 90 days (a join of the answer's size;
     distinct customers over every (order, day) pair took twice as long at scale 50). On the last
-    28 days up to the as-of date and
-    on every 7th day before them; every 28th on an incremental day (not a full refresh), where
-    the pairs of the sampled older days were most of this test's cost (10 s at scale 50) and
-    this test ends the build. Counting every day would expand each order into 90 (customer,
-    day) pairs, ~80 M rows at scale 10 and a third of dbt's test time; a sampled day still
-    catches any error in the stretch logic, which shifts nearly every day's count. The test
-    suite's independent recomputation compares every day. Returns each check that fails.
+    28 days up to the as-of date and on every 7th day before them; every 28th on an incremental
+    day (not a full refresh), where the pairs of the sampled older days were most of this test's
+    cost (10 s at scale 50) and this test ends the build. Counting every day would expand each
+    order into 90 (customer, day) pairs, ~80 M rows at scale 10 and a third of dbt's test time;
+    a sampled day still catches any error in the stretch logic, which shifts nearly every day's
+    count. The test suite's independent recomputation compares every day. Returns each check
+    that fails.
 #}
 
 {%- set sampled_every = 7 if flags.FULL_REFRESH else 28 %}

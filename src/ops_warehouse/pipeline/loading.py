@@ -369,10 +369,9 @@ def load_source(
     # accounts for: finish it before reading more.
     if pipeline.has_pending_data:
         log.warning("%s: finishing a load package left by an interrupted run", source)
-        # its rows may remove keys from raw, as any load's can
-        _record_removals(
-            settings, source, [e.name for e in entities_of(source)], None, "an interrupted load"
-        )
+        # its rows may remove keys from raw (only merged entities take deletions)
+        merged = [e.name for e in entities_of(source) if e.mode == "cursor"]
+        _record_removals(settings, source, merged, None, "an interrupted load")
         pipeline.normalize()
         pipeline.load()
         delete_loaded_packages(pipeline)

@@ -164,17 +164,20 @@ def test_blocked_run_leaves_the_published_file_byte_identical(settings):
     ]
 
 
+# Both readers open the file as the project's readers do (readers.attach_published, which
+# the reports' engine.published shares): a plain connect by path can fail at the instant of a
+# swap, DuckDB opening the file three times (files.attach_read_only).
 READER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    import duckdb
+    from ops_warehouse.warehouse.readers import attach_published
 
     path, stop, sql = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     snapshots, errors = [], []
     while not stop.exists() or len(snapshots) < 5:
         try:
-            with duckdb.connect(str(path), read_only=True) as con:
+            with attach_published(path) as con:
                 snapshots.append([str(v) for v in con.execute(sql).fetchone()])
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
@@ -189,13 +192,13 @@ REPORT_READER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    import duckdb
+    from ops_warehouse.warehouse.readers import attach_published
 
     path, stop, sql = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     reports, errors = [], []
     while not stop.exists() or len(reports) < 3:
         try:
-            with duckdb.connect(str(path), read_only=True) as con:
+            with attach_published(path) as con:
                 first = [str(v) for v in con.execute(sql).fetchone()]
                 for query in ("select count(*) from marts.kpi_scorecard",
                               "select count(*) from marts.retention_cohorts",

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from ops_warehouse.errors import OpsWarehouseError
-from ops_warehouse.files import sql_literal
+from ops_warehouse.files import attach_read_only, sql_literal
 from ops_warehouse.pipeline.transform import MARTS
 from ops_warehouse.settings import Settings
 
@@ -345,7 +345,7 @@ class DuckDB(Engine):
         # ATTACH from an in-memory database opens the file as it is now: a plain connect in
         # a process that still holds the path open would reuse the replaced file.
         with duckdb.connect() as con:
-            con.execute(f"attach '{sql_literal(path)}' as published (read_only)")
+            attach_read_only(con, path, "published")
             con.execute("use published")
             yield Connection(con, self.name)
 

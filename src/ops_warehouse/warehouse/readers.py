@@ -30,7 +30,6 @@ either works): Superset's own environment imports this module for the URL form.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 
-from ops_warehouse.files import sql_literal
+from ops_warehouse.files import attach_read_only, file_identity
 from ops_warehouse.settings import Settings, get_settings
 from ops_warehouse.warehouse.bi_access import BI_READER_ROLE
 
@@ -60,12 +59,6 @@ class PublishedFileMissing(FileNotFoundError):
     """No published DuckDB file at the path: nothing has been published yet."""
 
 
-def file_identity(path: Path) -> tuple[int, int, int]:
-    """What changes when a publish replaces the file: device, inode, modification time."""
-    st = os.stat(path)
-    return st.st_dev, st.st_ino, st.st_mtime_ns
-
-
 def attach_published(path: Path | str) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection with the file at ``path`` attached read-only as
     ``published``, used as the default database, and locked down."""
@@ -77,7 +70,7 @@ def attach_published(path: Path | str) -> duckdb.DuckDBPyConnection:
         )
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"attach '{sql_literal(path)}' as {ALIAS} (read_only)")
+        attach_read_only(con, path, ALIAS)
         con.execute(f"use {ALIAS}")
         for statement in LOCKDOWN:
             con.execute(statement)

@@ -19,7 +19,9 @@
       corrected or late rate), and orders of staging not kept here (a new order, or an order that
       had no rate until now);
     - every order, when the as-of date moved back (a re-run for an earlier day).
-    The post-hook removes orders that no longer qualify. A full refresh and any chain of
+    The pre-hooks write those order ids into a temporary table before the select reads them
+    (changed_orders(), macros/incremental_staging.sql). The post-hook removes orders that no
+    longer qualify. A full refresh and any chain of
     incremental runs give the same rows (tests/dbt/test_incremental_equivalence.py).
 #}
 
@@ -29,6 +31,11 @@
         unique_key="order_id",
         incremental_strategy="delete+insert",
         on_schema_change="fail",
+        pre_hook=[
+            "{% if is_incremental() %}drop table if exists {{ changed_orders_table() }}{% endif %}",
+            "{% if is_incremental() %}create temporary table {{ changed_orders_table() }} as"
+            ~ " {{ changed_orders() }}{% endif %}",
+        ],
         post_hook=incremental_post_hooks([
             "delete from {{ this }} where order_date > {{ as_of_date() }}"
             ~ " or order_id not in (select order_id from {{ ref('stg_sales__orders') }})"
@@ -43,58 +50,9 @@ with
 
 {% if is_incremental() %}
 
-last_build as (
-
-    {{ last_build() }}
-
-),
-
 changed_orders as (
 
-    select order_id
-    from {{ ref('stg_sales__orders') }}
-    where {{ since_last_build(dated_by="ordered_at", as_of_moved_back=true) }}
-
-    union
-
-    select order_id
-    from {{ ref('stg_sales__order_items') }}
-    where {{ since_last_build() }}
-
-    union
-
-    select order_id
-    from {{ ref('stg_sales__refunds') }}
-    where {{ since_last_build(dated_by="refunded_at") }}
-
-    union
-
-    select changed_items.order_id
-    from {{ ref('stg_sales__order_items') }} as changed_items
-    inner join {{ ref('stg_sales__products') }} as changed_products
-        on changed_items.product_id = changed_products.product_id
-    where {{ since_last_build(loaded_at="changed_products._loaded_at") }}
-
-    union
-
-    select kept.order_id
-    from {{ this }} as kept
-    left join {{ ref('int_fx_rates_daily') }} as kept_fx
-        on
-            kept.order_date = kept_fx.date_day
-            and kept.order_currency = kept_fx.currency
-    where
-        kept_fx.rate_to_reporting is distinct from kept.fx_rate_to_reporting
-        or kept_fx.usd_rate_to_reporting is distinct from kept._usd_rate_to_reporting
-
-    union
-
-    select staged.order_id
-    from {{ ref('stg_sales__orders') }} as staged
-    where not exists (
-        select 1 from {{ this }} as kept
-        where kept.order_id = staged.order_id
-    )
+    select order_id from {{ changed_orders_table() }}
 
 ),
 

@@ -125,12 +125,7 @@
 
     union
 
-    select staged.ticket_id
-    from {{ ref('stg_support__tickets') }} as staged
-    where not exists (
-        select 1 from {{ this }} as kept
-        where kept.ticket_id = staged.ticket_id
-    )
+    {{ keys_not_held_yet("ticket_id", ref('stg_support__tickets')) }}
 {%- endmacro %}
 
 {#
@@ -190,11 +185,16 @@
 
     union
 
-    select staged.order_id
-    from {{ ref('stg_sales__orders') }} as staged
+    {{ keys_not_held_yet("order_id", ref('stg_sales__orders')) }}
+{%- endmacro %}
+
+{#- the keys of `relation` (staging) that {{ this }} does not hold yet -#}
+{% macro keys_not_held_yet(key, relation) -%}
+    select staged.{{ key }}
+    from {{ relation }} as staged
     where not exists (
         select 1 from {{ this }} as kept
-        where kept.order_id = staged.order_id
+        where kept.{{ key }} = staged.{{ key }}
     )
 {%- endmacro %}
 

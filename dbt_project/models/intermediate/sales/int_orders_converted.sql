@@ -21,8 +21,8 @@
     - every order, when the as-of date moved back (a re-run for an earlier day).
     The pre-hooks write those order ids into a temporary table before the select reads them
     (changed_orders(), macros/incremental_staging.sql). The post-hook removes orders that no
-    longer qualify. A full refresh and any chain of
-    incremental runs give the same rows (tests/dbt/test_incremental_equivalence.py).
+    longer qualify. A full refresh and any chain of incremental runs give the same rows
+    (tests/dbt/test_incremental_equivalence.py).
 #}
 
 {{

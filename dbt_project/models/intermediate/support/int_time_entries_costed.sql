@@ -127,8 +127,8 @@ entries_rated as (
 entries_rated as (
 
     -- DuckDB and Spark: a join on (currency, day), one rate per pair in int_fx_rates_daily.
-    -- The window above sorts every entry of the history (5 s of a scale-50 day on DuckDB);
-    -- the join hashes the few thousand rates and streams the entries past them.
+    -- The window above sorts every entry of the history (the model took 2.9-3.0 s of a
+    -- scale-50 daily build on DuckDB, 2.0 s with the join, which hashes the few thousand rates).
     select
         entries_priced.time_entry_id,
         entries_priced.ticket_id,

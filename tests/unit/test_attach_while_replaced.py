@@ -87,9 +87,10 @@ def test_an_attach_that_failed_because_the_file_was_replaced_is_made_again(tmp_p
 def test_an_attach_error_without_a_replace_is_raised_at_once(tmp_path):
     path = tmp_path / "published.duckdb"
     path.write_bytes(b"not a database" * 1000)
-    con = duckdb.connect(":memory:")
+    con = ReplacedDuringAttach(path, replaces=0)
     with pytest.raises(duckdb.Error):
         attach_read_only(con, path, "published")
+    assert con.attaches == 1
 
 
 def test_a_file_replaced_during_every_attempt_gives_up_with_a_clear_error(tmp_path):

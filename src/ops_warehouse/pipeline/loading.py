@@ -132,6 +132,12 @@ def _primary_key(entity: Entity) -> list[str]:
     )
 
 
+def takes_deletions(entity: Entity) -> bool:
+    """Whether a load's rows can remove keys from the entity's raw table: a cursor entity's
+    ``DELETED_COLUMN`` is a hard delete (``resource_hints``); sheets and full reads have none."""
+    return entity.mode == "cursor"
+
+
 def resource_hints(entity: Entity) -> dict:
     """How dlt writes an entity's raw table: merged by key, the newest cursor value winning
     among a load's duplicates; a landing sheet's table replaced by the current files' rows.
@@ -140,7 +146,7 @@ def resource_hints(entity: Entity) -> dict:
     archive share them."""
     columns = (
         {entity.cursor: {"dedup_sort": "desc"}, DELETED_COLUMN: {"hard_delete": True}}
-        if entity.mode == "cursor"
+        if takes_deletions(entity)
         else None
     )
     return dict(
@@ -369,9 +375,9 @@ def load_source(
     # accounts for: finish it before reading more.
     if pipeline.has_pending_data:
         log.warning("%s: finishing a load package left by an interrupted run", source)
-        # its rows may remove keys from raw (only merged entities take deletions)
-        merged = [e.name for e in entities_of(source) if e.mode == "cursor"]
-        _record_removals(settings, source, merged, None, "an interrupted load")
+        # its rows may remove keys from raw, of the entities that take deletions
+        deleting = [e.name for e in entities_of(source) if takes_deletions(e)]
+        _record_removals(settings, source, deleting, None, "an interrupted load")
         pipeline.normalize()
         pipeline.load()
         delete_loaded_packages(pipeline)

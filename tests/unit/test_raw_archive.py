@@ -145,11 +145,28 @@ def test_ops_rebuild_refuses_while_raw_holds_data_unless_forced(
     assert raw_snapshot(settings)["orders"] == source_snapshot(world_dir)["orders"]
 
 
+def assert_no_dictionary_pages(settings, files: list[str]) -> None:
+    """The archive writes its columns plain (raw_archive._ParquetPart): no column chunk of
+    any file starts with a dictionary page."""
+    import pyarrow.parquet as pq
+
+    archive = Archive.of(settings)
+    assert files
+    for name in files:
+        with archive.fs.open(f"{archive.root}/{name}", "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+        for group in range(meta.num_row_groups):
+            for column in range(meta.num_columns):
+                chunk = meta.row_group(group).column(column)
+                assert not chunk.has_dictionary_page, (name, chunk.path_in_schema)
+
+
 def test_rerun_of_same_interval_adds_no_archive_file(settings):
     load_all(settings)
     first = archive_files(settings)
     entities = {tuple(f.split("/")[:2]) for f in first if f.endswith(MANIFEST)}
     assert len(entities) == 15, entities
+    assert_no_dictionary_pages(settings, [f for f in first if f.endswith(".parquet")])
     rerun = load_all(settings)
     # the rerun does read rows again: the cursors' inclusive bound, ad performance's
     # look-back days, and the sheets, campaigns and agents read whole

@@ -251,7 +251,11 @@ class _ParquetPart:
 
         self.path, self.kind, self.schema, self.rows = path, kind, schema, 0
         self.sink = _HashingSink(fs.open(path, "wb"))
-        self.writer = pq.ParquetWriter(self.sink, schema, compression="zstd")
+        # No dictionary pages: the archive's strings are mostly keys, nearly all distinct, for
+        # which Parquet fills a dictionary and then falls back to plain pages anyway. At scale
+        # 10 a full load's files came out 26 % smaller (123 → 91 MB) and took 26 % less CPU to
+        # write (3.7 → 2.8 s); zstd still packs the repeated values (docs/decisions.md).
+        self.writer = pq.ParquetWriter(self.sink, schema, compression="zstd", use_dictionary=False)
 
     def write(self, table: pa.Table) -> None:
         self.writer.write_table(table)

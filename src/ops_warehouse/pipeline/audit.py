@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from ops_warehouse.pipeline.contracts import QUARANTINE_TABLE, SOURCES
+from ops_warehouse.pipeline.contracts import QUARANTINE_TABLE, SOURCES, raw_schema
 from ops_warehouse.redact import redact
 from ops_warehouse.settings import Settings
 from ops_warehouse.warehouse.engines import AUDIT_SCHEMA, Connection, engine
@@ -251,7 +251,7 @@ def quarantine_view_sql(db: Connection) -> str:
         # a table no replay has touched yet has no replayed_at
         + ", ".join(typed(c, c if c in present[schema] else "null") for c in QUARANTINE_COLUMNS)
         + f' from {schema}."{QUARANTINE_TABLE}"'
-        for schema in (f"raw_{source}" for source in SOURCES)
+        for schema in (raw_schema(source) for source in SOURCES)
         if schema in present
     ]
     if not selects:  # no source has quarantined anything yet: an empty view, same columns

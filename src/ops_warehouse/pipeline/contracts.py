@@ -45,7 +45,17 @@ class Entity:
 
     @property
     def raw_schema(self) -> str:
-        return f"raw_{self.source}"
+        return raw_schema(self.source)
+
+
+def raw_schema(source: str) -> str:
+    """The warehouse schema holding a source's raw tables (dlt's dataset)."""
+    return f"raw_{source}"
+
+
+def raw_table(source: str, name: str) -> str:
+    """A raw table's qualified name, as the audit tables record it: ``raw_<source>.<name>``."""
+    return f"{raw_schema(source)}.{name}"
 
 
 def F(

@@ -32,6 +32,8 @@ from ops_warehouse.pipeline.contracts import (
     QUARANTINE_TABLE,
     Entity,
     entities_of,
+    raw_schema,
+    raw_table,
 )
 from ops_warehouse.pipeline.sources import landing, marketing, sales, support
 from ops_warehouse.pipeline.sources.arrow_rows import Batch
@@ -286,7 +288,7 @@ def _pipeline(source: str, settings: Settings):
     return dlt.pipeline(
         pipeline_name=f"ops_{source}_{settings.warehouse}",
         destination=destination,
-        dataset_name=f"raw_{source}",
+        dataset_name=raw_schema(source),
         pipelines_dir=str(settings.dlt_dir),
         progress="log" if os.environ.get("OPS_DLT_PROGRESS") else None,
     )
@@ -300,7 +302,7 @@ def warehouse_state_hash(settings: Settings, source: str, pipeline_name: str) ->
 
     if not engine(settings).working_exists():
         return None
-    schema = f"raw_{source}"
+    schema = raw_schema(source)
     tables = {
         r[0]
         for r in query(
@@ -401,7 +403,7 @@ def load_source(
     delete_loaded_packages(pipeline)
     raw_archive.publish(settings, source)
     counts = raw_counts(settings, source)
-    engine(settings).index_load_marks(f"raw_{source}", counts)
+    engine(settings).index_load_marks(raw_schema(source), counts)
     for name, count in counts.items():
         if name in summary.entities:
             summary.entities[name].raw_rows = count
@@ -418,7 +420,7 @@ def _record_removals(
 
     with engine(settings).transaction() as db:
         for name in names:
-            record_raw_removal(db, f"raw_{source}.{name}", rows, reason)
+            record_raw_removal(db, raw_table(source, name), rows, reason)
 
 
 # A contract field whose type was widened: dlt keeps the type a column was first loaded with
@@ -445,7 +447,7 @@ def widen_to_contract(pipeline, settings: Settings, source: str) -> list[str]:
         return []
     with engine(settings).transaction() as db:
         for entity, field in stale:
-            for dataset in (f"raw_{source}", f"raw_{source}_staging"):
+            for dataset in (raw_schema(source), f"{raw_schema(source)}_staging"):
                 if db.has_table(dataset, entity.name):
                     db.execute(
                         f'alter table "{dataset}"."{entity.name}" '
@@ -497,7 +499,7 @@ def raw_counts(settings: Settings, source: str) -> dict[str, int]:
         for r in query(
             settings,
             "select table_name from information_schema.tables where table_schema = ?",
-            [f"raw_{source}"],
+            [raw_schema(source)],
         )
     }
     return {

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ops_warehouse.pipeline.audit import record_raw_removal
-from ops_warehouse.pipeline.contracts import entities_of
+from ops_warehouse.pipeline.contracts import entities_of, raw_schema, raw_table
 from ops_warehouse.pipeline.contracts import entity as entity_named
 from ops_warehouse.pipeline.loading import QUARANTINE_TABLE, rule_of
 from ops_warehouse.pipeline.sources.arrow_rows import rows_to_batch
@@ -41,7 +41,7 @@ def replay(
     window_end = now
     with engine(settings).transaction() as db:
         for src in sources:
-            schema = f"raw_{src}"
+            schema = raw_schema(src)
             if not db.has_table(schema, QUARANTINE_TABLE):
                 continue
             table = f"{schema}.{QUARANTINE_TABLE}"
@@ -209,8 +209,8 @@ def sweep(
             )
         }
         for source, name, age_col, reason, condition in SWEEP_RULES:
-            target = f"raw_{source}.{QUARANTINE_TABLE}"
-            if f"raw_{source}.{name}" not in tables:
+            target = raw_table(source, QUARANTINE_TABLE)
+            if raw_table(source, name) not in tables:
                 continue
             if target not in tables:
                 db.execute(
@@ -225,7 +225,7 @@ def sweep(
             if (
                 touching is not None
                 and touching != source
-                and not parent.startswith(f"raw_{touching}.")
+                and not parent.startswith(f"{raw_schema(touching)}.")
             ):
                 continue
             ent = entity_named(name)
@@ -247,6 +247,8 @@ def sweep(
             )
             if moved_rows:
                 db.execute(f"delete from raw_{source}.{name} r where {where}", [since])
-                record_raw_removal(db, f"raw_{source}.{name}", moved_rows, f"quarantined: {reason}")
+                record_raw_removal(
+                    db, raw_table(source, name), moved_rows, f"quarantined: {reason}"
+                )
             moved[f"{name}: {reason}"] = moved_rows
     return moved

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ops_warehouse.pipeline.contracts import Entity
+from ops_warehouse.pipeline.contracts import Entity, raw_schema
 from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings
 from ops_warehouse.warehouse.engines import engine
@@ -486,7 +486,7 @@ def _committed_loads(
     """Which of ``load_ids`` dlt has committed to ``raw_<source>``, and its newest load."""
     if not engine(settings).working_exists():
         return set(), None
-    schema = f"raw_{source}"
+    schema = raw_schema(source)
     with engine(settings).read_only() as reader:
         if not reader.has_table(schema, "_dlt_loads"):
             return set(), None

@@ -23,7 +23,7 @@ import pyarrow as pa
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.files import sql_literal
 from ops_warehouse.pipeline.audit import record_raw_removal
-from ops_warehouse.pipeline.contracts import SOURCES, Entity, entities_of
+from ops_warehouse.pipeline.contracts import SOURCES, Entity, entities_of, raw_schema, raw_table
 from ops_warehouse.pipeline.loading import (
     LOAD_BATCH_ROWS,
     QUARANTINE_TABLE,
@@ -88,7 +88,7 @@ def rebuild(
             "to rebuild from. Check OPS_RAW_ARCHIVE_DIR."
         )
     held = {
-        f"raw_{source}.{table}": n
+        raw_table(source, table): n
         for source in archived
         for table, n in _raw_rows(settings, source).items()
         if n
@@ -125,7 +125,7 @@ def _raw_rows(settings: Settings, source: str) -> dict[str, int]:
     if not engine(settings).working_exists():
         return {}
     counts = raw_counts(settings, source)
-    schema = f"raw_{source}"
+    schema = raw_schema(source)
     if query(
         settings,
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
@@ -140,11 +140,11 @@ def _raw_rows(settings: Settings, source: str) -> dict[str, int]:
 def _drop_raw(settings: Settings, source: str) -> None:
     """Start ``raw_<source>`` and the source's dlt pipeline from nothing."""
     with engine(settings).transaction() as db:
-        for schema in (f"raw_{source}", f"raw_{source}_staging"):
+        for schema in (raw_schema(source), f"{raw_schema(source)}_staging"):
             db.execute(f'drop schema if exists "{schema}" cascade')
         # what the archive no longer holds leaves staging at the next build
         for entity in entities_of(source):
-            record_raw_removal(db, f"raw_{source}.{entity.name}", None, "rebuilt from the archive")
+            record_raw_removal(db, raw_table(source, entity.name), None, "rebuilt from the archive")
     _pipeline(source, settings).drop()
 
 

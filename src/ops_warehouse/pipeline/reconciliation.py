@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ops_warehouse.errors import OpsWarehouseError
-from ops_warehouse.pipeline.contracts import Entity, entities_of
+from ops_warehouse.pipeline.contracts import Entity, entities_of, raw_schema
 from ops_warehouse.pipeline.sources.window import Window
 from ops_warehouse.settings import Settings
 
@@ -97,7 +97,7 @@ def _quarantined(reader: Connection, source: str) -> dict[str, int]:
     """Distinct quarantined keys per entity of one source (rows kept out of raw)."""
     from ops_warehouse.pipeline.loading import QUARANTINE_TABLE
 
-    schema = f"raw_{source}"
+    schema = raw_schema(source)
     if not reader.has_table(schema, QUARANTINE_TABLE):
         return {}
     return dict(

@@ -25,6 +25,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.error
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -54,8 +55,17 @@ from tests.helpers import run_demo
 pytestmark = pytest.mark.timeout(2100)
 
 
-def _get(url: str):
-    return sc._get_json(url, timeout_s=10)
+def _get(url: str, attempts: int = 3):
+    """A JSON answer of a web UI's REST API. The driver's UI answers from the same JVM that runs
+    the queries: on a slow host, beside the Airflow demo, one answer took more than 10 s
+    (`TimeoutError`), so a slow answer is waited for and asked again, not taken as a failure."""
+    for attempt in range(attempts):
+        try:
+            return sc._get_json(url, timeout_s=30)
+        except (TimeoutError, urllib.error.URLError) as exc:
+            timed_out = isinstance(getattr(exc, "reason", exc), TimeoutError)
+            if not timed_out or attempt == attempts - 1:
+                raise
 
 
 def _app_id(cluster: SparkCluster) -> str:

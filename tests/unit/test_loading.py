@@ -39,6 +39,23 @@ def test_initial_load_equals_source(settings, world_dir):
     assert set(duplicate_keys(settings).values()) == {0}
 
 
+def test_a_load_starts_no_usage_telemetry(settings, monkeypatch):
+    """dlt's anonymous usage telemetry stays off (docs/security.md): after a load, no tracker
+    endpoint is set and no tracker thread runs."""
+    import threading
+
+    from dlt.common.runtime import anon_tracker, telemetry
+
+    # as in a new task process: telemetry not started yet, the variable not set
+    monkeypatch.delenv("RUNTIME__DLTHUB_TELEMETRY", raising=False)
+    anon_tracker.disable_anon_tracker()
+    monkeypatch.setattr(telemetry, "_TELEMETRY_STARTED", False)
+    load_source("marketing", day_window(UNTIL), settings=settings, run_id="test__telemetry")
+    assert telemetry.is_telemetry_started()  # dlt did read its configuration
+    assert anon_tracker._ANON_TRACKER_ENDPOINT is None
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("anon_tracker")]
+
+
 def test_rerun_of_same_interval_changes_nothing(settings):
     load_all(settings)
     first = raw_snapshot(settings)

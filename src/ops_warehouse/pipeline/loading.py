@@ -275,6 +275,11 @@ def _pipeline(source: str, settings: Settings):
     # Variable. Left on, dlt imports Airflow's ORM models and looks that Variable up every
     # time a pipeline is created: ~5 s of CPU per load (bench/bench.py, BENCHMARKS.md).
     os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+    # dlt's anonymous usage telemetry is on unless turned off: every pipeline run would send
+    # an event to dlthub's endpoint from a thread of its own. Nothing about a deployment
+    # leaves it by default (docs/security.md), as dbt's and Great Expectations' usage
+    # statistics are off too.
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     # A replaced table (a landing sheet's) is loaded into dlt's staging schema and swapped in
     # inside one transaction: readers never see it empty or half-written.
     os.environ.setdefault("DESTINATION__REPLACE_STRATEGY", "insert-from-staging")

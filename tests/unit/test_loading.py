@@ -39,21 +39,33 @@ def test_initial_load_equals_source(settings, world_dir):
     assert set(duplicate_keys(settings).values()) == {0}
 
 
-def test_a_load_starts_no_usage_telemetry(settings, monkeypatch):
-    """dlt's anonymous usage telemetry stays off (docs/security.md): after a load, no tracker
-    endpoint is set and no tracker thread runs."""
+def _load_and_report_telemetry(settings, queue) -> None:
+    """In a new interpreter: one load, then what dlt's telemetry holds."""
     import threading
 
     from dlt.common.runtime import anon_tracker, telemetry
 
-    # as in a new task process: telemetry not started yet, the variable not set
-    monkeypatch.delenv("RUNTIME__DLTHUB_TELEMETRY", raising=False)
-    anon_tracker.disable_anon_tracker()
-    monkeypatch.setattr(telemetry, "_TELEMETRY_STARTED", False)
+    os.environ.pop("RUNTIME__DLTHUB_TELEMETRY", None)  # as in a task process: not set
     load_source("marketing", day_window(UNTIL), settings=settings, run_id="test__telemetry")
-    assert telemetry.is_telemetry_started()  # dlt did read its configuration
-    assert anon_tracker._ANON_TRACKER_ENDPOINT is None
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("anon_tracker")]
+    threads = [t.name for t in threading.enumerate()]
+    queue.put((telemetry.is_telemetry_started(), anon_tracker._ANON_TRACKER_ENDPOINT, threads))
+
+
+def test_a_load_starts_no_usage_telemetry(settings):
+    """dlt's anonymous usage telemetry stays off (docs/security.md). dlt decides once per
+    process, when its runtime is first set up, so the load runs in a new interpreter: after
+    it, dlt's runtime is set up, no tracker endpoint is set and no tracker thread runs."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_load_and_report_telemetry, args=(settings, queue))
+    child.start()
+    try:
+        started, endpoint, threads = queue.get(timeout=300)
+    finally:
+        child.join(timeout=60)
+    assert started  # dlt did set up its runtime during the load
+    assert endpoint is None
+    assert not [name for name in threads if name.startswith("anon_tracker")], threads
 
 
 def test_rerun_of_same_interval_changes_nothing(settings):

@@ -45,18 +45,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def dbt_imported() -> None:
-    """dbt imported once per test process, as the executor's preload leaves it in every task
-    process (ops_warehouse.preload): ``transform.dbt_invoke`` then runs dbt in a fork of this
-    process, as a pipeline task does, wherever no other thread runs, instead of a ``dbt``
-    command that imports dbt again for every invocation."""
-    from ops_warehouse import preload
-
-    if preload.enabled():
-        import dbt.cli.main  # noqa: F401
-
-
 SMALL_SCALE = 0.03
 HISTORY_DAYS = 120
 

@@ -97,9 +97,6 @@ def _intermediate_rewrites(settings) -> dict[str, tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def incremental_and_full(tmp_path_factory):
-    import threading
-    from contextlib import contextmanager
-
     from ops_demo import world
     from ops_demo.server import DemoServer
 
@@ -109,45 +106,23 @@ def incremental_and_full(tmp_path_factory):
     world.generate(
         world_dir, seed=11, scale=0.03, until=first_day, history_days=MARTS_HISTORY_DAYS - DAYS
     )
-    server = DemoServer(world_dir, marketing_token="m-token", support_token="s-token").start()
-    url = server.url
-    server.port = int(url.rsplit(":", 1)[1])  # the same address at every start
-    server.stop()
-
-    @contextmanager
-    def serving():
-        # the APIs answer only while a load reads them: with no thread of its own running,
-        # this process runs dbt in a fork, as a task does (transform.dbt_invoke), instead of
-        # a `dbt` command that imports dbt again
-        server.start()
-        try:
-            yield
-        finally:
-            server.stop()
-            # its handlers end once their hung-up keep-alive connections notice
-            for thread in threading.enumerate():
-                if thread.name.endswith("(process_request_thread)"):
-                    thread.join(timeout=5)
-
-    inc = make_settings(root / "inc", world_dir, url)
-    with serving():
+    with DemoServer(world_dir, marketing_token="m-token", support_token="s-token") as server:
+        inc = make_settings(root / "inc", world_dir, server.url)
         _load(inc, first_day)
-    dbt_invoke(["build", *NO_TESTS], settings=inc, as_of=first_day)
-    first_reads = {}
-    for offset in range(1, DAYS + 1):
-        day = first_day + timedelta(days=offset)
-        world.advance(world_dir, days=1)
-        with serving():
+        dbt_invoke(["build", *NO_TESTS], settings=inc, as_of=first_day)
+        first_reads = {}
+        for offset in range(1, DAYS + 1):
+            day = first_day + timedelta(days=offset)
+            world.advance(world_dir, days=1)
             _load(inc, day)
-        if offset == 1:
-            first_reads = _staging_reads(inc, day)
-        dbt_invoke(["run"], settings=inc, as_of=day)
-        if offset == 1:
-            first_reads |= _intermediate_rewrites(inc)
-    full = make_settings(root / "full", world_dir, url)
-    with serving():
+            if offset == 1:
+                first_reads = _staging_reads(inc, day)
+            dbt_invoke(["run"], settings=inc, as_of=day)
+            if offset == 1:
+                first_reads |= _intermediate_rewrites(inc)
+        full = make_settings(root / "full", world_dir, server.url)
         _load(full, MARTS_UNTIL)
-    dbt_invoke(["build", "--full-refresh", *NO_TESTS], settings=full, as_of=MARTS_UNTIL)
+        dbt_invoke(["build", "--full-refresh", *NO_TESTS], settings=full, as_of=MARTS_UNTIL)
     return inc, full, first_reads
 
 

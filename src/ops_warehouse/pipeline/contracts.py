@@ -53,6 +53,11 @@ def raw_schema(source: str) -> str:
     return f"raw_{source}"
 
 
+def raw_staging_schema(source: str) -> str:
+    """The schema where dlt stages a source's merge and replace loads before it swaps them in."""
+    return f"{raw_schema(source)}_staging"
+
+
 def raw_table(source: str, name: str) -> str:
     """A raw table's qualified name, as the audit tables record it: ``raw_<source>.<name>``."""
     return f"{raw_schema(source)}.{name}"

@@ -33,6 +33,7 @@ from ops_warehouse.pipeline.contracts import (
     Entity,
     entities_of,
     raw_schema,
+    raw_staging_schema,
     raw_table,
 )
 from ops_warehouse.pipeline.sources import landing, marketing, sales, support
@@ -452,7 +453,7 @@ def widen_to_contract(pipeline, settings: Settings, source: str) -> list[str]:
         return []
     with engine(settings).transaction() as db:
         for entity, field in stale:
-            for dataset in (raw_schema(source), f"{raw_schema(source)}_staging"):
+            for dataset in (raw_schema(source), raw_staging_schema(source)):
                 if db.has_table(dataset, entity.name):
                     db.execute(
                         f'alter table "{dataset}"."{entity.name}" '

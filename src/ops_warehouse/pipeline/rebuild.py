@@ -23,7 +23,14 @@ import pyarrow as pa
 from ops_warehouse.errors import OpsWarehouseError
 from ops_warehouse.files import sql_literal
 from ops_warehouse.pipeline.audit import record_raw_removal
-from ops_warehouse.pipeline.contracts import SOURCES, Entity, entities_of, raw_schema, raw_table
+from ops_warehouse.pipeline.contracts import (
+    SOURCES,
+    Entity,
+    entities_of,
+    raw_schema,
+    raw_staging_schema,
+    raw_table,
+)
 from ops_warehouse.pipeline.loading import (
     LOAD_BATCH_ROWS,
     QUARANTINE_TABLE,
@@ -140,7 +147,7 @@ def _raw_rows(settings: Settings, source: str) -> dict[str, int]:
 def _drop_raw(settings: Settings, source: str) -> None:
     """Start ``raw_<source>`` and the source's dlt pipeline from nothing."""
     with engine(settings).transaction() as db:
-        for schema in (raw_schema(source), f"{raw_schema(source)}_staging"):
+        for schema in (raw_schema(source), raw_staging_schema(source)):
             db.execute(f'drop schema if exists "{schema}" cascade')
         # what the archive no longer holds leaves staging at the next build
         for entity in entities_of(source):
